@@ -1,0 +1,29 @@
+# The quick start: `make serve` then `make test`. `make install` builds .venv; the others call it.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install serve test lint bench-train bench-api clean
+
+install: $(STAMP)
+
+# torch==2.13.0 first: it is the CPU build on this disk; anything else would pull a CUDA build.
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q --config-settings editable_mode=compat -e '.[dev]'
+	touch $(STAMP)
+
+serve: install
+	$(BIN)/loraforge serve
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check loraforge tests bench
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,51 @@
+"""The `loraforge` command line: serve | worker | keys | train | models | generate.
+
+Each subcommand lives in its own module under `loraforge.commands` with `register(subparsers)`;
+this module only wires them together and turns a LoraforgeError into one clear line on stderr and
+a non-zero exit code, never a traceback. Heavy imports (torch, diffusers) happen inside the
+commands that need them so `loraforge keys create` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from loraforge.errors import LoraforgeError
+
+COMMAND_MODULES = ("serve", "worker", "keys", "train", "models", "generate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loraforge", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"loraforge.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"loraforge.commands.{name}":
+                raise
+            continue  # that subcommand is not built yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except LoraforgeError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

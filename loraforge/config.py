@@ -1,0 +1,140 @@
+"""The one Settings object of loraforge, read from the environment (prefix `LORAFORGE_`).
+
+Nothing else in the package reads `os.environ`: `create_app(settings)`, the worker and the CLI
+each receive a Settings instance and pass it down. Unsafe or contradictory values are refused
+here, at start, with a message naming the variable, so that a misconfigured service never half
+starts.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from loraforge.errors import ConfigError
+
+MB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="LORAFORGE_", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str = ""  # default: sqlite file in data_dir
+    storage_url: str = ""  # default: local disk in data_dir/storage; or s3://bucket/prefix
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    broker_url: str = ""  # default: embedded in-process worker
+    public_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    api_key: str | None = None
+    secret_key: str | None = None  # signs local pre-signed URLs; default: kept in data_dir
+    model_qwen: str | None = None  # hub id or local path; default: tiny demo model
+    model_flux: str | None = None
+    allow_private_urls: bool = False
+    max_upload_bytes: int = Field(100 * MB, gt=0)
+    max_request_bytes: int = Field(1 * MB, gt=0)
+    download_timeout_s: float = Field(60.0, gt=0)
+    presign_expiry_s: int = Field(3600, gt=0, le=7 * 24 * 3600)
+    lease_seconds: int = Field(300, ge=10)
+    checkpoint_every: int = Field(250, ge=1)
+    inference_cache_size: int = Field(4, ge=1)
+    machine_type: str = "NVIDIA_H100"
+    log_level: str = "INFO"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_http(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError("LORAFORGE_PUBLIC_URL must be an http(s) URL such as http://host:8000")
+        return value.rstrip("/")
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_scheme(cls, value: str) -> str:
+        if value and urlparse(value).scheme not in ("s3", "file"):
+            raise ValueError("LORAFORGE_STORAGE_URL must be s3://bucket/prefix or file:///path")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: str) -> str:
+        allowed = ("redis", "rediss", "amqp", "amqps", "pyamqp")
+        if value and urlparse(value).scheme not in allowed:
+            raise ValueError("LORAFORGE_BROKER_URL must be redis://... or amqp://... (or empty)")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_long_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 16:
+            raise ValueError("LORAFORGE_SECRET_KEY must be at least 16 characters")
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key_long_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 8:
+            raise ValueError("LORAFORGE_API_KEY must be at least 8 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.storage_url.startswith("s3://") and not urlparse(self.storage_url).netloc:
+            raise ValueError("LORAFORGE_STORAGE_URL s3://... needs a bucket name")
+        if self.uses_broker and self.database_url.startswith("sqlite"):
+            raise ValueError(
+                "a worker fleet (LORAFORGE_BROKER_URL) needs a shared database: set "
+                "LORAFORGE_DATABASE_URL to postgresql+psycopg://..."
+            )
+        return self
+
+    @property
+    def uses_broker(self) -> bool:
+        return bool(self.broker_url)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'loraforge.db').resolve()}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or f"file://{(self.data_dir / 'storage').resolve()}"
+
+    @property
+    def tiny_models_dir(self) -> Path:
+        return (self.data_dir / "tiny-models").resolve()
+
+    def signing_secret(self) -> bytes:
+        """The key for HMAC-signed local URLs: the setting, else one kept in data_dir."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_urlsafe(32))
+            tmp.replace(path)
+        return path.read_text().strip().encode()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment plus overrides; a bad value raises ConfigError."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except PydanticValidationError as exc:
+        problems = "; ".join(
+            f"LORAFORGE_{'.'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None

@@ -1,0 +1,1 @@
+"""console package (see ../shared/DESIGN.md)."""

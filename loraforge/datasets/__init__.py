@@ -1,0 +1,1 @@
+"""datasets package (see ../shared/DESIGN.md)."""

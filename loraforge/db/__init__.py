@@ -1,0 +1,1 @@
+"""db package (see ../shared/DESIGN.md)."""

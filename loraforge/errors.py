@@ -1,0 +1,93 @@
+"""The one exception hierarchy of loraforge.
+
+Domain code raises these and never HTTP errors; the API's single handler maps each class to a
+status code and renders `{"error": message}`. The CLI prints the message on one line and exits
+non-zero. Messages are written for the person who sent the request: they name the field or file
+and say what to do.
+"""
+
+
+class LoraforgeError(Exception):
+    """Root of every error loraforge raises on purpose."""
+
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(LoraforgeError):
+    """A setting is missing, unsafe or contradicts another; raised at start."""
+
+    status_code = 500
+
+
+class ValidationError(LoraforgeError):
+    """A request field or hyper-parameter is invalid; the message names the field."""
+
+    status_code = 400
+
+
+class AuthError(LoraforgeError):
+    """The `x-api-key` header is missing or unknown."""
+
+    status_code = 401
+
+
+class ForbiddenError(LoraforgeError):
+    """The key is valid but may not touch this resource."""
+
+    status_code = 403
+
+
+class NotFoundError(LoraforgeError):
+    """An id, slug or object does not exist (or is not visible to this key)."""
+
+    status_code = 404
+
+
+class ConflictError(LoraforgeError):
+    """The resource is in a state that forbids the request (e.g. a model not yet AVAILABLE)."""
+
+    status_code = 409
+
+
+class PayloadTooLargeError(LoraforgeError):
+    """A body, upload or remote file is over its size cap."""
+
+    status_code = 413
+
+
+class UnsafeURLError(ValidationError):
+    """A URL resolves to a loopback, private, link-local or metadata address (the SSRF guard)."""
+
+
+class DownloadError(LoraforgeError):
+    """A remote file could not be fetched (unreachable, wrong status, no Content-Length...)."""
+
+    status_code = 400
+
+
+class DatasetError(LoraforgeError):
+    """The dataset is unusable: hostile ZIP, too few images, corrupt files..."""
+
+    status_code = 400
+
+
+class StorageError(LoraforgeError):
+    """The object store failed or an object is missing."""
+
+    status_code = 502
+
+
+class TrainingError(LoraforgeError):
+    """Training could not run or finish (out of memory, NaN loss, missing weights...)."""
+
+    status_code = 500
+
+
+class JobCancelled(LoraforgeError):
+    """Raised inside the worker when a job was cancelled; the job ends CANCELLED."""
+
+    status_code = 409

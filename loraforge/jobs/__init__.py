@@ -1,0 +1,1 @@
+"""jobs package (see ../shared/DESIGN.md)."""

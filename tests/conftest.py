@@ -1,0 +1,6 @@
+"""Shared pytest wiring: each fixture family lives in its own module under tests/fixtures/."""
+
+pytest_plugins = [
+    "tests.fixtures.backends",
+    "tests.fixtures.models",
+]
