@@ -1,0 +1,92 @@
+"""Which pipeline a base model name means, where its weights come from, and loading it.
+
+`base_model` is the API's name (QWEN, FLUX, FAST_FLUX). The weights are an explicit `--model`,
+else `LORAFORGE_MODEL_QWEN` / `LORAFORGE_MODEL_FLUX` (a hub id such as `Qwen/Qwen-Image` or
+`black-forest-labs/FLUX.1-dev`, or a local folder), else the tiny demo model kept in
+`settings.tiny_models_dir`, written on first use. Pipelines load in bf16 on a GPU and fp32 on the
+CPU, with `low_cpu_mem_usage`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+from loraforge.config import Settings
+from loraforge.errors import TrainingError, ValidationError
+
+logger = logging.getLogger(__name__)
+
+Family = Literal["qwen", "flux"]
+BASE_MODELS: dict[str, Family] = {"QWEN": "qwen", "FLUX": "flux", "FAST_FLUX": "flux"}
+# What to set LORAFORGE_MODEL_* to for the real weights.
+REAL_MODEL_IDS: dict[Family, str] = {"qwen": "Qwen/Qwen-Image", "flux": "black-forest-labs/FLUX.1-dev"}
+
+
+def family_of(base_model: str) -> Family:
+    """Map QWEN / FLUX / FAST_FLUX (any case) to the pipeline family."""
+    family = BASE_MODELS.get(str(base_model).strip().upper())
+    if family is None:
+        raise ValidationError(f"base_model must be one of {', '.join(BASE_MODELS)}; got {base_model!r}")
+    return family
+
+
+def ensure_tiny_models(dir: Path) -> dict[str, Path]:
+    """Write the tiny demo models into `dir` once, safely when several processes race to do it."""
+    from loraforge.training.tiny import TINY_NAMES, write_tiny_models
+
+    dir = Path(dir)
+    if all((dir / name / "model_index.json").exists() for name in TINY_NAMES.values()):
+        return {family: dir / name for family, name in TINY_NAMES.items()}
+    dir.mkdir(parents=True, exist_ok=True)
+    with open(dir / ".write.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the second process waits, then finds the folders written
+        try:
+            return write_tiny_models(dir)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def resolve_model_ref(base_model: str, settings: Settings, explicit: str | None = None) -> str:
+    """The hub id or local folder to load: explicit > LORAFORGE_MODEL_* > tiny demo model."""
+    family = family_of(base_model)
+    if explicit:
+        return str(explicit)
+    configured = settings.model_qwen if family == "qwen" else settings.model_flux
+    if configured:
+        return configured
+    return str(ensure_tiny_models(settings.tiny_models_dir)[family])
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pipeline_class(family: Family) -> Any:
+    from diffusers import FluxPipeline, QwenImagePipeline
+
+    return QwenImagePipeline if family == "qwen" else FluxPipeline
+
+
+def load_pipeline(family: Family, model_ref: str, device: str | None = None, **kwargs: Any) -> Any:
+    """Load the diffusers pipeline for `family` from `model_ref` onto `device` (auto by default)."""
+    import torch
+
+    device = device or default_device()
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    looks_local = model_ref.startswith(("/", ".", "~")) or Path(model_ref).exists()
+    if looks_local and not (Path(model_ref).expanduser() / "model_index.json").exists():
+        raise TrainingError(f"model {model_ref!r} is not a diffusers pipeline folder (no model_index.json)")
+    logger.info("loading %s pipeline from %s on %s (%s)", family, model_ref, device, dtype)
+    try:
+        pipe = pipeline_class(family).from_pretrained(
+            model_ref, dtype=dtype, low_cpu_mem_usage=True, **kwargs
+        )
+    except (OSError, ValueError) as exc:
+        raise TrainingError(f"could not load base model {model_ref!r}: {exc}") from exc
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
