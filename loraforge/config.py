@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     presign_expiry_s: int = Field(3600, gt=0, le=7 * 24 * 3600)
     lease_seconds: int = Field(300, ge=10)
     checkpoint_every: int = Field(250, ge=1)
+    job_timeout_s: int = Field(24 * 3600, ge=60)  # the longest job; broker timeouts exceed it
+    progress_interval_s: float = Field(1.0, ge=0)  # progress rows are written at most this often
+    webhook_max_attempts: int = Field(8, ge=1, le=20)
+    webhook_retry_base_s: float = Field(2.0, ge=0)  # doubles each retry unless Retry-After says
+    webhook_timeout_s: float = Field(10.0, gt=0)
     inference_cache_size: int = Field(4, ge=1)
     machine_type: str = "NVIDIA_H100"
     log_level: str = "INFO"

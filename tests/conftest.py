@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.fixtures.backends",
     "tests.fixtures.models",
+    "tests.fixtures.receiver",
 ]

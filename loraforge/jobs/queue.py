@@ -1,0 +1,95 @@
+"""The job queue: an in-process worker thread (the default) or Celery for a fleet of GPU workers.
+
+Both carry only job ids; the database stays the truth and the lease makes a second delivery
+harmless. `EmbeddedQueue` runs jobs one at a time on a background thread of the API process (one
+GPU, one job). `CeleryQueue` publishes to a queue named after the job's machine type, which the
+`loraforge worker --machine-type X` processes consume. `make_queue(settings, run)` picks one from
+`LORAFORGE_BROKER_URL`.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue as stdlib_queue
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from loraforge.config import Settings
+
+logger = logging.getLogger(__name__)
+
+RunJob = Callable[[str], None]
+
+
+class JobQueue(Protocol):
+    def enqueue(self, job_id: str, machine_type: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class EmbeddedQueue:
+    """A single background thread that runs queued job ids in order, skipping duplicates."""
+
+    def __init__(self, run: RunJob) -> None:
+        self._run = run
+        self._items: stdlib_queue.Queue[str | None] = stdlib_queue.Queue()
+        self._pending: set[str] = set()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="loraforge-embedded-worker", daemon=True)
+        self._thread.start()
+
+    def enqueue(self, job_id: str, machine_type: str) -> None:
+        with self._lock:
+            if job_id in self._pending:
+                return
+            self._pending.add(job_id)
+        self._items.put(job_id)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop after the current job; a job cut short keeps its checkpoint and is recovered later."""
+        self._items.put(None)
+        self._thread.join(timeout)
+
+    def idle(self) -> bool:
+        with self._lock:
+            return not self._pending
+
+    def _loop(self) -> None:
+        while True:
+            job_id = self._items.get()
+            if job_id is None:
+                return
+            try:
+                self._run(job_id)
+            except Exception:  # run() ends jobs FAILED itself; this only guards the thread
+                logger.exception("job %s: embedded worker crashed", job_id)
+            finally:
+                with self._lock:
+                    self._pending.discard(job_id)
+
+
+class CeleryQueue:
+    """Publishes job ids to Celery, routed to the queue of the job's machine type."""
+
+    def __init__(self, settings: Settings) -> None:
+        from loraforge.jobs.celery_app import make_celery
+
+        self._settings = settings
+        self._app = make_celery(settings)
+
+    def enqueue(self, job_id: str, machine_type: str) -> None:
+        from loraforge.jobs.celery_app import RUN_JOB_TASK, job_queue
+
+        queue = job_queue(self._settings, machine_type)
+        self._app.send_task(RUN_JOB_TASK, args=[job_id], queue=queue, routing_key=queue.name)
+        logger.info("job %s published to %s", job_id, queue.name)
+
+    def close(self) -> None:
+        self._app.close()
+
+
+def make_queue(settings: Settings, run: RunJob) -> JobQueue:
+    if settings.uses_broker:
+        return CeleryQueue(settings)
+    return EmbeddedQueue(run)
