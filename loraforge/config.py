@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from loraforge.errors import ConfigError
@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     storage_url: str = ""  # default: local disk in data_dir/storage; or s3://bucket/prefix
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
+    # optional: without them boto3's standard chain (AWS_ACCESS_KEY_ID, profiles, roles) is used
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
     broker_url: str = ""  # default: embedded in-process worker
     public_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"

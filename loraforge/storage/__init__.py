@@ -1,1 +1,27 @@
-"""Object storage: one protocol (`ObjectStore`), a local-disk backend and an S3 backend."""
+"""Object storage: one protocol (`ObjectStore`), a local-disk backend and an S3 backend.
+
+`open_store(settings)` picks the backend from `settings.resolved_storage_url`: `file:///path`
+(the default, under DATA_DIR) or `s3://bucket/prefix` (with S3_ENDPOINT_URL for any S3-compatible
+server).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from loraforge.config import Settings
+from loraforge.storage.base import ObjectStore, StoredObject, validate_key
+from loraforge.storage.local import LocalStore
+
+__all__ = ["LocalStore", "ObjectStore", "StoredObject", "open_store", "validate_key"]
+
+
+def open_store(settings: Settings) -> ObjectStore:
+    """The store the settings name; an S3 bucket is created if it does not exist yet."""
+    url = urlsplit(settings.resolved_storage_url)
+    if url.scheme == "s3":
+        from loraforge.storage.s3 import S3Store  # boto3 is only imported when S3 is used
+
+        return S3Store.from_settings(settings)
+    return LocalStore(Path(unquote(url.path)), settings.public_url, settings.signing_secret())

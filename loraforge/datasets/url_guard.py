@@ -1,0 +1,121 @@
+"""The SSRF guard: refuse URLs whose host resolves to an address the service must not reach.
+
+A user hands us URLs (dataset ZIPs, webhook targets) that the server then fetches; without this
+check they could make it read cloud metadata (169.254.169.254) or internal services. Every A and
+AAAA record of the host is checked, since an attacker controls which one a later connect would
+pick; `resolve_safe` returns the checked addresses so callers can pin the connection to them and
+close the DNS-rebinding window. `allow_private` (LORAFORGE_ALLOW_PRIVATE_URLS) lifts the address
+checks for tests and local demos; the http/https rule always holds.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from loraforge.errors import UnsafeURLError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+METADATA_ADDRESSES = {
+    ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack...
+    ipaddress.ip_address("fd00:ec2::254"),  # AWS over IPv6
+    ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
+}
+CGNAT = ipaddress.ip_network("100.64.0.0/10")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def refusal_reason(address: IPAddress) -> str | None:
+    """Why `address` may not be fetched, or None if it is a public unicast address."""
+    if address in METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address in NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            inner = refusal_reason(embedded)
+            return f"an IPv6 form of {embedded}, {inner}" if inner else None
+    checks = [
+        ("is_loopback", "a loopback address"),
+        ("is_unspecified", "the unspecified address"),
+        ("is_link_local", "a link-local address"),
+        ("is_multicast", "a multicast address"),
+        ("is_private", "a private-network address"),
+        ("is_reserved", "a reserved address"),
+    ]
+    for attribute, reason in checks:
+        if getattr(address, attribute):
+            return reason
+    if isinstance(address, ipaddress.IPv4Address) and address in CGNAT:
+        return "a carrier-grade NAT (100.64.0.0/10) address"
+    if not address.is_global:
+        return "not a globally routable address"
+    return None
+
+
+def split_url(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an http(s) URL, or UnsafeURLError saying what is wrong with it."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeURLError(f"{url!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeURLError(f"{url!r} must be an http:// or https:// URL")
+    host = parts.hostname
+    if not host:
+        raise UnsafeURLError(f"{url!r} has no host name")
+    return parts.scheme, host, port or (443 if parts.scheme == "https" else 80)
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address `host` resolves to (an IP literal resolves to itself)."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UnsafeURLError(f"the host {host!r} cannot be resolved ({exc}); check the URL") from None
+    addresses: list[IPAddress] = []
+    for _family, _type, _proto, _name, sockaddr in infos:
+        # strip an IPv6 zone id ("fe80::1%eth0") before parsing
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if address not in addresses:
+            addresses.append(address)
+    if not addresses:
+        raise UnsafeURLError(f"the host {host!r} has no addresses; check the URL")
+    return addresses
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def resolve_safe(url: str, allow_private: bool) -> tuple[str, int, list[IPAddress]]:
+    """(host, port, addresses) of `url` once every address has passed the guard."""
+    _scheme, host, port = split_url(url)
+    addresses = resolve(host, port)
+    if not allow_private:
+        for address in addresses:
+            reason = refusal_reason(address)
+            if reason:
+                shown = host if _is_literal(host) else f"{host} (resolves to {address})"
+                raise UnsafeURLError(
+                    f"refusing to fetch {url}: the host {shown} is {reason}; only public "
+                    "internet addresses are allowed (set LORAFORGE_ALLOW_PRIVATE_URLS=true for local use)"
+                )
+    return host, port, addresses
+
+
+def check_url(url: str, allow_private: bool) -> None:
+    """Raise UnsafeURLError unless `url` is http(s) and every address of its host is public."""
+    resolve_safe(url, allow_private)
