@@ -1,0 +1,100 @@
+"""Decoding and checking one dataset image with Pillow.
+
+`load_image` verifies the file's structure, checks the pixel count against the cap before any
+pixel is decoded (a decompression bomb is refused from its header), fully decodes it, applies
+the EXIF orientation and converts any mode (CMYK, RGBA and LA composited on white, 16-bit
+grayscale, palette, bilevel...) to 8-bit RGB. A file that cannot be used raises `ImageRejected`
+with a reason a person can act on; the caller decides whether that is a warning or an error.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP"})  # MPO: phone JPEGs with extra frames
+_SIXTEEN_BIT = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
+
+
+class ImageRejected(Exception):
+    """One file is unusable; `reason` says why (not a LoraforgeError: it is never shown alone)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An image ready for cropping: RGB pixels after EXIF rotation, and what it was before."""
+
+    image: Image.Image
+    original_size: tuple[int, int]  # as stored in the file, before EXIF rotation
+    format: str
+    mode: str
+
+
+def _high_bit_to_l(image: Image.Image) -> Image.Image:
+    """16/32-bit grayscale to 8-bit: scale by the container's range rather than clip at 255."""
+    pixels = np.asarray(image)
+    if image.mode == "F":
+        peak = float(pixels.max()) if pixels.size else 1.0
+        scaled = pixels / max(1.0, peak) * 255.0
+    else:
+        peak = 65535.0 if image.mode.startswith("I;16") or pixels.max(initial=0) > 255 else 255.0
+        scaled = pixels.astype(np.float64) / peak * 255.0
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode as 8-bit RGB; transparency is composited on white."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in _SIXTEEN_BIT or image.mode == "F":
+        return _high_bit_to_l(image).convert("RGB")
+    if (image.mode == "P" and "transparency" in image.info) or image.mode in ("PA", "RGBa", "La"):
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_image(path: Path, *, max_pixels: int) -> LoadedImage:
+    """Decode `path` fully and return it as RGB, or raise ImageRejected saying why not."""
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel cap decides; Pillow's bomb warning would only add noise to the logs.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as probe:
+                fmt = probe.format or "unknown"
+                if fmt not in ACCEPTED_FORMATS:
+                    raise ImageRejected(f"unsupported format {fmt}; use JPEG, PNG or WEBP")
+                width, height = probe.size
+                if width * height > max_pixels:
+                    raise ImageRejected(
+                        f"{width}x{height} is {width * height / 1e6:.0f} megapixels, over the "
+                        f"{max_pixels / 1e6:.0f} megapixel cap; downscale it"
+                    )
+                probe.verify()
+            # verify() leaves the image unusable, so decode from a fresh handle.
+            with Image.open(path) as image:
+                image.load()
+                mode = image.mode
+                rotated = ImageOps.exif_transpose(image) or image
+                rgb = to_rgb(rotated)
+                rgb.load()
+    except ImageRejected:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageRejected(f"too many pixels (over the {max_pixels / 1e6:.0f} megapixel cap)") from None
+    except Image.UnidentifiedImageError:
+        raise ImageRejected("not a readable image (unrecognised or corrupt data)") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow signals corrupt data with many exception types
+        raise ImageRejected(f"corrupt or truncated image ({type(exc).__name__}: {exc})") from None
+    return LoadedImage(image=rgb, original_size=(width, height), format=fmt, mode=mode)

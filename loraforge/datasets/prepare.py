@@ -1,0 +1,209 @@
+"""`prepare_dataset`: from a user's ZIP or folder to cropped, captioned, bucketed training images.
+
+This is the one entry point the training engine and the worker call. It gathers the files
+(extracting a ZIP safely), decodes and checks every image, drops unusable ones with a reason,
+picks each image's aspect-ratio bucket, crops (around the largest face when face_crop is on) and
+resizes it to that bucket, saves it as RGB PNG under `work_dir/images`, chooses its caption
+(always containing the trigger word), and writes `work_dir/dataset_report.json`. The images
+folder appears only when the whole dataset succeeded, so a half-prepared folder never looks
+complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from loraforge.datasets.buckets import Size, center_box, fit_to_bucket, make_buckets, nearest_bucket
+from loraforge.datasets.captions import Captioner, caption_files, caption_key, choose_caption
+from loraforge.datasets.face_crop import FaceFinder, face_box
+from loraforge.datasets.images import ImageRejected, load_image
+from loraforge.datasets.limits import DatasetLimits
+from loraforge.datasets.report import REPORT_NAME, DatasetDigest, DatasetReport, DroppedFile, KeptImage
+from loraforge.datasets.sources import gather_files, is_image_name
+from loraforge.errors import DatasetError, ValidationError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MIN_IMAGES = 2
+IMAGES_DIR = "images"
+
+
+@dataclass(frozen=True)
+class DatasetItem:
+    """One training example: a processed RGB PNG of exactly `bucket` size, and its caption."""
+
+    image_path: Path
+    caption: str
+    bucket: Size
+    source_name: str
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    """The result of prepare_dataset; `buckets` groups the items by training size."""
+
+    items: tuple[DatasetItem, ...]
+    warnings: tuple[str, ...]
+    report_path: Path
+    dataset_sha256: str
+    resolution: int
+    trigger_word: str
+
+    @property
+    def buckets(self) -> dict[Size, tuple[DatasetItem, ...]]:
+        groups: dict[Size, list[DatasetItem]] = {}
+        for item in self.items:
+            groups.setdefault(item.bucket, []).append(item)
+        return {bucket: tuple(items) for bucket, items in sorted(groups.items())}
+
+
+def _check_arguments(trigger_word: str, resolution: int, min_images: int) -> str:
+    trigger = trigger_word.strip() if isinstance(trigger_word, str) else ""
+    if not trigger:
+        raise ValidationError("trigger_word must not be empty: it is the word that calls up the LoRA")
+    if not isinstance(resolution, int) or resolution < 16 or resolution > 4096 or resolution % 16:
+        raise ValidationError(f"resolution must be a multiple of 16 between 16 and 4096, got {resolution!r}")
+    if min_images < 1:
+        raise ValidationError(f"min_images must be at least 1, got {min_images!r}")
+    return trigger
+
+
+def _output_name(index: int, source: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", PurePosixPath(source).stem).strip("._")[:60]
+    return f"{index:04d}-{stem or 'image'}.png"
+
+
+def _too_few_message(report: DatasetReport, found: int, min_images: int) -> str:
+    if found == 0:
+        others = f"; {len(report.ignored)} other entries were ignored" if report.ignored else ""
+        return f"the dataset holds no images (.jpg, .jpeg, .png or .webp){others}; add at least {min_images}"
+    dropped = "; ".join(f"{d.source}: {d.reason}" for d in report.dropped[:10])
+    more = f" (and {len(report.dropped) - 10} more)" if len(report.dropped) > 10 else ""
+    why = f" ({dropped}{more})" if dropped else ""
+    return (
+        f"the dataset has {len(report.kept)} usable images but needs at least {min_images}: "
+        f"found {found}, dropped {len(report.dropped)}{why}; add more JPEG, PNG or WEBP images "
+        "or replace the broken ones"
+    )
+
+
+def prepare_dataset(
+    source: Path,
+    work_dir: Path,
+    *,
+    trigger_word: str,
+    instance_prompt: str | None = None,
+    resolution: int,
+    face_crop: bool = False,
+    captioner: Captioner | None = None,
+    min_images: int = DEFAULT_MIN_IMAGES,
+    limits: DatasetLimits | None = None,
+) -> PreparedDataset:
+    """Prepare `source` (a .zip or a folder) for training in `work_dir`; DatasetError if unusable."""
+    trigger = _check_arguments(trigger_word, resolution, min_images)
+    limits = limits or DatasetLimits()
+    source, work_dir = Path(source), Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    report = DatasetReport(
+        source=source.name,
+        trigger_word=trigger,
+        instance_prompt=instance_prompt,
+        resolution=resolution,
+        face_crop=face_crop,
+        auto_caption=captioner is not None,
+        min_images=min_images,
+    )
+    report_path = work_dir / REPORT_NAME
+    scratch = Path(tempfile.mkdtemp(prefix=".extract-", dir=work_dir))
+    staging = Path(tempfile.mkdtemp(prefix=".images-", dir=work_dir))
+    try:
+        gathered = gather_files(source, scratch, limits)
+        report.ignored = [DroppedFile(name, reason) for name, reason in gathered.ignored]
+        captions = caption_files(gathered.files)
+        names = sorted(name for name in gathered.files if is_image_name(name))
+        finder = FaceFinder() if face_crop else None
+        buckets = make_buckets(resolution)
+        min_side = max(1, resolution // 4)
+        digest = DatasetDigest()
+        items: list[DatasetItem] = []
+        for name in names:
+            try:
+                loaded = load_image(gathered.files[name], max_pixels=limits.max_image_pixels)
+                if min(loaded.image.size) < min_side:
+                    raise ImageRejected(
+                        f"too small ({loaded.image.width}x{loaded.image.height}); the short side "
+                        f"needs at least {min_side} px at resolution {resolution}"
+                    )
+            except ImageRejected as exc:
+                report.dropped.append(DroppedFile(name, exc.reason))
+                report.warnings.append(f"{name} was dropped: {exc.reason}")
+                continue
+            image = loaded.image
+            bucket = nearest_bucket(image.size, buckets)
+            face = finder.largest_face(image) if finder is not None else None
+            if finder is not None and face is None:
+                report.warnings.append(f"{name}: no face found for face_crop; used a centre crop")
+            box = face_box(face, image.size, bucket) if face else center_box(image.size, bucket)
+            processed = fit_to_bucket(image, bucket, box)
+            caption, caption_source = choose_caption(
+                caption_file=captions.get(caption_key(name)),
+                image=processed,
+                captioner=captioner,
+                instance_prompt=instance_prompt,
+                trigger_word=trigger,
+                warnings=report.warnings,
+                name=name,
+            )
+            out_name = _output_name(len(items), name)
+            processed.save(staging / out_name, format="PNG", compress_level=1)
+            digest.add(name, caption, bucket, processed)
+            items.append(DatasetItem(work_dir / IMAGES_DIR / out_name, caption, bucket, name))
+            report.kept.append(
+                KeptImage(
+                    source=name,
+                    image=f"{IMAGES_DIR}/{out_name}",
+                    format=loaded.format,
+                    mode=loaded.mode,
+                    original_size=loaded.original_size,
+                    oriented_size=image.size,
+                    crop_box=box,
+                    bucket=bucket,
+                    caption=caption,
+                    caption_source=caption_source,
+                    face=face,
+                )
+            )
+        if len(items) < min_images:
+            report.error = _too_few_message(report, len(names), min_images)
+            report.write(report_path)
+            raise DatasetError(report.error)
+        report.dataset_sha256 = digest.hexdigest()
+        images_dir = work_dir / IMAGES_DIR
+        if images_dir.exists():
+            shutil.rmtree(images_dir)
+        os.replace(staging, images_dir)
+        report.write(report_path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info(
+        "prepared %s: %d images kept, %d dropped, sha256 %s",
+        source.name,
+        len(items),
+        len(report.dropped),
+        report.dataset_sha256[:12],
+    )
+    return PreparedDataset(
+        items=tuple(items),
+        warnings=tuple(report.warnings),
+        report_path=report_path,
+        dataset_sha256=report.dataset_sha256,
+        resolution=resolution,
+        trigger_word=trigger,
+    )

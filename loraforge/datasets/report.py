@@ -1,0 +1,95 @@
+"""The dataset report and the dataset hash.
+
+`DatasetReport` collects what happened to every file: images kept (original and final size,
+bucket, caption and where it came from, the face box when face_crop found one), images dropped
+and why, entries ignored, and warnings. `write` saves it as JSON atomically (temporary name,
+then rename), so a report on disk is always complete. `DatasetDigest` hashes the processed
+inputs (names, captions, buckets, pixels) in name order: identical data gives the identical
+hash on every run, and any change to an image or caption changes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+REPORT_NAME = "dataset_report.json"
+
+
+@dataclass
+class KeptImage:
+    source: str
+    image: str
+    format: str
+    mode: str
+    original_size: tuple[int, int]
+    oriented_size: tuple[int, int]
+    crop_box: tuple[int, int, int, int]
+    bucket: tuple[int, int]
+    caption: str
+    caption_source: str
+    face: tuple[int, int, int, int] | None = None
+
+
+@dataclass
+class DroppedFile:
+    source: str
+    reason: str
+
+
+@dataclass
+class DatasetReport:
+    source: str
+    trigger_word: str
+    instance_prompt: str | None
+    resolution: int
+    face_crop: bool
+    auto_caption: bool
+    min_images: int
+    kept: list[KeptImage] = field(default_factory=list)
+    dropped: list[DroppedFile] = field(default_factory=list)
+    ignored: list[DroppedFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    dataset_sha256: str = ""
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        buckets: dict[str, int] = {}
+        for item in self.kept:
+            key = f"{item.bucket[0]}x{item.bucket[1]}"
+            buckets[key] = buckets.get(key, 0) + 1
+        data["buckets"] = dict(sorted(buckets.items()))
+        data["counts"] = {
+            "kept": len(self.kept),
+            "dropped": len(self.dropped),
+            "ignored": len(self.ignored),
+        }
+        return data
+
+    def write(self, path: Path) -> Path:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+
+class DatasetDigest:
+    """Running sha256 over processed items, fed in a stable order."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def add(self, source: str, caption: str, bucket: tuple[int, int], image: Image.Image) -> None:
+        header = json.dumps([source, caption, list(bucket), image.mode], ensure_ascii=False)
+        self._hash.update(header.encode("utf-8") + b"\0")
+        self._hash.update(hashlib.sha256(image.tobytes()).digest())
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()

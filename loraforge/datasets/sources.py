@@ -1,0 +1,62 @@
+"""Where a dataset's files come from: a ZIP archive (extracted safely) or a local folder.
+
+`gather_files` turns either into one mapping from a relative POSIX name (`people/ann.jpg`) to a
+file on disk, holding only images and caption `.txt` files, plus the list of entries it skipped
+and why. Names are the dataset's identity in warnings, the report and the dataset hash, so a
+folder and a ZIP of the same folder yield the same names.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+from loraforge.datasets.limits import DatasetLimits
+from loraforge.datasets.zipsafe import Extraction, extract_zip, junk_reason
+from loraforge.errors import DatasetError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+CAPTION_SUFFIX = ".txt"
+
+
+def is_image_name(name: str) -> bool:
+    return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def is_wanted(name: str) -> bool:
+    """Images and captions are kept; everything else in a dataset is ignored."""
+    return is_image_name(name) or PurePosixPath(name).suffix.lower() == CAPTION_SUFFIX
+
+
+def _walk_folder(folder: Path, limits: DatasetLimits) -> Extraction:
+    out = Extraction()
+    count = 0
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs.sort()
+        for filename in sorted(files):
+            path = Path(root) / filename
+            name = path.relative_to(folder).as_posix()
+            count += 1
+            if count > limits.max_entries:
+                raise DatasetError(f"the folder has more than {limits.max_entries} files; use fewer files")
+            reason = junk_reason(name)
+            if reason is None and path.is_symlink():
+                reason = "symbolic link"
+            if reason is None and not is_wanted(name):
+                reason = "not an image or caption (.jpg, .jpeg, .png, .webp, .txt)"
+            if reason is None and path.stat().st_size > limits.max_entry_bytes:
+                reason = f"larger than the {limits.max_entry_bytes // (1024 * 1024)} MiB cap per file"
+            if reason is not None:
+                out.ignored.append((name, reason))
+            else:
+                out.files[name] = path
+    return out
+
+
+def gather_files(source: Path, scratch: Path, limits: DatasetLimits) -> Extraction:
+    """Images and captions of `source` (a .zip or a folder); a ZIP is extracted under `scratch`."""
+    if not source.exists():
+        raise DatasetError(f"dataset {str(source)!r} does not exist")
+    if source.is_dir():
+        return _walk_folder(source, limits)
+    return extract_zip(source, scratch, limits, is_wanted)

@@ -1,0 +1,185 @@
+"""Safe extraction of a user's dataset ZIP.
+
+`extract_zip` refuses, before writing anything, archives that are too big, have too many
+entries, declare entries or a total that is too large, compress suspiciously well, hold a path
+that escapes the destination (`../`, absolute, drive letter) or a symbolic link, or are
+encrypted. It then streams only the wanted entries to disk, counting the bytes really written
+so that an entry whose header lies about its size is caught. `__MACOSX/` and dotfiles are
+skipped. Every refusal is a DatasetError saying what is wrong and how to fix the archive.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import stat
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from loraforge.datasets.limits import MIB, DatasetLimits
+from loraforge.errors import DatasetError
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+@dataclass
+class Extraction:
+    """What came out of an archive: files written (relative names) and entries skipped, with why."""
+
+    files: dict[str, Path] = field(default_factory=dict)
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+
+
+def junk_reason(name: str) -> str | None:
+    """Why a relative path is junk that a dataset never means to include, or None."""
+    parts = PurePosixPath(name).parts
+    if parts and parts[0] == "__MACOSX":
+        return "macOS metadata (__MACOSX)"
+    if any(part.startswith(".") for part in parts):
+        return "hidden file"
+    return None
+
+
+def safe_name(raw: str) -> str:
+    """The entry's name as a clean relative POSIX path; DatasetError if it could escape."""
+    name = raw.replace("\\", "/")
+    if "\x00" in name:
+        raise DatasetError(f"ZIP entry {raw!r} has a NUL byte in its name; re-create the archive")
+    if name.startswith("/") or _DRIVE.match(name):
+        raise DatasetError(
+            f"ZIP entry {raw!r} has an absolute path; re-create the archive with relative paths"
+        )
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise DatasetError(
+            f"ZIP entry {raw!r} points outside the archive ('..'); re-create the archive "
+            "from inside the image folder"
+        )
+    return "/".join(parts)
+
+
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    # Unix tools store the st_mode in the high 16 bits of external_attr.
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+def _check_entry(info: zipfile.ZipInfo, name: str, limits: DatasetLimits) -> None:
+    if info.flag_bits & 0x1:
+        raise DatasetError(f"ZIP entry {name!r} is password-protected; upload an unencrypted archive")
+    if info.file_size > limits.max_entry_bytes:
+        raise DatasetError(
+            f"ZIP entry {name!r} is {info.file_size / MIB:.1f} MiB uncompressed, over the "
+            f"{limits.max_entry_bytes / MIB:.0f} MiB cap per file; shrink or remove it"
+        )
+    if info.file_size >= limits.ratio_check_min_bytes and info.file_size > limits.max_compression_ratio * max(
+        info.compress_size, 1
+    ):
+        raise DatasetError(
+            f"ZIP entry {name!r} compresses {info.file_size / max(info.compress_size, 1):.0f}:1, "
+            f"over the {limits.max_compression_ratio:.0f}:1 cap; this looks like a ZIP bomb, "
+            "not photos"
+        )
+
+
+def _open_archive(archive: Path, limits: DatasetLimits) -> zipfile.ZipFile:
+    size = archive.stat().st_size
+    if size > limits.max_archive_bytes:
+        raise DatasetError(
+            f"the archive is {size / MIB:.1f} MiB, over the {limits.max_archive_bytes / MIB:.0f} MiB "
+            "cap; upload fewer or smaller images"
+        )
+    if not zipfile.is_zipfile(archive):
+        raise DatasetError(
+            f"{archive.name!r} is not a ZIP archive (or is damaged); upload a .zip file of JPEG, PNG or WEBP images"
+        )
+    try:
+        return zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+        raise DatasetError(f"{archive.name!r} is a corrupt ZIP archive ({exc}); re-create it") from None
+
+
+def _plan(
+    zf: zipfile.ZipFile, limits: DatasetLimits, wanted: Callable[[str], bool], out: Extraction
+) -> list[tuple[zipfile.ZipInfo, str]]:
+    """Check every entry's name and header; return the entries to extract."""
+    infos = zf.infolist()
+    if len(infos) > limits.max_entries:
+        raise DatasetError(
+            f"the archive has {len(infos)} entries, over the cap of {limits.max_entries}; upload fewer files"
+        )
+    chosen: list[tuple[zipfile.ZipInfo, str]] = []
+    seen: set[str] = set()
+    declared_total = 0
+    for info in infos:
+        name = safe_name(info.filename)
+        if _is_symlink(info):
+            raise DatasetError(
+                f"ZIP entry {info.filename!r} is a symbolic link; re-create the archive without links"
+            )
+        if info.is_dir() or not name:
+            continue
+        reason = junk_reason(name)
+        if reason is None and not wanted(name):
+            reason = "not an image or caption (.jpg, .jpeg, .png, .webp, .txt)"
+        if reason is None and name in seen:
+            reason = "duplicate name in the archive"
+        if reason is not None:
+            out.ignored.append((name, reason))
+            continue
+        _check_entry(info, name, limits)
+        declared_total += info.file_size
+        if declared_total > limits.max_total_bytes:
+            raise DatasetError(
+                f"the archive's files add up to more than {limits.max_total_bytes / MIB:.0f} MiB "
+                "uncompressed; upload fewer or smaller images"
+            )
+        seen.add(name)
+        chosen.append((info, name))
+    return chosen
+
+
+def _stream(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, target: Path, budget: int) -> int:
+    """Copy one entry to `target`; never writes more than its declared size or `budget` bytes."""
+    cap = min(info.file_size, budget)
+    written = 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with zf.open(info) as src, open(target, "wb") as dst:
+            while chunk := src.read(CHUNK):
+                written += len(chunk)
+                if written > cap:
+                    raise DatasetError(
+                        f"ZIP entry {name!r} inflates past the size its header declares; "
+                        "the archive is malformed or hostile"
+                    )
+                dst.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        raise DatasetError(
+            f"ZIP entry {name!r} could not be extracted ({exc}); the archive is corrupt or its "
+            "headers lie about the sizes: re-create it"
+        ) from None
+    except OSError as exc:
+        raise DatasetError(f"ZIP entry {name!r} could not be written ({exc.strerror})") from None
+    return written
+
+
+def extract_zip(
+    archive: Path, dest: Path, limits: DatasetLimits, wanted: Callable[[str], bool]
+) -> Extraction:
+    """Check `archive` whole, then extract the entries `wanted` accepts into `dest`."""
+    out = Extraction()
+    with _open_archive(archive, limits) as zf:
+        plan = _plan(zf, limits, wanted, out)
+        budget = limits.max_total_bytes
+        for info, name in plan:
+            target = dest.joinpath(*PurePosixPath(name).parts)
+            budget -= _stream(zf, info, name, target, budget)
+            out.files[name] = target
+    logger.info("extracted %d files from %s (%d ignored)", len(out.files), archive.name, len(out.ignored))
+    return out

@@ -1,0 +1,153 @@
+"""Hostile or broken archives are refused with a DatasetError a person can act on, and leave nothing behind."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from loraforge.datasets.limits import DatasetLimits
+from loraforge.datasets.prepare import prepare_dataset
+from loraforge.errors import DatasetError
+from tests.datasets import samples
+
+
+def prepare(source: Path, work: Path, **kwargs: object):
+    return prepare_dataset(source, work, trigger_word="TOK", instance_prompt=None, resolution=64, **kwargs)
+
+
+def assert_refused(source: Path, work: Path, match: str, **kwargs: object) -> DatasetError:
+    with pytest.raises(DatasetError, match=match) as caught:
+        prepare(source, work, **kwargs)
+    assert not (work / "images").exists(), "a refused dataset must not leave an images folder"
+    assert [p.name for p in work.iterdir() if p.name.startswith(".")] == [], "scratch dirs are cleaned"
+    return caught.value
+
+
+def test_a_zip_bomb_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    archive = samples.make_zip(tmp_path / "bomb.zip", {"photo.png": b"\0" * (20 * 1024 * 1024)})
+    assert archive.stat().st_size < 100_000
+    assert_refused(archive, tmp_path / "work", r"photo\.png.*compresses \d+:1.*ZIP bomb")
+
+
+def test_an_entry_whose_header_lies_about_its_size_is_caught_while_streaming(tmp_path: Path) -> None:
+    archive = samples.make_zip(tmp_path / "liar.zip", {"a.png": samples.png(), "b.png": b"\0" * 3_000_000})
+    samples.lie_about_size(archive, 1000)
+    error = assert_refused(archive, tmp_path / "work", r"headers lie about the sizes")
+    assert "a.png" in error.message or "b.png" in error.message
+
+
+def test_an_entry_over_the_per_file_cap_is_refused(tmp_path: Path) -> None:
+    archive = samples.make_zip(tmp_path / "big.zip", {"a.png": samples.png(), "b.png": samples.png(seed=1)})
+    limits = DatasetLimits(max_entry_bytes=1000)
+    assert_refused(archive, tmp_path / "work", r"'a.png' is .* MiB uncompressed, over the", limits=limits)
+
+
+def test_an_archive_over_the_total_cap_is_refused(tmp_path: Path) -> None:
+    archive = samples.make_zip(tmp_path / "big.zip", {"a.png": samples.png(), "b.png": samples.png(seed=1)})
+    size = len(samples.png())
+    limits = DatasetLimits(max_total_bytes=size + 10)
+    assert_refused(archive, tmp_path / "work", r"add up to more than", limits=limits)
+
+
+def test_an_archive_file_over_the_size_cap_is_refused(tmp_path: Path) -> None:
+    archive = samples.make_zip(tmp_path / "big.zip", {"a.png": samples.png(), "b.png": samples.png(seed=1)})
+    assert_refused(
+        archive,
+        tmp_path / "work",
+        r"the archive is .* MiB, over",
+        limits=DatasetLimits(max_archive_bytes=100),
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../evil.png", "photos/../../evil.png", "/etc/evil.png", "C:/evil.png", "C:\\evil.png", "..\\evil.png"],
+)
+def test_a_path_that_escapes_the_archive_is_refused(tmp_path: Path, name: str) -> None:
+    archive = samples.make_zip(tmp_path / "trav.zip", {"ok.png": samples.png()})
+    samples.add_raw_name(archive, name, samples.png(seed=2))
+    assert_refused(archive, tmp_path / "work", r"(outside the archive|absolute path)")
+    assert not (tmp_path / "evil.png").exists()
+
+
+def test_a_symlink_entry_is_refused(tmp_path: Path) -> None:
+    archive = samples.make_zip(
+        tmp_path / "link.zip", {"ok.png": samples.png(), "ok2.png": samples.png(seed=1)}
+    )
+    samples.add_symlink(archive, "passwd.png", "/etc/passwd")
+    assert_refused(archive, tmp_path / "work", r"'passwd.png' is a symbolic link")
+
+
+def test_too_many_entries_are_refused(tmp_path: Path) -> None:
+    entries: dict[str, bytes | str] = {f"c{i}.txt": "x" for i in range(6)}
+    archive = samples.make_zip(tmp_path / "many.zip", entries)
+    assert_refused(
+        archive, tmp_path / "work", r"6 entries, over the cap of 5", limits=DatasetLimits(max_entries=5)
+    )
+
+
+def test_a_file_that_is_not_a_zip_is_refused(tmp_path: Path) -> None:
+    fake = tmp_path / "data.zip"
+    fake.write_text("this is not an archive")
+    assert_refused(fake, tmp_path / "work", r"'data.zip' is not a ZIP archive")
+
+
+def test_a_truncated_zip_is_refused(tmp_path: Path) -> None:
+    archive = samples.make_zip(tmp_path / "cut.zip", {"a.png": samples.png(), "b.png": samples.png(seed=1)})
+    archive.write_bytes(archive.read_bytes()[:-30])
+    assert_refused(archive, tmp_path / "work", r"'cut.zip' is (not a ZIP archive|a corrupt ZIP)")
+
+
+def test_an_encrypted_entry_is_refused(tmp_path: Path) -> None:
+    archive = samples.make_zip(tmp_path / "enc.zip", {"a.png": samples.png()})
+    data = bytearray(archive.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.find(signature)
+        data[at + offset] |= 0x1  # the "encrypted" general-purpose flag
+    archive.write_bytes(bytes(data))
+    assert_refused(archive, tmp_path / "work", r"password-protected")
+
+
+def test_a_zip_without_images_says_so(tmp_path: Path) -> None:
+    archive = samples.make_zip(
+        tmp_path / "none.zip", {"readme.md": "hi", "__MACOSX/._a.png": b"x", "a.txt": "cap"}
+    )
+    error = assert_refused(archive, tmp_path / "work", r"holds no images .* add at least 2")
+    assert "2 other entries were ignored" in error.message
+
+
+def test_an_all_corrupt_dataset_names_every_file_and_the_minimum(tmp_path: Path) -> None:
+    archive = samples.make_zip(
+        tmp_path / "bad.zip",
+        {"one.jpg": b"garbage", "two.png": samples.png()[:60], "three.webp": b"RIFF0000WEBPjunk"},
+    )
+    error = assert_refused(archive, tmp_path / "work", r"0 usable images but needs at least 2")
+    for name in ("one.jpg", "two.png", "three.webp"):
+        assert name in error.message
+    assert "found 3, dropped 3" in error.message
+
+
+def test_too_few_images_after_drops_reports_counts_and_reasons(tmp_path: Path) -> None:
+    archive = samples.make_zip(
+        tmp_path / "few.zip",
+        {
+            "good.jpg": samples.jpeg(),
+            "tiny.png": samples.png(size=(8, 8)),
+            "broken.jpg": samples.jpeg()[:100],
+        },
+    )
+    error = assert_refused(archive, tmp_path / "work", r"1 usable images but needs at least 3", min_images=3)
+    assert "tiny.png: too small (8x8)" in error.message
+    assert "broken.jpg: corrupt or truncated" in error.message
+    assert (tmp_path / "work" / "dataset_report.json").exists(), "the report explains the refusal"
+
+
+def test_the_uncompressed_stored_entries_of_a_plain_zip_pass_the_ratio_check(tmp_path: Path) -> None:
+    archive = samples.make_zip(
+        tmp_path / "stored.zip",
+        {"a.png": samples.png(), "b.jpg": samples.jpeg()},
+        compression=zipfile.ZIP_STORED,
+    )
+    assert len(prepare(archive, tmp_path / "work").items) == 2
