@@ -2,6 +2,8 @@
 
 pytest_plugins = [
     "tests.fixtures.backends",
+    "tests.fixtures.databases",
+    "tests.fixtures.apps",
     "tests.fixtures.models",
     "tests.fixtures.receiver",
 ]

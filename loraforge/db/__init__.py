@@ -1,1 +1,1 @@
-"""db package (see ../shared/DESIGN.md)."""
+"""The database: SQLAlchemy 2 models, engine/session factories, accounts, alembic migrations."""

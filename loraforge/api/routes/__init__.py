@@ -1,1 +1,1 @@
-"""HTTP routes, one module per resource; each exposes a FastAPI `router`."""
+"""HTTP routes, one module per resource, each exposing `router` (and optionally `lifespan(app)`)."""

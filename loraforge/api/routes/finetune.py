@@ -1,0 +1,164 @@
+"""The seed endpoints under /finetune/request: submit, details, list, upload URL, access, download.
+
+Handlers only parse (see loraforge.api.bodies), authenticate, call loraforge.jobs.requests in a
+worker thread with a short-lived session, and render. Bodies are read by hand because the seeds
+send JSON on GET and forms on GET/PUT; `openapi_extra` documents those bodies truthfully.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from loraforge.api import schemas
+from loraforge.api.bodies import read_fields
+from loraforge.api.deps import CurrentUser, SettingsDep
+from loraforge.jobs import requests as jobs
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/finetune/request", tags=["finetune"])
+
+T = TypeVar("T")
+
+
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its $defs inlined (a requestBody cannot point at $defs)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)  # type: ignore[no-any-return]
+
+
+def _body_doc(model: type[BaseModel], *media_types: str) -> dict[str, Any]:
+    schema = _inline_schema(model)
+    return {"requestBody": {"required": True, "content": {m: {"schema": schema} for m in media_types}}}
+
+
+async def _in_session(app: FastAPI, work: Callable[[Session], T]) -> T:
+    """Run `work(session)` in a worker thread so database I/O never blocks the event loop."""
+
+    def run() -> T:
+        with app.state.sessionmaker() as session:
+            return work(session)
+
+    return await run_in_threadpool(run)
+
+
+@router.post(
+    "/submit",
+    summary="Initiate a fine-tune request",
+    response_model=schemas.SubmitPublic,
+    openapi_extra=_body_doc(schemas.FineTuneCreate, "application/json"),
+)
+async def submit(request: Request, caller: CurrentUser, settings: SettingsDep) -> JSONResponse:
+    payload = schemas.validate_payload(schemas.FineTuneCreate, await read_fields(request, settings.max_request_bytes))
+    store = request.app.state.store
+    job = await _in_session(request.app, lambda s: jobs.submit(s, store, settings, caller.user_id, payload))
+    hook = getattr(request.app.state, "on_submitted", None)
+    if hook is not None:
+        await run_in_threadpool(hook, job.id)
+    return JSONResponse({"status": job.status, "request_id": job.id, "finetune_id": job.id, "name": job.name})
+
+
+@router.get(
+    "/details",
+    summary="Get one fine-tune request (JSON body {request_id} on GET, or ?request_id=)",
+    response_model=schemas.DetailsPublic,
+    openapi_extra=_body_doc(schemas.DetailsRequest, "application/json"),
+)
+async def details(
+    request: Request,
+    caller: CurrentUser,
+    settings: SettingsDep,
+    request_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> JSONResponse:
+    fields = await read_fields(request, settings.max_request_bytes)
+    if request_id is not None and "request_id" not in fields:
+        fields["request_id"] = request_id
+    wanted = schemas.validate_payload(schemas.DetailsRequest, fields).request_id
+    body = await _in_session(
+        request.app, lambda s: schemas.render_details(jobs.visible_job(s, caller.user_id, wanted))
+    )
+    return JSONResponse({"finetune": body})
+
+
+@router.get("/list", summary="List your fine-tune requests, newest first", response_model=list[schemas.ListRowPublic])
+async def list_requests(
+    request: Request,
+    caller: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=jobs.LIST_LIMIT_MAX)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JSONResponse:
+    rows = await _in_session(
+        request.app,
+        lambda s: [schemas.render_list_row(j) for j in jobs.list_jobs(s, caller.user_id, limit, offset)],
+    )
+    return JSONResponse(rows)
+
+
+@router.get(
+    "/upload/pre-signed-url",
+    summary="Get a pre-signed URL to PUT a dataset ZIP (JSON body on GET)",
+    response_model=schemas.UploadPublic,
+    openapi_extra=_body_doc(schemas.UploadRequest, "application/json"),
+)
+async def upload_url(request: Request, caller: CurrentUser, settings: SettingsDep) -> JSONResponse:
+    wanted = schemas.validate_payload(schemas.UploadRequest, await read_fields(request, settings.max_request_bytes))
+    store = request.app.state.store
+    presigned, s3_url = await _in_session(
+        request.app, lambda s: jobs.create_upload(s, store, settings, caller.user_id, wanted)
+    )
+    return JSONResponse({"presigned_url": presigned, "s3_url": s3_url})
+
+
+@router.put(
+    "/access-update",
+    summary="Make a fine-tuned model public or private (form: request_id, segmind_public)",
+    openapi_extra=_body_doc(
+        schemas.AccessUpdateRequest, "application/x-www-form-urlencoded", "multipart/form-data"
+    ),
+)
+async def access_update(request: Request, caller: CurrentUser, settings: SettingsDep) -> JSONResponse:
+    wanted = schemas.validate_payload(
+        schemas.AccessUpdateRequest, await read_fields(request, settings.max_request_bytes)
+    )
+    job = await _in_session(
+        request.app, lambda s: jobs.update_access(s, caller.user_id, wanted.request_id, wanted.segmind_public)
+    )
+    return JSONResponse({"request_id": job.id, "segmind_public": job.segmind_public})
+
+
+@router.get(
+    "/file/download",
+    summary="Get a download link for a model file (form: cloud_storage_url); answers text/plain",
+    response_class=PlainTextResponse,
+    openapi_extra=_body_doc(schemas.DownloadRequest, "application/x-www-form-urlencoded", "multipart/form-data"),
+)
+async def file_download(request: Request, caller: CurrentUser, settings: SettingsDep) -> PlainTextResponse:
+    fields = await read_fields(request, settings.max_request_bytes)
+    if "cloud_storage_url" not in fields and "cloud_storage_url" in request.query_params:
+        fields["cloud_storage_url"] = request.query_params["cloud_storage_url"]
+    wanted = schemas.validate_payload(schemas.DownloadRequest, fields)
+    store = request.app.state.store
+    link = await _in_session(
+        request.app, lambda s: jobs.download_link(s, store, caller.user_id, wanted.cloud_storage_url)
+    )
+    return PlainTextResponse(link)

@@ -1,0 +1,259 @@
+"""Payloads of the seed API: what each endpoint reads (`...Create`/`...Request`) and renders.
+
+Requests are validated by pydantic with messages rewritten to name the field (see
+`validate_payload`); responses are built as plain dicts by `render_details` / `render_list_row`
+because that is both the fastest path and byte-for-byte control over the seeds' field names. The
+`...Public` models exist to describe those dicts truthfully in the OpenAPI docs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from loraforge.db.models import FineTuneJob
+from loraforge.errors import ValidationError
+
+BASE_MODELS = ("QWEN", "FLUX", "FAST_FLUX")
+TRAIN_TYPES = ("LORA",)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class AdvanceParameters(BaseModel):
+    """The hyper-parameters submit checks itself; other keys pass through to the training presets."""
+
+    model_config = ConfigDict(extra="allow")
+
+    steps: int | None = Field(None, ge=1, le=10000)
+    learning_rate: float | None = Field(None, gt=0, lt=1)
+    rank: int | None = Field(None, ge=1, le=256)
+    lora_rank: int | None = Field(None, ge=1, le=256)
+    resolution: int | None = Field(None, ge=64, le=2048, multiple_of=8)
+    batch_size: int | None = Field(None, ge=1, le=64)
+    train_batch_size: int | None = Field(None, ge=1, le=64)
+    auto_caption: bool | None = None
+    face_crop: bool | None = None
+    finetune_type: Literal["LORA"] | None = None
+
+
+class FineTuneCreate(BaseModel):
+    """Body of POST /finetune/request/submit (both seeds' shapes)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    data_source_path: str = Field(min_length=1, max_length=2048)
+    instance_prompt: str = Field(min_length=1, max_length=2000)
+    trigger_word: str = Field(min_length=1, max_length=200)
+    base_model: str
+    theme: str | None = Field(None, max_length=200)
+    machine_type: str | None = Field(None, max_length=64)
+    train_type: str = "LORA"
+    segmind_public: bool = False
+    advance_parameters: AdvanceParameters = Field(default_factory=AdvanceParameters)
+
+    @field_validator("base_model", "train_type", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("base_model")
+    @classmethod
+    def _known_base_model(cls, value: str) -> str:
+        if value not in BASE_MODELS:
+            raise ValueError(f"must be one of {', '.join(BASE_MODELS)}, got {value!r}")
+        return value
+
+    @field_validator("train_type")
+    @classmethod
+    def _known_train_type(cls, value: str) -> str:
+        if value not in TRAIN_TYPES:
+            raise ValueError(f"must be LORA (the only training type), got {value!r}")
+        return value
+
+    @field_validator("data_source_path")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        from urllib.parse import urlparse
+
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("must be an http(s) URL of a ZIP file (a public URL or this service's s3_url)")
+        return value
+
+
+class DetailsRequest(BaseModel):
+    request_id: str = Field(min_length=1, max_length=64)
+
+
+class UploadRequest(BaseModel):
+    """Body of GET /finetune/request/upload/pre-signed-url."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    extension: str = Field(".zip", pattern=r"^\.?[A-Za-z0-9]{1,10}$")
+    public: bool = False
+
+
+class AccessUpdateRequest(BaseModel):
+    request_id: str = Field(min_length=1, max_length=64)
+    segmind_public: bool
+
+    @field_validator("segmind_public", mode="before")
+    @classmethod
+    def _bool_any_case(cls, value: Any) -> Any:
+        # The seed sends the form value "True"; accept true/false in any case, nothing vaguer.
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in ("true", "false"):
+                return lowered == "true"
+            raise ValueError(f"must be True or False, got {value!r}")
+        return value
+
+
+class DownloadRequest(BaseModel):
+    cloud_storage_url: str = Field(min_length=1, max_length=2048)
+
+
+class SubmitPublic(BaseModel):
+    status: str
+    request_id: str
+    finetune_id: str
+    name: str
+
+
+class UploadPublic(BaseModel):
+    presigned_url: str
+    s3_url: str
+
+
+class FineTunePublic(BaseModel):
+    """One job as details renders it (a superset of both seeds' samples)."""
+
+    id: str
+    request_id: str
+    finetune_id: str
+    name: str
+    data_source_path: str
+    instance_prompt: str
+    trigger_word: str
+    status: str
+    source_type: str
+    base_model: str
+    theme: str | None
+    machine_type: str
+    train_type: str
+    slug: str
+    public_model: bool
+    error_message: str | None
+    cloud_storage_url: str | None
+    advance_parameters: dict[str, Any]
+    created_ts: str
+    updated_ts: str
+
+
+class DetailsPublic(BaseModel):
+    finetune: FineTunePublic
+
+
+class ListRowPublic(BaseModel):
+    """One row of list (a superset of both seeds' samples)."""
+
+    id: str
+    request_id: str
+    finetune_id: str
+    name: str
+    data_source_path: str
+    status: str
+    error_message: str | None
+    segmind_model_path: str | None
+    advance_parameters: dict[str, Any]
+    segmind_public_model: bool
+    train_type: str
+    source_type: str
+    base_model: str
+    theme: str | None
+    slug: str
+    cloud_storage_url: str | None
+    model_information: dict[str, Any]
+    created_ts: str
+    updated_ts: str
+
+
+def validate_payload(model: type[M], data: Any) -> M:
+    """Validate `data` as `model`; the first problem becomes a ValidationError naming the field."""
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        raise ValidationError(describe_errors(exc.errors())) from None
+
+
+def describe_errors(errors: Any) -> str:
+    """One sentence per pydantic error, `field: what is wrong`, joined with '; '."""
+    parts = []
+    for err in list(errors)[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
+        msg = str(err.get("msg", "is invalid"))
+        if err.get("type") == "missing":
+            msg = "is required"
+        msg = msg.removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts) or "invalid request"
+
+
+def timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def render_details(job: FineTuneJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "request_id": job.id,
+        "finetune_id": job.id,
+        "name": job.name,
+        "data_source_path": job.data_source_path,
+        "instance_prompt": job.instance_prompt,
+        "trigger_word": job.trigger_word,
+        "status": job.status,
+        "source_type": job.source_type,
+        "base_model": job.base_model,
+        "theme": job.theme,
+        "machine_type": job.machine_type,
+        "train_type": job.train_type,
+        "slug": job.slug,
+        "public_model": job.segmind_public,
+        "error_message": job.error_message,
+        "cloud_storage_url": job.cloud_storage_url,
+        "advance_parameters": job.advance_parameters,
+        "created_ts": timestamp(job.created_ts),
+        "updated_ts": timestamp(job.updated_ts),
+    }
+
+
+def render_list_row(job: FineTuneJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "request_id": job.id,
+        "finetune_id": job.id,
+        "name": job.name,
+        "data_source_path": job.data_source_path,
+        "status": job.status,
+        "error_message": job.error_message,
+        "segmind_model_path": job.segmind_model_path,
+        "advance_parameters": job.advance_parameters,
+        "segmind_public_model": job.segmind_public,
+        "train_type": job.train_type,
+        "source_type": job.source_type,
+        "base_model": job.base_model,
+        "theme": job.theme,
+        "slug": job.slug,
+        "cloud_storage_url": job.cloud_storage_url,
+        "model_information": job.model_information,
+        "created_ts": timestamp(job.created_ts),
+        "updated_ts": timestamp(job.updated_ts),
+    }

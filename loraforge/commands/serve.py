@@ -1,0 +1,106 @@
+"""`loraforge serve [--host --port]`: migrate, make sure there is a key to use, print it, serve.
+
+Without LORAFORGE_API_KEY the first start creates a demo key and keeps it in
+DATA_DIR/serve-api-key (mode 0600) so `make serve` prints the same key after a restart; the
+database still stores only its sha256. With `--workers N` uvicorn runs N processes, each building
+the app from the same environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from loraforge.config import Settings, load_settings
+from loraforge.db.accounts import create_user_with_key, user_id_for_key
+from loraforge.db.base import make_engine, make_sessionmaker
+from loraforge.db.migrate import upgrade
+
+logger = logging.getLogger(__name__)
+
+DEMO_KEY_FILE = "serve-api-key"
+
+
+def ensure_key(settings: Settings) -> str:
+    """The key to print: LORAFORGE_API_KEY, else the remembered demo key, else a new one."""
+    url = settings.resolved_database_url
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            if settings.api_key:
+                return create_user_with_key(session, "LORAFORGE_API_KEY", settings.api_key)[1]
+            path = settings.data_dir / DEMO_KEY_FILE
+            if path.exists():
+                key = path.read_text().strip()
+                if key and user_id_for_key(session, key):
+                    return key
+            _user, key = create_user_with_key(session, "demo")
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(key + "\n")
+            tmp.chmod(0o600)
+            tmp.replace(path)
+            return key
+    finally:
+        engine.dispose()
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    overrides: dict[str, object] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port:
+        overrides["port"] = args.port
+    settings = load_settings(**overrides)
+    if "public_url" not in settings.model_fields_set:
+        # Links handed out (pre-signed URLs) must point at where this server really listens.
+        shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+        settings = load_settings(**overrides, public_url=f"http://{shown}:{settings.port}")
+    key = ensure_key(settings)
+    print(
+        f"\nloraforge API at {settings.public_url}  (docs: {settings.public_url}/docs)\n"
+        f"API key: {key}\n"
+        f"  try: curl -H 'x-api-key: {key}' {settings.public_url}/finetune/request/list\n",
+        flush=True,
+    )
+    access_log = not args.no_access_log
+    if args.workers > 1:
+        # Each worker process rebuilds Settings from the environment; pass what the CLI decided.
+        os.environ["LORAFORGE_HOST"] = settings.host
+        os.environ["LORAFORGE_PORT"] = str(settings.port)
+        os.environ["LORAFORGE_PUBLIC_URL"] = settings.public_url
+        uvicorn.run(
+            "loraforge.api.app:app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=args.workers,
+            access_log=access_log,
+            log_level=settings.log_level.lower(),
+        )
+        return 0
+    from loraforge.api.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=access_log,
+        log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser("serve", help="run the HTTP API (and the embedded worker)")
+    parser.add_argument("--host", help="interface to listen on (default LORAFORGE_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default LORAFORGE_PORT or 8000)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    parser.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    parser.set_defaults(func=serve)
+
+

@@ -1,0 +1,192 @@
+"""The fine-tune requests of the seed API: submit, details, list, access update, uploads, download.
+
+Everything a request can get wrong is checked here before a job is queued: the payload (see
+loraforge.api.schemas), the dataset URL (an upload of this service must exist and belong to the
+caller; a foreign URL must pass the SSRF guard and answer HEAD with a size under the cap), and the
+training hyper-parameters. A job is created REQUESTED; whoever runs jobs hooks in through the
+`on_submitted` callback the API passes along.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from loraforge.api.schemas import AdvanceParameters, FineTuneCreate, UploadRequest
+from loraforge.config import Settings
+from loraforge.db.models import FineTuneJob, Upload
+from loraforge.errors import ForbiddenError, NotFoundError, PayloadTooLargeError, ValidationError
+from loraforge.jobs.statuses import JobStatus
+from loraforge.storage.base import ObjectStore
+
+logger = logging.getLogger(__name__)
+
+DOWNLOAD_LINK_SECONDS = 3600  # the seeds promise a download link valid for one hour
+SOURCE_PUBLIC_URL = "PUBLIC_URL"
+LIST_LIMIT_MAX = 1000
+
+
+def _slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60].strip("-")
+    return slug or "model"
+
+
+def _store_source_type(store: ObjectStore) -> str:
+    # The seeds call their own bucket AWS_S3; a local-disk store says so plainly.
+    return "AWS_S3" if type(store).__name__ == "S3Store" else "LOCAL_STORAGE"
+
+
+def _check_uploaded_source(
+    session: Session, store: ObjectStore, settings: Settings, user_id: str, key: str
+) -> Upload:
+    upload = session.scalar(select(Upload).where(Upload.key == key))
+    if upload is None:
+        raise NotFoundError("data_source_path: this service has no upload at that URL")
+    if upload.user_id != user_id:
+        raise ForbiddenError("data_source_path: that upload belongs to another API key")
+    size = store.size(key)
+    if size is None:
+        raise ValidationError(
+            "data_source_path: nothing has been uploaded to that URL yet; PUT the ZIP to its presigned_url first"
+        )
+    if size > settings.max_upload_bytes:
+        raise PayloadTooLargeError(
+            f"data_source_path: the upload is {size} bytes, over the {settings.max_upload_bytes}-byte cap"
+        )
+    upload.size = size
+    return upload
+
+
+def _check_training_parameters(base_model: str, params: AdvanceParameters) -> None:
+    """Let the training presets refuse what they cannot train, when that library is installed."""
+    try:
+        from loraforge.training.presets import resolve_spec
+    except ImportError:
+        return
+    resolve_spec(base_model, params.model_dump(exclude_none=True))
+
+
+def submit(
+    session: Session, store: ObjectStore, settings: Settings, user_id: str, payload: FineTuneCreate
+) -> FineTuneJob:
+    """Validate a submit payload, then create its job REQUESTED and commit it."""
+    machine_types = sorted({"NVIDIA_H100", settings.machine_type})
+    machine_type = payload.machine_type or settings.machine_type
+    if machine_type not in machine_types:
+        raise ValidationError(f"machine_type: must be one of {', '.join(machine_types)}, got {machine_type!r}")
+    _check_training_parameters(payload.base_model, payload.advance_parameters)
+
+    upload_id = None
+    key = store.key_from_url(payload.data_source_path)
+    if key is not None:
+        upload = _check_uploaded_source(session, store, settings, user_id, key)
+        upload_id, source_type = upload.id, _store_source_type(store)
+    else:
+        from loraforge.datasets.download import probe
+
+        probe(payload.data_source_path, settings)  # SSRF guard, HEAD, Content-Length under the cap
+        source_type = SOURCE_PUBLIC_URL
+
+    job_id = str(uuid.uuid4())
+    job = FineTuneJob(
+        id=job_id,
+        user_id=user_id,
+        name=payload.name,
+        data_source_path=payload.data_source_path,
+        instance_prompt=payload.instance_prompt,
+        trigger_word=payload.trigger_word,
+        base_model=payload.base_model,
+        theme=payload.theme,
+        machine_type=machine_type,
+        train_type=payload.train_type,
+        segmind_public=payload.segmind_public,
+        advance_parameters=payload.advance_parameters.model_dump(exclude_none=True),
+        status=JobStatus.REQUESTED.value,
+        slug=f"{_slugify(payload.name)}-{job_id[:8]}",
+        source_type=source_type,
+        upload_id=upload_id,
+        model_information={},
+    )
+    session.add(job)
+    session.commit()
+    logger.info("job %s submitted by user %s (%s, %s)", job_id, user_id, job.base_model, source_type)
+    return job
+
+
+def visible_job(session: Session, user_id: str, request_id: str) -> FineTuneJob:
+    """The job `request_id` if the caller owns it or it is public; else NotFoundError."""
+    job = session.get(FineTuneJob, request_id)
+    if job is None or (job.user_id != user_id and not job.segmind_public):
+        raise NotFoundError(f"request_id: no fine-tune request {request_id!r} for this API key")
+    return job
+
+
+def owned_job(session: Session, user_id: str, request_id: str) -> FineTuneJob:
+    """The job `request_id` if the caller owns it; else NotFoundError (public or not)."""
+    job = session.get(FineTuneJob, request_id)
+    if job is None or job.user_id != user_id:
+        raise NotFoundError(f"request_id: no fine-tune request {request_id!r} for this API key")
+    return job
+
+
+def list_jobs(session: Session, user_id: str, limit: int = 100, offset: int = 0) -> Sequence[FineTuneJob]:
+    """The caller's jobs, newest first."""
+    if not 1 <= limit <= LIST_LIMIT_MAX:
+        raise ValidationError(f"limit: must be between 1 and {LIST_LIMIT_MAX}, got {limit}")
+    if offset < 0:
+        raise ValidationError(f"offset: must be 0 or more, got {offset}")
+    query = (
+        select(FineTuneJob)
+        .where(FineTuneJob.user_id == user_id)
+        .order_by(FineTuneJob.created_ts.desc(), FineTuneJob.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return session.scalars(query).all()
+
+
+def update_access(session: Session, user_id: str, request_id: str, public: bool) -> FineTuneJob:
+    job = owned_job(session, user_id, request_id)
+    job.segmind_public = public
+    session.commit()
+    logger.info("job %s made %s by its owner", job.id, "public" if public else "private")
+    return job
+
+
+def create_upload(
+    session: Session, store: ObjectStore, settings: Settings, user_id: str, request: UploadRequest
+) -> tuple[str, str]:
+    """Reserve an upload slot; returns (presigned PUT URL, the object's stable s3_url)."""
+    extension = "." + request.extension.lstrip(".").lower()
+    stem = request.name[: -len(extension)] if request.name.lower().endswith(extension) else request.name
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "dataset"
+    file_id = str(uuid.uuid4())
+    key = f"uploads/{user_id}/{file_id}-{safe}{extension}"
+    session.add(
+        Upload(id=file_id, user_id=user_id, key=key, name=request.name, extension=extension, public=request.public)
+    )
+    session.commit()
+    # No content type in the signature: the seeds' clients send application/zip or nothing.
+    url = store.presigned_put(key, settings.presign_expiry_s, None, request.public)
+    logger.info("upload %s reserved for user %s (%s)", file_id, user_id, key)
+    return url, store.object_url(key)
+
+
+def download_link(session: Session, store: ObjectStore, user_id: str, cloud_storage_url: str) -> str:
+    """The link to a model file: plain for a public or FAST_FLUX model, else signed for an hour."""
+    key = store.key_from_url(cloud_storage_url)
+    parts = key.split("/") if key else []
+    if len(parts) < 3 or parts[0] != "models":
+        raise NotFoundError("cloud_storage_url: not a model file of this service")
+    job = session.get(FineTuneJob, parts[1])
+    if job is None or job.cloud_storage_url is None or (job.user_id != user_id and not job.segmind_public):
+        raise NotFoundError("cloud_storage_url: no model file at that URL for this API key")
+    assert key is not None
+    if job.segmind_public or job.base_model == "FAST_FLUX":
+        return store.object_url(key)
+    return store.presigned_get(key, DOWNLOAD_LINK_SECONDS)

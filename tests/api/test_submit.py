@@ -1,0 +1,109 @@
+"""Submitting fine-tune requests through HTTP, shaped exactly as the seeds send them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.api.seed_requests import BASE, FAST_FLUX_SUBMIT, QWEN_SUBMIT, submit_job, upload_dataset
+from tests.fixtures.apps import ApiClient
+
+
+@pytest.mark.parametrize("seed", [QWEN_SUBMIT, FAST_FLUX_SUBMIT], ids=["qwen", "fast_flux"])
+def test_seed_submit_answers_requested_with_equal_ids(app_client: ApiClient, seed: dict[str, Any]) -> None:
+    answer = submit_job(app_client, body=seed)
+    assert answer["status"] == "REQUESTED"
+    assert answer["request_id"] == answer["finetune_id"]
+    assert answer["name"] == seed["name"]
+    details = app_client.client.get(
+        f"{BASE}/details", params={"request_id": answer["request_id"]}, headers=app_client.headers()
+    ).json()["finetune"]
+    assert details["status"] == "REQUESTED"
+    assert details["base_model"] == seed["base_model"]
+    assert details["train_type"] == "LORA"
+    assert details["machine_type"] == "NVIDIA_H100"
+
+
+def test_submit_calls_the_on_submitted_hook_with_the_job_id(app_client: ApiClient) -> None:
+    seen: list[str] = []
+    app_client.app.state.on_submitted = seen.append
+    answer = submit_job(app_client)
+    assert seen == [answer["request_id"]]
+
+
+def _bad(body_changes: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    body = {**QWEN_SUBMIT, "data_source_path": "UPLOAD", **body_changes}
+    for name in drop:
+        body.pop(name)
+    return body
+
+
+BAD_SUBMITS: list[tuple[dict[str, Any], str]] = [
+    (_bad({}, drop=("name",)), "name: is required"),
+    (_bad({}, drop=("data_source_path",)), "data_source_path: is required"),
+    (_bad({}, drop=("instance_prompt",)), "instance_prompt: is required"),
+    (_bad({}, drop=("trigger_word",)), "trigger_word: is required"),
+    (_bad({}, drop=("base_model",)), "base_model: is required"),
+    (_bad({"name": ""}), "name"),
+    (_bad({"name": 12}), "name"),
+    (_bad({"base_model": "SDXL"}), "base_model: must be one of QWEN, FLUX, FAST_FLUX"),
+    (_bad({"train_type": "FULL"}), "train_type: must be LORA"),
+    (_bad({"machine_type": "TPU_V5"}), "machine_type: must be one of"),
+    (_bad({"segmind_public": "maybe"}), "segmind_public"),
+    (_bad({"advance_parameters": "fast"}), "advance_parameters"),
+    (_bad({"advance_parameters": {"steps": 0}}), "advance_parameters.steps"),
+    (_bad({"advance_parameters": {"steps": 10001}}), "advance_parameters.steps"),
+    (_bad({"advance_parameters": {"steps": "many"}}), "advance_parameters.steps"),
+    (_bad({"advance_parameters": {"learning_rate": 0}}), "advance_parameters.learning_rate"),
+    (_bad({"advance_parameters": {"learning_rate": 1.5}}), "advance_parameters.learning_rate"),
+    (_bad({"advance_parameters": {"rank": 0}}), "advance_parameters.rank"),
+    (_bad({"advance_parameters": {"resolution": 30}}), "advance_parameters.resolution"),
+    (_bad({"advance_parameters": {"batch_size": 0}}), "advance_parameters.batch_size"),
+    (_bad({"advance_parameters": {"finetune_type": "DREAMBOOTH"}}), "advance_parameters.finetune_type"),
+    (_bad({"data_source_path": "ftp://example.com/a.zip"}), "data_source_path: must be an http(s) URL"),
+    (_bad({"data_source_path": "not a url"}), "data_source_path: must be an http(s) URL"),
+    (_bad({"data_source_path": "file:///etc/passwd"}), "data_source_path: must be an http(s) URL"),
+]
+
+
+def test_every_bad_submit_is_refused_with_a_400_naming_the_field(app_client: ApiClient) -> None:
+    dataset = upload_dataset(app_client)
+    for body, expected in BAD_SUBMITS:
+        if body.get("data_source_path") == "UPLOAD":
+            body = {**body, "data_source_path": dataset}
+        answer = app_client.client.post(f"{BASE}/submit", headers=app_client.headers(), json=body)
+        assert answer.status_code == 400, (body, answer.text)
+        assert expected in answer.json()["error"], (body, answer.json())
+    listed = app_client.client.get(f"{BASE}/list", headers=app_client.headers()).json()
+    assert listed == [], "a refused submit must not create a job"
+
+
+def test_submit_with_someone_elses_upload_is_forbidden(app_client: ApiClient) -> None:
+    theirs = upload_dataset(app_client, app_client.new_key("mallory-victim"))
+    answer = app_client.client.post(
+        f"{BASE}/submit", headers=app_client.headers(), json={**QWEN_SUBMIT, "data_source_path": theirs}
+    )
+    assert answer.status_code == 403
+    assert "data_source_path" in answer.json()["error"]
+
+
+def test_submit_with_an_upload_url_that_was_never_put_is_refused(app_client: ApiClient) -> None:
+    slot = app_client.client.request(
+        "GET", f"{BASE}/upload/pre-signed-url", headers=app_client.headers(), json={"name": "never"}
+    ).json()
+    answer = app_client.client.post(
+        f"{BASE}/submit", headers=app_client.headers(), json={**QWEN_SUBMIT, "data_source_path": slot["s3_url"]}
+    )
+    assert answer.status_code == 400
+    assert "PUT the ZIP" in answer.json()["error"]
+
+
+def test_submit_with_an_unknown_url_of_this_store_is_not_found(app_client: ApiClient) -> None:
+    real = upload_dataset(app_client)
+    fake = real.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000-nothing.zip"
+    answer = app_client.client.post(
+        f"{BASE}/submit", headers=app_client.headers(), json={**QWEN_SUBMIT, "data_source_path": fake}
+    )
+    assert answer.status_code == 404
+    assert "data_source_path" in answer.json()["error"]

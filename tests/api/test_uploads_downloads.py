@@ -1,0 +1,104 @@
+"""Pre-signed upload URLs (both seeds' bodies) and the model download link (form body on GET)."""
+
+from __future__ import annotations
+
+import httpx
+
+from loraforge.db.models import FineTuneJob
+from tests.api.seed_requests import BASE, FAST_FLUX_SUBMIT, submit_job, tiny_zip, upload_dataset
+from tests.fixtures.apps import ApiClient
+
+
+def test_presigned_url_answers_a_put_link_and_a_stable_s3_url(app_client: ApiClient) -> None:
+    answer = app_client.client.request(
+        "GET", f"{BASE}/upload/pre-signed-url", headers=app_client.headers(), json={"name": "NAME_OF_THE_FILE"}
+    )
+    assert answer.status_code == 200
+    body = answer.json()
+    assert set(body) == {"presigned_url", "s3_url"}
+    assert body["s3_url"].endswith("-NAME_OF_THE_FILE.zip")
+    assert "/uploads/" in body["s3_url"]
+    assert body["presigned_url"] != body["s3_url"]
+    assert app_client.put_presigned(body["presigned_url"], tiny_zip(), {}).status_code in (200, 204)
+
+
+def test_public_presigned_url_takes_the_fast_flux_seed_headers(app_client: ApiClient) -> None:
+    s3_url = upload_dataset(app_client, public=True)
+    answer = app_client.client.post(
+        f"{BASE}/submit", headers=app_client.headers(), json={**FAST_FLUX_SUBMIT, "data_source_path": s3_url}
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_presigned_url_refuses_a_bad_name_or_extension(app_client: ApiClient) -> None:
+    for body, field in (({}, "name"), ({"name": ""}, "name"), ({"name": "a", "extension": "../zip"}, "extension"),
+                        ({"name": "a", "public": "sometimes"}, "public")):
+        answer = app_client.client.request(
+            "GET", f"{BASE}/upload/pre-signed-url", headers=app_client.headers(), json=body
+        )
+        assert answer.status_code == 400, body
+        assert field in answer.json()["error"]
+
+
+def test_presigned_url_keeps_hostile_names_inside_the_callers_folder(app_client: ApiClient) -> None:
+    answer = app_client.client.request(
+        "GET", f"{BASE}/upload/pre-signed-url", headers=app_client.headers(), json={"name": "../../etc/passwd"}
+    )
+    key = app_client.app.state.store.key_from_url(answer.json()["s3_url"])
+    assert key.startswith("uploads/") and ".." not in key
+
+
+def _finish_job(api: ApiClient, request_id: str) -> str:
+    """Stand in for the pipeline's last step: store a model file and record its URL."""
+    store = api.app.state.store
+    key = f"models/{request_id}/model.safetensors"
+    store.put_bytes(key, b"weights")
+    url = store.object_url(key)
+    with api.app.state.sessionmaker() as session:
+        job = session.get(FineTuneJob, request_id)
+        assert job is not None
+        job.status, job.cloud_storage_url = "AVAILABLE", url
+        session.commit()
+    return url
+
+
+def _fetch(api: ApiClient, link: str) -> httpx.Response:
+    if link.startswith(api.settings.public_url):
+        return api.client.get(link, follow_redirects=True)
+    return httpx.get(link, follow_redirects=True, timeout=30)
+
+
+def test_file_download_answers_a_signed_text_link_for_a_private_model(app_client: ApiClient) -> None:
+    job = submit_job(app_client)
+    url = _finish_job(app_client, job["request_id"])
+    answer = app_client.client.request(
+        "GET", f"{BASE}/file/download", headers=app_client.headers(), data={"cloud_storage_url": url}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/plain")
+    link = answer.text
+    assert link != url, "a private model's link must be signed"
+    assert _fetch(app_client, link).content == b"weights"
+    other = app_client.new_key("other")
+    refused = app_client.client.request(
+        "GET", f"{BASE}/file/download", headers=app_client.headers(other), data={"cloud_storage_url": url}
+    )
+    assert refused.status_code == 404
+
+
+def test_file_download_answers_the_plain_url_for_a_fast_flux_model(app_client: ApiClient) -> None:
+    job = submit_job(app_client, body=FAST_FLUX_SUBMIT)
+    url = _finish_job(app_client, job["request_id"])
+    answer = app_client.client.request(
+        "GET", f"{BASE}/file/download", headers=app_client.headers(), data={"cloud_storage_url": url}
+    )
+    assert answer.text == url
+
+
+def test_file_download_of_a_foreign_or_missing_url_is_404(app_client: ApiClient) -> None:
+    for url in ("https://example.com/model.safetensors", ""):
+        answer = app_client.client.request(
+            "GET", f"{BASE}/file/download", headers=app_client.headers(), data={"cloud_storage_url": url}
+        )
+        assert answer.status_code in (400, 404), answer.text
+        assert "cloud_storage_url" in answer.json()["error"]
