@@ -2,19 +2,22 @@
 
 `load_image` verifies the file's structure, checks the pixel count against the cap before any
 pixel is decoded (a decompression bomb is refused from its header), fully decodes it, applies
-the EXIF orientation and converts any mode (CMYK, RGBA and LA composited on white, 16-bit
-grayscale, palette, bilevel...) to 8-bit RGB. A file that cannot be used raises `ImageRejected`
-with a reason a person can act on; the caller decides whether that is a warning or an error.
+the EXIF orientation, maps an embedded ICC colour profile to sRGB and converts any mode (CMYK,
+RGBA and LA composited on white, 16-bit grayscale, palette, bilevel...) to 8-bit RGB. A file
+that cannot be used raises `ImageRejected` with a reason a person can act on; the caller decides
+whether that is a warning or an error. Broken EXIF or colour profiles only add a note.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageCms, ImageOps
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP"})  # MPO: phone JPEGs with extra frames
 _SIXTEEN_BIT = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
@@ -36,6 +39,7 @@ class LoadedImage:
     original_size: tuple[int, int]  # as stored in the file, before EXIF rotation
     format: str
     mode: str
+    notes: tuple[str, ...] = ()  # things a person should know but that did not cost the image
 
 
 def _high_bit_to_l(image: Image.Image) -> Image.Image:
@@ -65,8 +69,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(path: Path, *, max_pixels: int) -> LoadedImage:
-    """Decode `path` fully and return it as RGB, or raise ImageRejected saying why not."""
+def _decode(path: Path, max_pixels: int) -> Image.Image:
+    """Check the header and structure, then decode every pixel; ImageRejected if unusable."""
     try:
         with warnings.catch_warnings():
             # Our own pixel cap decides; Pillow's bomb warning would only add noise to the logs.
@@ -83,12 +87,9 @@ def load_image(path: Path, *, max_pixels: int) -> LoadedImage:
                     )
                 probe.verify()
             # verify() leaves the image unusable, so decode from a fresh handle.
-            with Image.open(path) as image:
-                image.load()
-                mode = image.mode
-                rotated = ImageOps.exif_transpose(image) or image
-                rgb = to_rgb(rotated)
-                rgb.load()
+            image = Image.open(path)
+            image.load()
+            return image
     except ImageRejected:
         raise
     except Image.DecompressionBombError:
@@ -97,4 +98,37 @@ def load_image(path: Path, *, max_pixels: int) -> LoadedImage:
         raise ImageRejected("not a readable image (unrecognised or corrupt data)") from None
     except Exception as exc:  # noqa: BLE001 - Pillow signals corrupt data with many exception types
         raise ImageRejected(f"corrupt or truncated image ({type(exc).__name__}: {exc})") from None
-    return LoadedImage(image=rgb, original_size=(width, height), format=fmt, mode=mode)
+
+
+@functools.cache
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _to_srgb(image: Image.Image, icc: bytes | None, notes: list[str]) -> Image.Image:
+    """Colours from an embedded ICC profile (Display P3 phone photos, print CMYK) mapped to sRGB."""
+    if not icc or image.mode not in ("RGB", "CMYK"):
+        return image
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        return ImageCms.profileToProfile(image, source, _srgb(), outputMode="RGB") or image
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as exc:
+        notes.append(f"its colour profile could not be applied ({exc}); colours may be off")
+        return image
+
+
+def load_image(path: Path, *, max_pixels: int) -> LoadedImage:
+    """Decode `path` fully and return it as sRGB RGB, or raise ImageRejected saying why not."""
+    image = _decode(path, max_pixels)
+    notes: list[str] = []
+    with image:
+        fmt, mode, size = image.format or "unknown", image.mode, image.size
+        icc = image.info.get("icc_profile")
+        try:
+            oriented = ImageOps.exif_transpose(image) or image
+        except Exception as exc:  # noqa: BLE001 - broken EXIF must not cost a good photo
+            notes.append(f"its EXIF orientation could not be read ({exc}); used as stored")
+            oriented = image
+        rgb = to_rgb(_to_srgb(oriented, icc, notes))
+        rgb.load()
+    return LoadedImage(image=rgb, original_size=size, format=fmt, mode=mode, notes=tuple(notes))

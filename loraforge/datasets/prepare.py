@@ -123,7 +123,7 @@ def prepare_dataset(
     scratch = Path(tempfile.mkdtemp(prefix=".extract-", dir=work_dir))
     staging = Path(tempfile.mkdtemp(prefix=".images-", dir=work_dir))
     try:
-        gathered = gather_files(source, scratch, limits)
+        gathered = gather_files(source, scratch, work_dir, limits)
         report.ignored = [DroppedFile(name, reason) for name, reason in gathered.ignored]
         captions = caption_files(gathered.files)
         names = sorted(name for name in gathered.files if is_image_name(name))
@@ -145,6 +145,7 @@ def prepare_dataset(
                 report.warnings.append(f"{name} was dropped: {exc.reason}")
                 continue
             image = loaded.image
+            report.warnings.extend(f"{name}: {note}" for note in loaded.notes)
             bucket = nearest_bucket(image.size, buckets)
             face = finder.largest_face(image) if finder is not None else None
             if finder is not None and face is None:

@@ -28,11 +28,12 @@ def is_wanted(name: str) -> bool:
     return is_image_name(name) or PurePosixPath(name).suffix.lower() == CAPTION_SUFFIX
 
 
-def _walk_folder(folder: Path, limits: DatasetLimits) -> Extraction:
+def _walk_folder(folder: Path, limits: DatasetLimits, exclude: Path) -> Extraction:
     out = Extraction()
     count = 0
     for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs.sort()
+        # The work folder may sit inside the source (`train ./photos --out ./photos/out`).
+        dirs[:] = sorted(d for d in dirs if (Path(root) / d).resolve() != exclude)
         for filename in sorted(files):
             path = Path(root) / filename
             name = path.relative_to(folder).as_posix()
@@ -42,6 +43,8 @@ def _walk_folder(folder: Path, limits: DatasetLimits) -> Extraction:
             reason = junk_reason(name)
             if reason is None and path.is_symlink():
                 reason = "symbolic link"
+            if reason is None and not path.is_file():
+                reason = "not a regular file"
             if reason is None and not is_wanted(name):
                 reason = "not an image or caption (.jpg, .jpeg, .png, .webp, .txt)"
             if reason is None and path.stat().st_size > limits.max_entry_bytes:
@@ -53,10 +56,10 @@ def _walk_folder(folder: Path, limits: DatasetLimits) -> Extraction:
     return out
 
 
-def gather_files(source: Path, scratch: Path, limits: DatasetLimits) -> Extraction:
+def gather_files(source: Path, scratch: Path, work_dir: Path, limits: DatasetLimits) -> Extraction:
     """Images and captions of `source` (a .zip or a folder); a ZIP is extracted under `scratch`."""
     if not source.exists():
         raise DatasetError(f"dataset {str(source)!r} does not exist")
     if source.is_dir():
-        return _walk_folder(source, limits)
+        return _walk_folder(source, limits, exclude=work_dir.resolve())
     return extract_zip(source, scratch, limits, is_wanted)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import stat
+import struct
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from loraforge.errors import DatasetError
 logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
+MAX_DIRECTORY_ENTRY_BYTES = 1024  # a central directory record with a generous name and extras
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -87,6 +89,34 @@ def _check_entry(info: zipfile.ZipInfo, name: str, limits: DatasetLimits) -> Non
         )
 
 
+def _directory_size(archive: Path) -> tuple[int, int] | None:
+    """(entry count, central directory bytes) from the end record, read before zipfile parses it.
+
+    zipfile builds an object per entry up front, so a small archive declaring millions of tiny
+    entries would exhaust memory before any per-entry check ran.
+    """
+    with open(archive, "rb") as fp:
+        end = fp.seek(0, 2)
+        tail_len = min(end, 22 + 65535)  # the end record plus the longest archive comment
+        fp.seek(end - tail_len)
+        tail = fp.read(tail_len)
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or at + 22 > len(tail):
+            return None
+        _, _, _, entries, cd_size = struct.unpack_from("<HHHHI", tail, at + 4)
+        if (
+            (entries == 0xFFFF or cd_size == 0xFFFFFFFF)
+            and at >= 20
+            and tail[at - 20 : at - 16] == b"PK\x06\x07"
+        ):
+            (zip64_at,) = struct.unpack_from("<Q", tail, at - 20 + 8)
+            fp.seek(zip64_at)
+            record = fp.read(56)
+            if len(record) == 56 and record[:4] == b"PK\x06\x06":
+                entries, cd_size = struct.unpack_from("<QQ", record, 32)
+        return entries, cd_size
+
+
 def _open_archive(archive: Path, limits: DatasetLimits) -> zipfile.ZipFile:
     size = archive.stat().st_size
     if size > limits.max_archive_bytes:
@@ -98,6 +128,13 @@ def _open_archive(archive: Path, limits: DatasetLimits) -> zipfile.ZipFile:
         raise DatasetError(
             f"{archive.name!r} is not a ZIP archive (or is damaged); upload a .zip file of JPEG, PNG or WEBP images"
         )
+    declared = _directory_size(archive)
+    if declared is not None:
+        entries, cd_size = declared
+        if entries > limits.max_entries or cd_size > limits.max_entries * MAX_DIRECTORY_ENTRY_BYTES:
+            raise DatasetError(
+                f"the archive has {entries} entries, over the cap of {limits.max_entries}; upload fewer files"
+            )
     try:
         return zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
@@ -148,8 +185,8 @@ def _stream(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, target: Path,
     """Copy one entry to `target`; never writes more than its declared size or `budget` bytes."""
     cap = min(info.file_size, budget)
     written = 0
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         with zf.open(info) as src, open(target, "wb") as dst:
             while chunk := src.read(CHUNK):
                 written += len(chunk)

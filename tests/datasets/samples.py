@@ -134,3 +134,25 @@ def pixel_bomb_png(width: int = 40_000, height: int = 40_000) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
     rows = zlib.compress(b"\0" * (width + 1) * 16)  # a few rows; the rest is missing
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def swapped_primaries_profile() -> bytes:
+    """An RGB ICC profile whose red and green primaries are exchanged (sRGB's, re-labelled)."""
+    from PIL import ImageCms
+
+    data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    (count,) = struct.unpack_from(">I", data, 128)
+    tags = {}
+    for i in range(count):
+        at = 132 + 12 * i
+        tags[bytes(data[at : at + 4])] = at
+    red, green = tags[b"rXYZ"], tags[b"gXYZ"]
+    data[red + 4 : red + 12], data[green + 4 : green + 12] = (
+        data[green + 4 : green + 12],
+        data[red + 4 : red + 12],
+    )
+    return bytes(data)
+
+
+def red_png_with_profile(icc: bytes) -> bytes:
+    return encode(Image.new("RGB", (96, 96), (255, 0, 0)), "PNG", icc_profile=icc)

@@ -151,3 +151,19 @@ def test_the_uncompressed_stored_entries_of_a_plain_zip_pass_the_ratio_check(tmp
         compression=zipfile.ZIP_STORED,
     )
     assert len(prepare(archive, tmp_path / "work").items) == 2
+
+
+def test_an_end_record_claiming_a_huge_directory_is_refused_before_parsing(tmp_path: Path) -> None:
+    archive = samples.make_zip(tmp_path / "dir.zip", {"a.png": samples.png(), "b.png": samples.png(seed=1)})
+    data = bytearray(archive.read_bytes())
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 8 : end + 12] = (60000).to_bytes(2, "little") * 2  # entries on this disk, in total
+    archive.write_bytes(bytes(data))
+    assert_refused(archive, tmp_path / "work", r"60000 entries, over the cap of 5000")
+
+
+def test_a_file_and_a_folder_of_the_same_name_is_a_clear_error(tmp_path: Path) -> None:
+    archive = samples.make_zip(
+        tmp_path / "clash.zip", {"a.jpg": samples.jpeg(), "a.jpg/b.jpg": samples.jpeg()}
+    )
+    assert_refused(archive, tmp_path / "work", r"'a.jpg/b.jpg' could not be written")

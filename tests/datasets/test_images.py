@@ -109,3 +109,18 @@ def test_load_image_reports_the_stored_size_and_mode(tmp_path: Path) -> None:
         assert "not a readable image" in exc.reason
     else:
         raise AssertionError("an empty file must be rejected")
+
+
+def test_an_embedded_colour_profile_is_mapped_to_srgb(tmp_path: Path) -> None:
+    path = tmp_path / "p.png"
+    path.write_bytes(samples.red_png_with_profile(samples.swapped_primaries_profile()))
+    red, green, _ = load_image(path, max_pixels=10**6).image.getpixel((10, 10))
+    assert green > 200 and red < 60, "the profile says channel 1 is green, so sRGB sees green"
+
+
+def test_a_broken_colour_profile_keeps_the_image_with_a_note(tmp_path: Path) -> None:
+    path = tmp_path / "p.png"
+    path.write_bytes(samples.red_png_with_profile(b"not an icc profile"))
+    loaded = load_image(path, max_pixels=10**6)
+    assert loaded.image.getpixel((10, 10)) == (255, 0, 0)
+    assert "colour profile could not be applied" in loaded.notes[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -254,3 +255,24 @@ def test_a_missing_source_is_a_dataset_error(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="does not exist"):
         prepare(tmp_path / "nope.zip", tmp_path / "work")
     shutil.rmtree(tmp_path / "work")
+
+
+def test_a_work_folder_inside_the_source_folder_is_not_read_back(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(samples.jpeg())
+    (folder / "b.png").write_bytes(samples.png())
+    first = prepare(folder, folder / "out")
+    second = prepare(folder, folder / "out")
+    assert len(second.items) == 2 and first.dataset_sha256 == second.dataset_sha256
+
+
+def test_a_fifo_in_a_folder_source_is_skipped_not_read(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(samples.jpeg())
+    (folder / "b.png").write_bytes(samples.png())
+    os.mkfifo(folder / "c.jpg")
+    dataset = prepare(folder, tmp_path / "work")
+    ignored = json.loads(dataset.report_path.read_text())["ignored"]
+    assert ignored == [{"source": "c.jpg", "reason": "not a regular file"}]

@@ -43,8 +43,9 @@ def test_allow_private_lifts_the_address_check_but_not_the_scheme_rule() -> None
         check_url("file:///etc/passwd", allow_private=True)
 
 
-@pytest.mark.parametrize("url", ["ftp://93.184.216.34/x", "gopher://93.184.216.34/", "http:///nohost",
-                                 "http://[::1/"])
+@pytest.mark.parametrize(
+    "url", ["ftp://93.184.216.34/x", "gopher://93.184.216.34/", "http:///nohost", "http://[::1/"]
+)
 def test_guard_refuses_malformed_or_non_http_urls(url: str) -> None:
     with pytest.raises(UnsafeURLError):
         check_url(url, allow_private=False)
