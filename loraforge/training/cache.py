@@ -1,0 +1,87 @@
+"""The training cache: VAE latents and text embeddings computed once, before the loop.
+
+Every image is encoded once (the latent distribution's mean and std, already normalised, so each
+step draws a fresh latent sample without the VAE) and every caption once. Items are grouped by
+aspect-ratio bucket so a batch always holds equal-sized latents. After building the cache the
+caller drops the text encoders and the VAE: only the transformer stays in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from PIL import Image
+
+from loraforge.training.presets import TrainSpec
+
+logger = logging.getLogger(__name__)
+
+
+class DatasetItemLike(Protocol):
+    image_path: Path
+    caption: str
+    bucket: tuple[int, int]  # (width, height)
+
+
+class DatasetLike(Protocol):
+    items: Any  # sequence of DatasetItemLike
+    dataset_sha256: str
+    report_path: Path
+
+
+@dataclass
+class Bucket:
+    """Equal-sized items: latent mean/std stacked on dim 0 and their text conditioning."""
+
+    size: tuple[int, int]
+    mean: torch.Tensor
+    std: torch.Tensor
+    text: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.mean.shape[0])
+
+
+def load_pixels(path: Path, size: tuple[int, int]) -> torch.Tensor:
+    """An RGB image as a (1, 3, H, W) tensor in [-1, 1], resized to `size` if it is not already."""
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        if img.size != size:
+            img = img.resize(size, Image.Resampling.BICUBIC)
+        array = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
+
+
+@torch.no_grad()
+def build_cache(pipe: Any, family_ops: Any, dataset: DatasetLike, spec: TrainSpec, device: str) -> list[Bucket]:
+    """Encode every image and caption of `dataset` once; returns one Bucket per size."""
+    groups: dict[tuple[int, int], list[DatasetItemLike]] = {}
+    for item in dataset.items:
+        groups.setdefault(tuple(item.bucket), []).append(item)
+    buckets = []
+    for size, items in sorted(groups.items()):
+        means, stds = [], []
+        for item in items:  # one at a time: VAE activations at 1024 px are large
+            mean, std = family_ops.encode_image(pipe, load_pixels(item.image_path, size).to(device))
+            means.append(mean.float())
+            stds.append(std.float())
+        text = family_ops.encode_text(pipe, [item.caption for item in items], spec)
+        buckets.append(Bucket(size=size, mean=torch.cat(means), std=torch.cat(stds), text=text))
+        logger.info("cached %d items of bucket %dx%d", len(items), *size)
+    return buckets
+
+
+def free_encoders(pipe: Any) -> Any:
+    """Keep the transformer, drop everything else of the pipeline (text encoders, VAE)."""
+    transformer = pipe.transformer
+    for name in ("text_encoder", "text_encoder_2", "vae", "tokenizer", "tokenizer_2"):
+        if hasattr(pipe, name):
+            setattr(pipe, name, None)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return transformer
