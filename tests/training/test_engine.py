@@ -1,0 +1,107 @@
+"""The training engine in process: exact resume, cancellation, alpha kept, ComfyUI export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from loraforge.datasets.prepare import PreparedDataset, prepare_dataset
+from loraforge.errors import JobCancelled, TrainingError
+from loraforge.training.engine import Progress, train
+from loraforge.training.presets import resolve_spec
+from tests.training.test_train_cli import write_images
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> PreparedDataset:
+    root = tmp_path_factory.mktemp("engine-data")
+    return prepare_dataset(write_images(root / "src", count=4), root / "work", trigger_word="sks", resolution=64)
+
+
+def test_resumed_run_equals_an_uninterrupted_run_with_the_same_seed(
+    tiny_models: Path, dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    spec = resolve_spec("FLUX", {"steps": 5, "learning_rate": 1e-3}, resolution=64, rank=4, checkpoint_every=2,
+                        batch_size=2)
+    model = str(tiny_models / "flux-dev")
+    whole = train(spec, dataset, tmp_path / "whole", model_ref=model, device="cpu")
+
+    seen: list[int] = []
+    checkpoints: list[int] = []
+    with pytest.raises(JobCancelled):
+        train(spec, dataset, tmp_path / "split", model_ref=model, device="cpu",
+              progress=lambda p: seen.append(p.step),
+              should_stop=lambda: len(seen) >= 3,  # stop at the boundary after step 3
+              on_checkpoint=lambda path, step: checkpoints.append(step))
+    assert seen == [1, 2, 3] and checkpoints == [2]
+    assert not (tmp_path / "split" / "lora.safetensors").exists()
+
+    steps_after_resume: list[Progress] = []
+    resumed = train(spec, dataset, tmp_path / "split", model_ref=model, device="cpu", resume=True,
+                    progress=steps_after_resume.append)
+    assert [p.step for p in steps_after_resume] == [3, 4, 5]  # continued from the step-2 checkpoint
+    a, b = load_file(str(whole.lora_path)), load_file(str(resumed.lora_path))
+    assert a.keys() == b.keys() and len(a) > 0
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    assert resumed.final_loss == pytest.approx(whole.final_loss, rel=0, abs=0)
+
+
+def test_resume_with_other_hyper_parameters_is_refused_naming_them(
+    tiny_models: Path, dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    model = str(tiny_models / "flux-dev")
+    first = resolve_spec("FLUX", {"steps": 2}, resolution=64, rank=4, checkpoint_every=1)
+    train(first, dataset, tmp_path, model_ref=model, device="cpu")
+    other = resolve_spec("FLUX", {"steps": 3}, resolution=64, rank=8, checkpoint_every=1)
+    with pytest.raises(TrainingError, match="rank"):
+        train(other, dataset, tmp_path, model_ref=model, device="cpu", resume=True)
+
+
+def test_lora_alpha_survives_export_and_load_lora_weights(
+    tiny_models: Path, dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    from diffusers import QwenImagePipeline
+
+    spec = resolve_spec("QWEN", {"steps": 1}, resolution=64, rank=4, alpha=8.0)
+    result = train(spec, dataset, tmp_path, model_ref=str(tiny_models / "qwen-image"), device="cpu")
+    pipe = QwenImagePipeline.from_pretrained(str(tiny_models / "qwen-image"))
+    pipe.load_lora_weights(str(result.lora_path), adapter_name="a")
+    config = pipe.transformer.peft_config["a"]
+    assert (config.r, config.lora_alpha) == (4, 8.0)
+
+
+def test_comfyui_copy_fuses_flux_qkv_into_the_same_weight_deltas(
+    tiny_models: Path, dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    spec = resolve_spec("FLUX", {"steps": 2, "learning_rate": 1e-2}, resolution=64, rank=4, alpha=2.0)
+    result = train(spec, dataset, tmp_path, model_ref=str(tiny_models / "flux-dev"), device="cpu")
+    diffusers_sd = load_file(str(result.lora_path))
+    comfy = load_file(str(result.comfy_path))
+    assert all(k.startswith("lora_unet_") for k in comfy)
+    assert {k.rsplit(".", 2)[0] if k.endswith("weight") else k.rsplit(".", 1)[0] for k in comfy} >= {
+        "lora_unet_double_blocks_0_img_attn_qkv", "lora_unet_double_blocks_0_txt_attn_qkv",
+        "lora_unet_double_blocks_0_img_attn_proj", "lora_unet_double_blocks_0_img_mlp_0",
+        "lora_unet_single_blocks_0_linear1",
+    }
+
+    def delta(prefix: str, module: str) -> torch.Tensor:
+        a = diffusers_sd[f"transformer.{prefix}.{module}.lora_A.weight"]
+        b = diffusers_sd[f"transformer.{prefix}.{module}.lora_B.weight"]
+        return b @ a * (spec.alpha / spec.rank)
+
+    def comfy_delta(name: str) -> torch.Tensor:
+        down, up = comfy[f"{name}.lora_down.weight"], comfy[f"{name}.lora_up.weight"]
+        return up @ down * (comfy[f"{name}.alpha"].item() / down.shape[0])
+
+    qkv = torch.cat([delta("transformer_blocks.0", f"attn.to_{x}") for x in "qkv"])
+    torch.testing.assert_close(comfy_delta("lora_unet_double_blocks_0_img_attn_qkv"), qkv)
+    linear1 = comfy_delta("lora_unet_single_blocks_0_linear1")
+    single = torch.cat([delta("single_transformer_blocks.0", f"attn.to_{x}") for x in "qkv"])
+    torch.testing.assert_close(linear1[: single.shape[0]], single)
+    assert linear1.shape[0] == 7 * single.shape[0] // 3 and linear1[single.shape[0]:].abs().max() == 0
+    torch.testing.assert_close(comfy_delta("lora_unet_double_blocks_0_img_attn_proj"),
+                               delta("transformer_blocks.0", "attn.to_out.0"))

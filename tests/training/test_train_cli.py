@@ -1,0 +1,95 @@
+"""`loraforge train` end to end on the tiny models: both families, the saved files, bad data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+
+REPO = Path(__file__).resolve().parents[2]
+FOLDERS = {"QWEN": "qwen-image", "FLUX": "flux-dev"}
+
+
+def write_images(folder: Path, count: int = 3) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        pixels = rng.integers(0, 255, size=(72, 64 + 8 * i, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"img{i}.png")
+    (folder / "img0.txt").write_text("a red square in the style of sks")
+    return folder
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "loraforge", *args], capture_output=True, text=True,
+                          env=full_env, timeout=240)
+
+
+def generate(pipe, seed: int = 0) -> np.ndarray:
+    kwargs = {"true_cfg_scale": 1.0} if "Qwen" in type(pipe).__name__ else {"guidance_scale": 3.5,
+                                                                             "max_sequence_length": 32}
+    return pipe("sks, a photo", height=64, width=64, num_inference_steps=2, output_type="np",
+                generator=torch.manual_seed(seed), **kwargs).images[0]
+
+
+@pytest.mark.parametrize("base_model", ["QWEN", "FLUX"])
+def test_train_command_writes_a_lora_that_load_lora_weights_reads_and_that_changes_images(
+    tiny_models: Path, tmp_path: Path, base_model: str
+) -> None:
+    from diffusers import DiffusionPipeline
+
+    data = write_images(tmp_path / "data")
+    model = tiny_models / FOLDERS[base_model]
+    extra = ["--auto-caption"] if base_model == "QWEN" else ["--face-crop"]
+    out = run_cli("train", str(data), "--base-model", base_model, "--model", str(model), "--trigger-word", "sks",
+                  "--steps", "3", "--learning-rate", "1e-2", "--rank", "4", "--resolution", "64",
+                  "--out", str(tmp_path / "out"), *extra, env={"LORAFORGE_DATA_DIR": str(tmp_path / "home")})
+    assert out.returncode == 0, out.stderr
+    lora = Path(out.stdout.strip().splitlines()[-1])
+    assert lora == tmp_path / "out" / "lora.safetensors" and lora.exists()
+    assert (tmp_path / "out" / "lora.comfyui.safetensors").exists()
+    report = json.loads((tmp_path / "out" / "dataset_report.json").read_text())
+    sources = {entry["caption_source"] for entry in report["kept"]}
+    assert sources == ({"txt", "captioner"} if base_model == "QWEN" else {"txt", "trigger_word"})
+    assert "Traceback" not in out.stderr
+
+    with safe_open(str(lora), "pt") as f:
+        meta = f.metadata()
+    assert meta["loraforge.base_model"] == base_model and meta["loraforge.trigger_word"] == "sks"
+    assert meta["loraforge.steps"] == "3" and meta["loraforge.rank"] == "4"
+    assert float(meta["loraforge.learning_rate"]) == 1e-2
+    assert meta["loraforge.dataset_sha256"] == report["dataset_sha256"]
+
+    pipe = DiffusionPipeline.from_pretrained(str(model))
+    pipe.set_progress_bar_config(disable=True)
+    before = generate(pipe)
+    pipe.load_lora_weights(str(lora), adapter_name="trained")
+    after = generate(pipe)
+    assert np.abs(after - before).max() > 1e-4
+
+
+def test_train_command_on_a_folder_without_images_fails_with_one_clear_line(tiny_models: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    out = run_cli("train", str(tmp_path / "empty"), "--base-model", "FLUX", "--model",
+                  str(tiny_models / "flux-dev"), "--trigger-word", "sks", "--out", str(tmp_path / "out"))
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert lines[-1].startswith("error:") and "image" in lines[-1]
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "out" / "lora.safetensors").exists()
+
+
+def test_train_command_with_a_bad_flag_value_names_the_field(tmp_path: Path) -> None:
+    out = run_cli("train", str(tmp_path), "--base-model", "FLUX", "--trigger-word", "sks", "--steps", "0",
+                  "--out", str(tmp_path / "out"))
+    assert out.returncode != 0 and "steps" in out.stderr and "Traceback" not in out.stderr
