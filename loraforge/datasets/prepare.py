@@ -81,7 +81,9 @@ def _output_name(index: int, source: str) -> str:
 
 def _too_few_message(report: DatasetReport, found: int, min_images: int) -> str:
     if found == 0:
-        others = f"; {len(report.ignored)} other entries were ignored" if report.ignored else ""
+        listed = "; ".join(f"{d.source}: {d.reason}" for d in report.ignored[:5])
+        more = f" and {len(report.ignored) - 5} more" if len(report.ignored) > 5 else ""
+        others = f"; {len(report.ignored)} other entries were ignored ({listed}{more})" if listed else ""
         return f"the dataset holds no images (.jpg, .jpeg, .png or .webp){others}; add at least {min_images}"
     dropped = "; ".join(f"{d.source}: {d.reason}" for d in report.dropped[:10])
     more = f" (and {len(report.dropped) - 10} more)" if len(report.dropped) > 10 else ""
@@ -127,6 +129,12 @@ def prepare_dataset(
         report.ignored = [DroppedFile(name, reason) for name, reason in gathered.ignored]
         captions = caption_files(gathered.files)
         names = sorted(name for name in gathered.files if is_image_name(name))
+        paired = {caption_key(name) for name in names}
+        report.ignored += [
+            DroppedFile(name, "caption file with no image of the same name")
+            for name in sorted(gathered.files)
+            if not is_image_name(name) and caption_key(name) not in paired
+        ]
         finder = FaceFinder() if face_crop else None
         buckets = make_buckets(resolution)
         min_side = max(1, resolution // 4)

@@ -12,20 +12,48 @@ import os
 from pathlib import Path, PurePosixPath
 
 from loraforge.datasets.limits import DatasetLimits
-from loraforge.datasets.zipsafe import Extraction, extract_zip, junk_reason
+from loraforge.datasets.zipsafe import Extraction, extract_zip
 from loraforge.errors import DatasetError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
 CAPTION_SUFFIX = ".txt"
+# Image formats people do upload (phones, scanners, the web); named so the report can say "convert".
+OTHER_IMAGE_SUFFIXES = frozenset(
+    {
+        ".heic",
+        ".heif",
+        ".avif",
+        ".gif",
+        ".bmp",
+        ".tif",
+        ".tiff",
+        ".jxl",
+        ".jp2",
+        ".raw",
+        ".dng",
+        ".cr2",
+        ".nef",
+    }
+)
 
 
 def is_image_name(name: str) -> bool:
     return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
 
 
-def is_wanted(name: str) -> bool:
-    """Images and captions are kept; everything else in a dataset is ignored."""
-    return is_image_name(name) or PurePosixPath(name).suffix.lower() == CAPTION_SUFFIX
+def skip_reason(name: str) -> str | None:
+    """Why a dataset file is not used (macOS junk, hidden, other types), or None to keep it."""
+    path = PurePosixPath(name)
+    if path.parts and path.parts[0] == "__MACOSX":
+        return "macOS metadata (__MACOSX)"
+    if any(part.startswith(".") for part in path.parts):
+        return "hidden file"
+    suffix = path.suffix.lower()
+    if suffix in OTHER_IMAGE_SUFFIXES:
+        return f"unsupported image format ({suffix}); convert it to JPEG, PNG or WEBP"
+    if suffix not in IMAGE_SUFFIXES and suffix != CAPTION_SUFFIX:
+        return "not an image or caption (.jpg, .jpeg, .png, .webp, .txt)"
+    return None
 
 
 def _walk_folder(folder: Path, limits: DatasetLimits, exclude: Path) -> Extraction:
@@ -40,13 +68,11 @@ def _walk_folder(folder: Path, limits: DatasetLimits, exclude: Path) -> Extracti
             count += 1
             if count > limits.max_entries:
                 raise DatasetError(f"the folder has more than {limits.max_entries} files; use fewer files")
-            reason = junk_reason(name)
+            reason = skip_reason(name)
             if reason is None and path.is_symlink():
                 reason = "symbolic link"
             if reason is None and not path.is_file():
                 reason = "not a regular file"
-            if reason is None and not is_wanted(name):
-                reason = "not an image or caption (.jpg, .jpeg, .png, .webp, .txt)"
             if reason is None and path.stat().st_size > limits.max_entry_bytes:
                 reason = f"larger than the {limits.max_entry_bytes // (1024 * 1024)} MiB cap per file"
             if reason is not None:
@@ -62,4 +88,4 @@ def gather_files(source: Path, scratch: Path, work_dir: Path, limits: DatasetLim
         raise DatasetError(f"dataset {str(source)!r} does not exist")
     if source.is_dir():
         return _walk_folder(source, limits, exclude=work_dir.resolve())
-    return extract_zip(source, scratch, limits, is_wanted)
+    return extract_zip(source, scratch, limits, skip_reason)

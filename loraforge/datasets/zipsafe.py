@@ -3,9 +3,9 @@
 `extract_zip` refuses, before writing anything, archives that are too big, have too many
 entries, declare entries or a total that is too large, compress suspiciously well, hold a path
 that escapes the destination (`../`, absolute, drive letter) or a symbolic link, or are
-encrypted. It then streams only the wanted entries to disk, counting the bytes really written
-so that an entry whose header lies about its size is caught. `__MACOSX/` and dotfiles are
-skipped. Every refusal is a DatasetError saying what is wrong and how to fix the archive.
+encrypted. It then streams the entries the caller wants to disk (the rest are listed with the
+caller's reason), counting the bytes really written so that an entry whose header lies about its
+size is caught. Every refusal is a DatasetError saying what is wrong and how to fix the archive.
 """
 
 from __future__ import annotations
@@ -36,16 +36,6 @@ class Extraction:
 
     files: dict[str, Path] = field(default_factory=dict)
     ignored: list[tuple[str, str]] = field(default_factory=list)
-
-
-def junk_reason(name: str) -> str | None:
-    """Why a relative path is junk that a dataset never means to include, or None."""
-    parts = PurePosixPath(name).parts
-    if parts and parts[0] == "__MACOSX":
-        return "macOS metadata (__MACOSX)"
-    if any(part.startswith(".") for part in parts):
-        return "hidden file"
-    return None
 
 
 def safe_name(raw: str) -> str:
@@ -142,7 +132,7 @@ def _open_archive(archive: Path, limits: DatasetLimits) -> zipfile.ZipFile:
 
 
 def _plan(
-    zf: zipfile.ZipFile, limits: DatasetLimits, wanted: Callable[[str], bool], out: Extraction
+    zf: zipfile.ZipFile, limits: DatasetLimits, skip_reason: Callable[[str], str | None], out: Extraction
 ) -> list[tuple[zipfile.ZipInfo, str]]:
     """Check every entry's name and header; return the entries to extract."""
     infos = zf.infolist()
@@ -161,9 +151,7 @@ def _plan(
             )
         if info.is_dir() or not name:
             continue
-        reason = junk_reason(name)
-        if reason is None and not wanted(name):
-            reason = "not an image or caption (.jpg, .jpeg, .png, .webp, .txt)"
+        reason = skip_reason(name)
         if reason is None and name in seen:
             reason = "duplicate name in the archive"
         if reason is not None:
@@ -207,12 +195,12 @@ def _stream(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, target: Path,
 
 
 def extract_zip(
-    archive: Path, dest: Path, limits: DatasetLimits, wanted: Callable[[str], bool]
+    archive: Path, dest: Path, limits: DatasetLimits, skip_reason: Callable[[str], str | None]
 ) -> Extraction:
-    """Check `archive` whole, then extract the entries `wanted` accepts into `dest`."""
+    """Check `archive` whole, then extract into `dest` the entries for which skip_reason is None."""
     out = Extraction()
     with _open_archive(archive, limits) as zf:
-        plan = _plan(zf, limits, wanted, out)
+        plan = _plan(zf, limits, skip_reason, out)
         budget = limits.max_total_bytes
         for info, name in plan:
             target = dest.joinpath(*PurePosixPath(name).parts)

@@ -115,7 +115,18 @@ def test_a_zip_without_images_says_so(tmp_path: Path) -> None:
         tmp_path / "none.zip", {"readme.md": "hi", "__MACOSX/._a.png": b"x", "a.txt": "cap"}
     )
     error = assert_refused(archive, tmp_path / "work", r"holds no images .* add at least 2")
-    assert "2 other entries were ignored" in error.message
+    assert "3 other entries were ignored (readme.md: not an image or caption" in error.message
+    assert "__MACOSX/._a.png: macOS metadata" in error.message
+    assert "a.txt: caption file with no image of the same name" in error.message
+
+
+def test_a_zip_of_phone_heic_photos_says_to_convert_them(tmp_path: Path) -> None:
+    archive = samples.make_zip(
+        tmp_path / "heic.zip", {"IMG_0001.HEIC": b"....ftypheic", "IMG_0002.heic": b"x"}
+    )
+    assert_refused(
+        archive, tmp_path / "work", r"IMG_0001.HEIC: unsupported image format \(.heic\); convert it to JPEG"
+    )
 
 
 def test_an_all_corrupt_dataset_names_every_file_and_the_minimum(tmp_path: Path) -> None:

@@ -28,6 +28,8 @@ AWKWARD: dict[str, bytes | str] = {
     "set/palette.png": samples.palette_png(),
     "set/la.png": samples.la_png(),
     "set/rotated.jpg": samples.exif_rotated_jpeg(),
+    "set/фото Ünï.jpg": samples.jpeg((80, 80), 7),
+    "set/фото Ünï.txt": "TOK à Paris",
     "__MACOSX/set/._Ann.JPG": b"\0\5\x16\7junk",
     "set/.DS_Store": b"\0\0\0\1Bud1",
     "set/Thumbs.db": b"junk",
@@ -89,6 +91,7 @@ def test_captions_come_from_txt_files_else_the_instance_prompt_and_all_hold_the_
     assert items["set/people/Ann.JPG"].caption == "TOK, a woman in a red coat"
     assert items["set/Bob.PNG"].caption == "TOK standing by a lake"
     assert items["set/cmyk.jpeg"].caption == "a photo of TOK"
+    assert items["set/фото Ünï.jpg"].caption == "TOK à Paris"
     assert all(" TOK" in f" {item.caption}" for item in items.values())
 
 
