@@ -122,6 +122,12 @@ def prepare_dataset(
         min_images=min_images,
     )
     report_path = work_dir / REPORT_NAME
+    images_dir = work_dir / IMAGES_DIR
+    if source.resolve().is_relative_to(images_dir.resolve()):
+        raise ValidationError(f"the dataset {str(source)!r} must not lie inside {str(images_dir)!r}")
+    # A previous run's output must not outlive a failing re-run and pass for its result.
+    report_path.unlink(missing_ok=True)
+    shutil.rmtree(images_dir, ignore_errors=True)
     scratch = Path(tempfile.mkdtemp(prefix=".extract-", dir=work_dir))
     staging = Path(tempfile.mkdtemp(prefix=".images-", dir=work_dir))
     try:
@@ -193,9 +199,6 @@ def prepare_dataset(
             report.write(report_path)
             raise DatasetError(report.error)
         report.dataset_sha256 = digest.hexdigest()
-        images_dir = work_dir / IMAGES_DIR
-        if images_dir.exists():
-            shutil.rmtree(images_dir)
         os.replace(staging, images_dir)
         report.write(report_path)
     finally:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from loraforge.datasets.prepare import PreparedDataset, prepare_dataset
-from loraforge.errors import ValidationError
+from loraforge.errors import DatasetError, ValidationError
 from tests.datasets import samples
 
 AWKWARD: dict[str, bytes | str] = {
@@ -253,8 +253,6 @@ def test_bad_arguments_name_the_field(tmp_path: Path, kwargs: dict[str, object],
 
 
 def test_a_missing_source_is_a_dataset_error(tmp_path: Path) -> None:
-    from loraforge.errors import DatasetError
-
     with pytest.raises(DatasetError, match="does not exist"):
         prepare(tmp_path / "nope.zip", tmp_path / "work")
     shutil.rmtree(tmp_path / "work")
@@ -279,3 +277,15 @@ def test_a_fifo_in_a_folder_source_is_skipped_not_read(tmp_path: Path) -> None:
     dataset = prepare(folder, tmp_path / "work")
     ignored = json.loads(dataset.report_path.read_text())["ignored"]
     assert ignored == [{"source": "c.jpg", "reason": "not a regular file"}]
+
+
+def test_a_failing_rerun_leaves_no_stale_images_behind(tmp_path: Path) -> None:
+    good = samples.make_zip(tmp_path / "good.zip", {"a.jpg": samples.jpeg(), "b.png": samples.png()})
+    prepare(good, tmp_path / "w")
+    bad = samples.make_zip(tmp_path / "bad.zip", {"a.jpg": b"broken", "b.png": samples.png()})
+    with pytest.raises(DatasetError, match="1 usable images but needs at least 2"):
+        prepare(bad, tmp_path / "w")
+    assert not (tmp_path / "w" / "images").exists()
+    assert json.loads((tmp_path / "w" / "dataset_report.json").read_text())["error"].startswith(
+        "the dataset has 1"
+    )
