@@ -53,7 +53,9 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(8, ge=1, le=20)
     webhook_retry_base_s: float = Field(2.0, ge=0)  # doubles each retry unless Retry-After says
     webhook_timeout_s: float = Field(10.0, gt=0)
-    inference_cache_size: int = Field(4, ge=1)
+    inference_cache_size: int = Field(4, ge=1)  # LoRAs kept loaded per base pipeline
+    inference_max_side: int = Field(2048, ge=64)  # width/height cap of /v1/{slug}
+    inference_max_steps: int = Field(100, ge=1)
     machine_type: str = "NVIDIA_H100"
     log_level: str = "INFO"
 

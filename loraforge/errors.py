@@ -91,3 +91,9 @@ class JobCancelled(LoraforgeError):
     """Raised inside the worker when a job was cancelled; the job ends CANCELLED."""
 
     status_code = 409
+
+
+class InferenceError(LoraforgeError):
+    """A model could not be loaded or produced no usable image (LoRA mismatch, NaN output...)."""
+
+    status_code = 500

@@ -1,0 +1,103 @@
+"""The generation request: the JSON body of `POST /v1/{slug}` and the flags of `loraforge generate`.
+
+`parse_request(body, settings)` turns an untrusted mapping into a frozen GenerationRequest or
+raises ValidationError naming the field and saying what is allowed. Types are strict (`"512"` is
+not a width, `1` is not `true`) because a client that sends the wrong type has a bug worth
+hearing about; unknown fields are ignored so clients written for other services still work.
+Size and step caps come from Settings so an operator can raise them on a large GPU.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from loraforge.config import Settings
+from loraforge.errors import ValidationError
+
+SIZE_MULTIPLE = 16  # VAE scale 8 x 2x2 latent packing, the same for FLUX and Qwen-Image
+MIN_SIDE = 64
+MAX_PROMPT_CHARS = 4000
+MAX_SEED = 2**63 - 1
+
+
+class GenerationRequest(BaseModel):
+    """What to generate; `None` means the base model family's default."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    prompt: str = Field(strict=True, max_length=MAX_PROMPT_CHARS)
+    negative_prompt: str | None = Field(None, strict=True, max_length=MAX_PROMPT_CHARS)
+    width: int = Field(1024, strict=True)
+    height: int = Field(1024, strict=True)
+    num_inference_steps: int | None = Field(None, strict=True, ge=1)
+    guidance_scale: float | None = Field(None, strict=True, ge=0.0, le=30.0)
+    seed: int | None = Field(None, strict=True, ge=0, le=MAX_SEED)
+    lora_strength: float = Field(1.0, strict=True, ge=0.0, le=2.0)
+    image_format: Literal["png", "jpeg"] = "png"
+    base64: bool = Field(False, strict=True)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must be a non-empty string")
+        return value
+
+    @field_validator("image_format", mode="before")
+    @classmethod
+    def _format_aliases(cls, value: Any) -> Any:
+        # "jpg" and upper case are what people type; normalise rather than refuse.
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return "jpeg" if value == "jpg" else value
+        return value
+
+    def with_seed(self) -> GenerationRequest:
+        """This request with a seed drawn at random if none was given (so it can be reported)."""
+        if self.seed is not None:
+            return self
+        return self.model_copy(update={"seed": secrets.randbelow(2**32)})
+
+
+def parse_request(body: Any, settings: Settings) -> GenerationRequest:
+    """Validate an untrusted body against the schema and the operator's caps."""
+    if not isinstance(body, Mapping):
+        raise ValidationError("the request body must be a JSON object with at least a 'prompt'")
+    try:
+        request = GenerationRequest.model_validate(dict(body))
+    except PydanticValidationError as exc:
+        raise ValidationError(_describe(exc)) from None
+    check_limits(request, settings)
+    return request
+
+
+def check_limits(request: GenerationRequest, settings: Settings) -> None:
+    """Refuse sizes and step counts the operator has not allowed."""
+    cap = settings.inference_max_side
+    for field in ("width", "height"):
+        value = getattr(request, field)
+        if value % SIZE_MULTIPLE or not MIN_SIDE <= value <= cap:
+            raise ValidationError(
+                f"{field}: must be a multiple of {SIZE_MULTIPLE} between {MIN_SIDE} and {cap} (got {value})"
+            )
+    steps = request.num_inference_steps
+    if steps is not None and steps > settings.inference_max_steps:
+        raise ValidationError(
+            f"num_inference_steps: must be at most {settings.inference_max_steps} (got {steps})"
+        )
+
+
+def _describe(exc: PydanticValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        field = ".".join(str(part) for part in err["loc"]) or "body"
+        message = "is required" if err["type"] == "missing" else err["msg"]
+        message = message.removeprefix("Value error, ")
+        message = message[:1].lower() + message[1:]
+        problems.append(f"{field}: {message}")
+    return "; ".join(problems)
