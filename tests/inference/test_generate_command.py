@@ -19,7 +19,7 @@ def run_cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1", "LORAFORGE_DATA_DIR": str(data_dir)}
     return subprocess.run(
         [sys.executable, "-m", "loraforge", "generate", *args],
-        capture_output=True, text=True, env=env, timeout=120,
+        check=False, capture_output=True, text=True, env=env, timeout=120,
     )
 
 
