@@ -5,7 +5,8 @@ check they could make it read cloud metadata (169.254.169.254) or internal servi
 AAAA record of the host is checked, since an attacker controls which one a later connect would
 pick; `resolve_safe` returns the checked addresses so callers can pin the connection to them and
 close the DNS-rebinding window. `allow_private` (LORAFORGE_ALLOW_PRIVATE_URLS) lifts the address
-checks for tests and local demos; the http/https rule always holds.
+checks for tests and local demos; the http/https rule and the ban on cloud metadata addresses
+always hold (no dataset or webhook ever lives there, and credentials do).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ METADATA_ADDRESSES = {
 }
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+METADATA_REASON = "a cloud metadata address"
 
 
 def refusal_reason(address: IPAddress) -> str | None:
     """Why `address` may not be fetched, or None if it is a public unicast address."""
     if address in METADATA_ADDRESSES:
-        return "a cloud metadata address"
+        return METADATA_REASON
     if isinstance(address, ipaddress.IPv6Address):
         embedded = address.ipv4_mapped or address.sixtofour
         if embedded is None and address in NAT64:
@@ -104,15 +106,15 @@ def resolve_safe(url: str, allow_private: bool) -> tuple[str, int, list[IPAddres
     """(host, port, addresses) of `url` once every address has passed the guard."""
     _scheme, host, port = split_url(url)
     addresses = resolve(host, port)
-    if not allow_private:
-        for address in addresses:
-            reason = refusal_reason(address)
-            if reason:
-                shown = host if _is_literal(host) else f"{host} (resolves to {address})"
-                raise UnsafeURLError(
-                    f"refusing to fetch {url}: the host {shown} is {reason}; only public "
-                    "internet addresses are allowed (set LORAFORGE_ALLOW_PRIVATE_URLS=true for local use)"
-                )
+    for address in addresses:
+        reason = refusal_reason(address)
+        if reason and (not allow_private or METADATA_REASON in reason):
+            shown = host if _is_literal(host) else f"{host} (resolves to {address})"
+            advice = "" if allow_private else " (set LORAFORGE_ALLOW_PRIVATE_URLS=true for local use)"
+            raise UnsafeURLError(
+                f"refusing to fetch {url}: the host {shown} is {reason}; only public "
+                f"internet addresses are allowed{advice}"
+            )
     return host, port, addresses
 
 
