@@ -1,0 +1,177 @@
+"""Pre-signed links over plain HTTP, the same test functions for local disk and SeaweedFS S3.
+
+Local links are served by the API's /files route (a real uvicorn server on a free loopback port);
+S3 links go straight to SeaweedFS, and public S3 objects are served through /files by redirect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from loraforge.api.routes.files import router
+from loraforge.config import Settings
+from loraforge.errors import LoraforgeError
+from loraforge.storage import LocalStore, ObjectStore, open_store
+from tests.fixtures.backends import make_settings
+
+CAP = 64 * 1024
+ZIP = b"PK\x03\x04" + bytes(range(256)) * 40
+
+
+@dataclass
+class Served:
+    settings: Settings
+    store: ObjectStore
+    kind: str
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _app(settings: Settings, store: ObjectStore) -> FastAPI:
+    app = FastAPI()
+    app.state.settings, app.state.store = settings, store
+
+    @app.exception_handler(LoraforgeError)
+    async def _error(request: object, exc: LoraforgeError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+
+    app.include_router(router)
+    return app
+
+
+@pytest.fixture
+def served(tmp_path: Path, storage_kind: str) -> Iterator[Served]:
+    port = _free_port()
+    settings = make_settings(tmp_path, storage_kind, public_url=f"http://127.0.0.1:{port}",
+                             max_upload_bytes=CAP)
+    store = open_store(settings)
+    server = uvicorn.Server(uvicorn.Config(_app(settings, store), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield Served(settings, store, storage_kind)
+    server.should_exit = True
+    thread.join(timeout=5)
+
+
+def _seed_curl_put(path: Path, url: str) -> int:
+    """The Fast Flux seed's upload command, verbatim but for the file and URL."""
+    result = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT", "-T", str(path),
+         "-H", "Content-Type: application/zip", "-H", "x-amz-acl: public-read", url],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    return int(result.stdout)
+
+
+def test_the_seed_curl_uploads_a_public_zip_that_downloads_without_a_key(served: Served, tmp_path: Path) -> None:
+    key = "uploads/u1/f1-faces.zip"
+    source = tmp_path / "your_dataset.zip"
+    source.write_bytes(ZIP)
+    url = served.store.presigned_put(key, 600, "application/zip", public=True)
+    assert _seed_curl_put(source, url) == 200
+    assert served.store.sha256(key) == hashlib.sha256(ZIP).hexdigest()
+    response = httpx.get(served.store.public_url(key), follow_redirects=True)
+    assert response.status_code == 200
+    assert response.content == ZIP
+
+
+def test_a_private_upload_downloads_only_through_a_signed_link(served: Served) -> None:
+    key = "uploads/u1/f2-private.zip"
+    url = served.store.presigned_put(key, 600, None, public=False)
+    assert httpx.put(url, content=ZIP).status_code == 200
+    anonymous = httpx.get(served.store.public_url(key))
+    assert anonymous.status_code == 403
+    assert "private" in anonymous.json()["error"]
+    signed = httpx.get(served.store.presigned_get(key, 600))
+    assert signed.status_code == 200
+    assert signed.content == ZIP
+
+
+def test_an_expired_link_is_refused(served: Served) -> None:
+    key = "uploads/u1/f3-late.zip"
+    url = served.store.presigned_put(key, 1, "application/zip", public=False)
+    time.sleep(2.1)
+    response = httpx.put(url, content=ZIP, headers={"Content-Type": "application/zip"})
+    assert response.status_code == 403
+    if served.kind == "local":
+        assert "expired" in response.json()["error"]
+    assert not served.store.exists(key)
+
+
+def test_a_tampered_link_is_refused(served: Served) -> None:
+    key = "uploads/u1/f4-tampered.zip"
+    url = served.store.presigned_put(key, 600, None, public=False)
+    flipped = "0" if url[-1] != "0" else "1"
+    response = httpx.put(url[:-1] + flipped, content=ZIP)
+    assert response.status_code == 403
+    assert not served.store.exists(key)
+    other_key = httpx.put(url.replace("f4-tampered", "f4-other"), content=ZIP)
+    assert other_key.status_code == 403
+
+
+def test_a_public_link_requires_the_acl_header(served: Served) -> None:
+    key = "uploads/u1/f5-public.zip"
+    url = served.store.presigned_put(key, 600, "application/zip", public=True)
+    response = httpx.put(url, content=ZIP, headers={"Content-Type": "application/zip"})
+    assert response.status_code == 403
+    if served.kind == "local":
+        assert "x-amz-acl: public-read" in response.json()["error"]
+
+
+def test_a_download_link_cannot_be_used_to_upload(served: Served) -> None:
+    served.store.put_bytes("models/j/m.safetensors", b"weights")
+    response = httpx.put(served.store.presigned_get("models/j/m.safetensors", 600), content=b"evil")
+    assert response.status_code == 403
+    assert served.store.get_bytes("models/j/m.safetensors") == b"weights"
+
+
+@pytest.mark.parametrize("storage_kind", ["local"], indirect=True)
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_an_upload_over_the_cap_is_a_413_and_leaves_no_file(served: Served, chunked: bool) -> None:
+    key = "uploads/u1/f6-big.zip"
+    url = served.store.presigned_put(key, 600, None, public=False)
+    body = b"x" * (CAP + 1)
+    content = iter([body[i:i + 8192] for i in range(0, len(body), 8192)]) if chunked else body
+    response = httpx.put(url, content=content)
+    assert response.status_code == 413
+    assert "64 KB limit" in response.json()["error"]
+    assert isinstance(served.store, LocalStore)
+    assert not any(served.store.root.rglob("*big*"))
+
+
+@pytest.mark.parametrize("storage_kind", ["local"], indirect=True)
+def test_the_signed_content_type_must_be_sent(served: Served) -> None:
+    url = served.store.presigned_put("uploads/u1/f7.zip", 600, "application/zip", public=False)
+    response = httpx.put(url, content=ZIP, headers={"Content-Type": "text/plain"})
+    assert response.status_code == 403
+    assert "Content-Type: application/zip" in response.json()["error"]
+
+
+@pytest.mark.parametrize("storage_kind", ["local"], indirect=True)
+def test_traversal_through_the_files_route_is_refused(served: Served) -> None:
+    base = served.settings.public_url
+    for path in ["/files/uploads/..%2F..%2Fsecret.key", "/files/.meta/uploads.json", "/files/a/%2e%2e/b"]:
+        response = httpx.get(base + path)
+        assert response.status_code in (400, 404), path
+        assert "error" in response.json()
