@@ -1,31 +1,23 @@
 """Pre-signed links over plain HTTP, the same test functions for local disk and SeaweedFS S3.
 
-Local links are served by the API's /files route (a real uvicorn server on a free loopback port);
+Local links are served by the API's /files route (create_app under uvicorn on a free loopback port);
 S3 links go straight to SeaweedFS, and public S3 objects are served through /files by redirect.
 """
 
 from __future__ import annotations
 
 import hashlib
-import socket
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 
-from loraforge.api.routes.files import router
 from loraforge.config import Settings
-from loraforge.errors import LoraforgeError
-from loraforge.storage import LocalStore, ObjectStore, open_store
-from tests.fixtures.backends import make_settings
+from loraforge.storage import LocalStore, ObjectStore
+from tests.fixtures.apps import LiveServer
 
 CAP = 64 * 1024
 ZIP = b"PK\x03\x04" + bytes(range(256)) * 40
@@ -38,40 +30,17 @@ class Served:
     kind: str
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _app(settings: Settings, store: ObjectStore) -> FastAPI:
-    app = FastAPI()
-    app.state.settings, app.state.store = settings, store
-
-    @app.exception_handler(LoraforgeError)
-    async def _error(request: object, exc: LoraforgeError) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.status_code)
-
-    app.include_router(router)
-    return app
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """These tests are about storage: one SQLite database is enough (overrides the fixture)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'loraforge.db'}"
 
 
 @pytest.fixture
-def served(tmp_path: Path, storage_kind: str) -> Iterator[Served]:
-    port = _free_port()
-    settings = make_settings(tmp_path, storage_kind, public_url=f"http://127.0.0.1:{port}",
-                             max_upload_bytes=CAP)
-    store = open_store(settings)
-    server = uvicorn.Server(uvicorn.Config(_app(settings, store), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield Served(settings, store, storage_kind)
-    server.should_exit = True
-    thread.join(timeout=5)
+def served(live_server: LiveServer, storage_kind: str) -> Served:
+    """The real app (create_app) under uvicorn; its cap lowered so over-cap bodies stay small."""
+    live_server.settings.max_upload_bytes = CAP
+    return Served(live_server.settings, live_server.app.state.store, storage_kind)
 
 
 def _seed_curl_put(path: Path, url: str) -> int:
