@@ -242,6 +242,11 @@ class S3Store:
         return self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": self._full(key)}, ExpiresIn=expires_s)
 
+    def presigned_head(self, key: str, expires_s: int) -> str:
+        """Like presigned_get for HEAD requests (S3 signs the method, so a GET link cannot HEAD)."""
+        return self.client.generate_presigned_url(
+            "head_object", Params={"Bucket": self.bucket, "Key": self._full(key)}, ExpiresIn=expires_s)
+
     def presigned_put(self, key: str, expires_s: int, content_type: str | None, public: bool) -> str:
         params: dict[str, str] = {"Bucket": self.bucket, "Key": self._full(key)}
         if content_type:

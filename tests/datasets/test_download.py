@@ -65,6 +65,9 @@ class Handler(BaseHTTPRequestHandler):
             if self.command == "GET":
                 time.sleep(2)
             self._send(200, PAYLOAD, len(PAYLOAD))
+        elif path == "/host":
+            host = self.headers.get("Host", "").encode()
+            self._send(200, host, len(host))
         elif path == "/to-data":
             self._send(302, b"", 0, Location="/data.zip")
         elif path == "/to-metadata":
@@ -99,6 +102,14 @@ def test_download_writes_the_whole_file(file_host: str, settings: Settings, tmp_
     dest = download(f"{file_host}/data.zip", tmp_path / "in" / "data.zip", settings)
     assert dest.read_bytes() == PAYLOAD
     assert [p.name for p in dest.parent.iterdir()] == ["data.zip"]
+
+
+def test_a_host_name_is_fetched_from_its_checked_address_with_its_own_host_header(
+    file_host: str, settings: Settings, tmp_path: Path
+) -> None:
+    by_name = file_host.replace("127.0.0.1", "localhost")
+    dest = download(f"{by_name}/host", tmp_path / "host.txt", settings)
+    assert dest.read_text() == by_name.removeprefix("http://")
 
 
 def test_redirects_are_followed(file_host: str, settings: Settings, tmp_path: Path) -> None:

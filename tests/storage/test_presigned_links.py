@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from loraforge.config import Settings
+from loraforge.datasets.download import download, probe
 from loraforge.storage import LocalStore, ObjectStore
 from tests.fixtures.apps import LiveServer
 
@@ -63,6 +64,14 @@ def test_the_seed_curl_uploads_a_public_zip_that_downloads_without_a_key(served:
     response = httpx.get(served.store.public_url(key), follow_redirects=True)
     assert response.status_code == 200
     assert response.content == ZIP
+
+
+def test_a_public_link_passes_the_download_probe_and_downloads(served: Served, tmp_path: Path) -> None:
+    key = "models/j1/fast.safetensors"
+    served.store.put_bytes(key, ZIP, public=True)
+    local = served.settings.model_copy(update={"allow_private_urls": True})
+    assert probe(served.store.public_url(key), local) == len(ZIP)
+    assert download(served.store.public_url(key), tmp_path / "m.safetensors", local).read_bytes() == ZIP
 
 
 def test_a_private_upload_downloads_only_through_a_signed_link(served: Served) -> None:

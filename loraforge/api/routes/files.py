@@ -87,7 +87,8 @@ def download(key: str, request: Request) -> Response:
             "this file is private: get a time-limited link from /finetune/request/file/download"
         )
     if not isinstance(store, LocalStore):
-        return RedirectResponse(store.presigned_get(key, REDIRECT_EXPIRY_S), status_code=307)
+        sign = store.presigned_head if request.method == "HEAD" else store.presigned_get
+        return RedirectResponse(sign(key, REDIRECT_EXPIRY_S), status_code=307)
     return FileResponse(
         store.path_of(key),
         media_type=store.content_type(key) or "application/octet-stream",
