@@ -38,7 +38,7 @@ def _client(settings: Settings) -> httpx.Client:
                         trust_env=False, headers=HEADERS)
 
 
-def _send_pinned(client: httpx.Client, method: str, url: str, settings: Settings) -> httpx.Response:
+def send_pinned(client: httpx.Client, method: str, url: str, settings: Settings) -> httpx.Response:
     """One request to an address of `url`'s host that passed the guard (tried in order)."""
     host, port, addresses = resolve_safe(url, settings.allow_private_urls)
     parts = urlsplit(url)
@@ -55,6 +55,8 @@ def _send_pinned(client: httpx.Client, method: str, url: str, settings: Settings
             return client.send(request, stream=True)
         except httpx.ConnectError as exc:
             last_error = exc
+    if "CERTIFICATE_VERIFY_FAILED" in str(last_error):
+        raise DownloadError(f"the TLS certificate of {host} could not be verified for {url}: {last_error}")
     raise DownloadError(f"could not connect to {host} for {url}: {last_error}")
 
 
@@ -64,7 +66,7 @@ def _open(client: httpx.Client, method: str, url: str, settings: Settings) -> It
     current = url
     try:
         for _hop in range(MAX_REDIRECTS + 1):
-            response = _send_pinned(client, method, current, settings)
+            response = send_pinned(client, method, current, settings)
             if not response.is_redirect:
                 break
             response.close()
