@@ -1,0 +1,114 @@
+"""What the worker moves between the object store and its scratch folder: data, checkpoints, the LoRA.
+
+The data of a job is either an upload of ours (its `s3_url` points into our store, so it is read
+from storage and the owner's key never leaves the service) or a public URL (HEAD for the size,
+then a streamed, capped GET through the SSRF guard). Checkpoints go to
+`checkpoints/{finetune_id}/step-{n}/` as the trainer writes them, only the newest is kept, and a
+restarted worker copies the newest back before resuming. The LoRA goes to
+`models/{finetune_id}/{slug}.safetensors` (plus the ComfyUI copy beside it).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+from pathlib import Path, PurePosixPath
+
+from loraforge.config import Settings
+from loraforge.errors import DatasetError, StorageError
+from loraforge.storage.base import ObjectStore, StoredObject
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+PUBLIC_MODEL_ROUTE = "/finetune/model"  # key-less FAST_FLUX downloads: {route}/{token}/{file}
+
+
+def fetch_data(store: ObjectStore, settings: Settings, url: str, dest_dir: Path) -> Path:
+    """Bring the dataset of `url` to `dest_dir`; raise an actionable error if it cannot be had."""
+    from loraforge.datasets.download import download, probe
+
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    key = store.key_from_url(url)
+    if key is not None:
+        suffix = PurePosixPath(key).suffix or ".zip"
+        dest = dest_dir / f"dataset{suffix}"
+        if not store.exists(key):
+            raise DatasetError(
+                f"data_source_path {url} has no file behind it: upload the ZIP with the pre-signed URL "
+                "(PUT) before submitting, or submit again with a new upload"
+            )
+        store.get_file(key, dest)
+        return dest
+    suffix = PurePosixPath(url.split("?", 1)[0]).suffix.lower()
+    dest = dest_dir / f"dataset{suffix if suffix in ('.zip',) else '.zip'}"
+    probe(url, settings)
+    return download(url, dest, settings)
+
+
+def checkpoint_prefix(job_id: str, step: int) -> str:
+    return f"{CHECKPOINTS}/{job_id}/step-{step}/"
+
+
+def upload_checkpoint(store: ObjectStore, job_id: str, path: Path, step: int) -> str:
+    """Copy the checkpoint at `path` (a folder or a file) to storage; return its prefix."""
+    prefix = checkpoint_prefix(job_id, step)
+    files = [p for p in sorted(path.rglob("*")) if p.is_file()] if path.is_dir() else [path]
+    for file in files:
+        rel = file.relative_to(path).as_posix() if path.is_dir() else file.name
+        store.put_file(prefix + rel, file)
+    # The marker goes last: a checkpoint without it was cut short and is never restored.
+    store.put_bytes(prefix + ".complete", str(step).encode())
+    return prefix
+
+
+def prune_checkpoints(store: ObjectStore, job_id: str, keep_step: int | None) -> None:
+    """Delete every stored checkpoint of the job except `keep_step` (all of them if None)."""
+    keep = checkpoint_prefix(job_id, keep_step) if keep_step is not None else None
+    for key in store.list(f"{CHECKPOINTS}/{job_id}/"):
+        if keep is None or not key.startswith(keep):
+            store.delete(key)
+
+
+def restore_checkpoint(store: ObjectStore, job_id: str, step: int, target: Path) -> bool:
+    """Copy checkpoint `step` back to `target` (the folder the trainer wrote it to)."""
+    prefix = checkpoint_prefix(job_id, step)
+    keys = store.list(prefix)
+    if prefix + ".complete" not in keys:
+        logger.warning("job %s: checkpoint step %d in storage is incomplete; starting over", job_id, step)
+        return False
+    if target.exists():
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    for key in keys:
+        rel = key[len(prefix):]
+        if rel == ".complete":
+            continue
+        dest = target / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        store.get_file(key, dest)
+    logger.info("job %s: restored checkpoint step %d from storage", job_id, step)
+    return True
+
+
+def model_key(job_id: str, slug: str, suffix: str = ".safetensors") -> str:
+    return f"models/{job_id}/{slug}{suffix}"
+
+
+def upload_lora(store: ObjectStore, job_id: str, slug: str, lora_path: Path,
+                comfy_path: Path | None) -> StoredObject:
+    if not lora_path.is_file():
+        raise StorageError(f"training reported {lora_path} but the file is missing")
+    stored = store.put_file(model_key(job_id, slug), lora_path)
+    if comfy_path is not None and comfy_path.is_file():
+        store.put_file(model_key(job_id, slug, ".comfyui.safetensors"), comfy_path)
+    return stored
+
+
+def new_download_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def public_model_url(settings: Settings, token: str, slug: str) -> str:
+    """A direct, key-less link for FAST_FLUX: unguessable because of the 256-bit token."""
+    return f"{settings.public_url}{PUBLIC_MODEL_ROUTE}/{token}/{slug}.safetensors"

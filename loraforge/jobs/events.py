@@ -1,0 +1,110 @@
+"""Status changes, their event log, and live training progress of a job.
+
+`move(session, job_id, new_status, ...)` is the only way the pipeline changes a job's status: it
+checks the move against the transition table in statuses.py, applies it with a conditional UPDATE
+(so a cancel and a worker racing on the same job cannot both win), and appends a timestamped
+`JobEvent` in the same transaction. `ProgressWriter` turns the trainer's progress callback into
+throttled writes of `{step, total_steps, loss, eta_seconds}`; `events_of` / `progress_of` are what
+the details endpoint renders.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from loraforge.db.base import utcnow
+from loraforge.db.models import FineTuneJob
+from loraforge.db.pipeline_models import JobEvent, JobRun
+from loraforge.errors import ConflictError, NotFoundError
+from loraforge.jobs.lease import ensure_run
+from loraforge.jobs.statuses import JobStatus, check_transition
+
+logger = logging.getLogger(__name__)
+
+
+def move(
+    session: Session,
+    job_id: str,
+    new: JobStatus,
+    *,
+    message: str | None = None,
+    **fields: Any,
+) -> FineTuneJob:
+    """Change the job's status (plus any `fields`), record the event, commit; return the job."""
+    job = session.get(FineTuneJob, job_id, populate_existing=True)
+    if job is None:
+        raise NotFoundError(f"no fine-tune job {job_id}")
+    current = job.status
+    check_transition(current, new)
+    result = session.execute(
+        update(FineTuneJob)
+        .where(FineTuneJob.id == job_id, FineTuneJob.status == current)
+        .values(status=new.value, updated_ts=utcnow(), **fields)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        session.rollback()
+        raise ConflictError(f"job {job_id} changed status while moving it from {current} to {new}")
+    session.add(JobEvent(job_id=job_id, status=new.value, message=message))
+    session.commit()
+    session.refresh(job)
+    logger.info("job %s: %s -> %s%s", job_id, current, new, f" ({message})" if message else "")
+    return job
+
+
+def record_event(session: Session, job_id: str, status: str, message: str | None = None) -> None:
+    """Append an event without a status change (the initial REQUESTED, a resume note)."""
+    session.add(JobEvent(job_id=job_id, status=status, message=message))
+    session.commit()
+
+
+def events_of(session: Session, job_id: str) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+    ).scalars()
+    return [
+        {"status": e.status, "timestamp": e.created_at.isoformat().replace("+00:00", "Z"),
+         "message": e.message}
+        for e in rows
+    ]
+
+
+def progress_of(session: Session, job_id: str) -> dict[str, Any] | None:
+    run = session.get(JobRun, job_id)
+    if run is None or run.total_steps is None:
+        return None
+    return {"step": run.step, "total_steps": run.total_steps, "loss": run.loss, "eta_seconds": run.eta_seconds}
+
+
+class ProgressWriter:
+    """A progress callback that writes at most once per `interval_s`, and always the last step."""
+
+    def __init__(self, sessions: sessionmaker[Session], job_id: str, interval_s: float) -> None:
+        self._sessions = sessions
+        self._job_id = job_id
+        self._interval_s = interval_s
+        self._last = 0.0
+
+    def __call__(self, progress: Any) -> None:
+        now = time.monotonic()
+        final = progress.step >= progress.total_steps
+        if not final and now - self._last < self._interval_s:
+            return
+        self._last = now
+        loss = float(progress.loss) if progress.loss is not None and math.isfinite(progress.loss) else None
+        with self._sessions() as session:
+            ensure_run(session, self._job_id)
+            session.execute(
+                update(JobRun)
+                .where(JobRun.job_id == self._job_id)
+                .values(step=progress.step, total_steps=progress.total_steps, loss=loss,
+                        eta_seconds=progress.eta_seconds)
+                .execution_options(synchronize_session=False)
+            )
+            session.commit()

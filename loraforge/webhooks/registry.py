@@ -1,0 +1,142 @@
+"""Webhook registration: add, update, list, deactivate and read the dispatch log of a user's webhooks.
+
+A user has at most one active fine-tune webhook (also enforced by a partial unique index). Its
+events are job statuses; without a choice the defaults are TRAINING_COMPLETED, INFERENCE_QUEUED
+and AVAILABLE, as the seeds describe. URLs must be http(s) and pass the SSRF guard when they are
+registered (and again before every delivery).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from loraforge.config import Settings
+from loraforge.datasets.url_guard import check_url
+from loraforge.db.pipeline_models import Webhook, WebhookDispatch
+from loraforge.errors import ConflictError, NotFoundError, ValidationError
+from loraforge.jobs.statuses import JobStatus
+from loraforge.webhooks.signing import new_secret
+
+DEFAULT_EVENTS = [JobStatus.TRAINING_COMPLETED.value, JobStatus.INFERENCE_QUEUED.value, JobStatus.AVAILABLE.value]
+MAX_URL_LENGTH = 2048
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def render(hook: Webhook) -> dict[str, Any]:
+    return {
+        "webhook_id": hook.id,
+        "webhook_url": hook.url,
+        "event": {"types": list(hook.event_types)},
+        "secret": hook.secret,
+        "active": hook.active,
+        "created_at": _iso(hook.created_at),
+        "updated_at": _iso(hook.updated_at),
+    }
+
+
+def validate_url(url: object, settings: Settings) -> str:
+    if not isinstance(url, str) or not url.strip():
+        raise ValidationError("webhook_url is required: an http(s) URL that accepts POST")
+    url = url.strip()
+    if len(url) > MAX_URL_LENGTH or not url.lower().startswith(("http://", "https://")):
+        raise ValidationError("webhook_url must be an http(s) URL of at most 2048 characters")
+    check_url(url, settings.allow_private_urls)
+    return url
+
+
+def validate_types(event: object) -> list[str]:
+    if event is None:
+        return list(DEFAULT_EVENTS)
+    if not isinstance(event, dict) or not isinstance(event.get("types"), list) or not event["types"]:
+        raise ValidationError('event must be {"types": [...]} with at least one job status')
+    allowed = [s.value for s in JobStatus]
+    types: list[str] = []
+    for item in event["types"]:
+        if not isinstance(item, str) or item.upper() not in allowed:
+            raise ValidationError(f"event.types: {item!r} is not a job status; use some of {', '.join(allowed)}")
+        if item.upper() not in types:
+            types.append(item.upper())
+    return types
+
+
+def _owned(session: Session, user_id: str, webhook_id: object) -> Webhook:
+    if not isinstance(webhook_id, str) or not webhook_id:
+        raise ValidationError("webhook_id is required")
+    hook = session.get(Webhook, webhook_id)
+    if hook is None or hook.user_id != user_id:
+        raise NotFoundError(f"no webhook {webhook_id}")
+    return hook
+
+
+def add(session: Session, settings: Settings, user_id: str, url: object, event: object) -> Webhook:
+    url = validate_url(url, settings)
+    types = validate_types(event)
+    active = session.execute(
+        select(Webhook).where(Webhook.user_id == user_id, Webhook.active.is_(True))
+    ).scalar_one_or_none()
+    conflict = ConflictError(
+        "you already have an active fine-tune webhook; change it with POST /webhook/update "
+        "or deactivate it with GET /webhook/inactive?webhook_id=... first"
+    )
+    if active is not None:
+        raise conflict
+    hook = Webhook(id=str(uuid.uuid4()), user_id=user_id, url=url, secret=new_secret(), event_types=types,
+                   active=True)
+    session.add(hook)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise conflict from None
+    return hook
+
+
+def update(session: Session, settings: Settings, user_id: str, webhook_id: object, url: object,
+           event: object) -> Webhook:
+    hook = _owned(session, user_id, webhook_id)
+    if url is not None:
+        hook.url = validate_url(url, settings)
+    if event is not None:
+        hook.event_types = validate_types(event)
+    session.commit()
+    return hook
+
+
+def list_for(session: Session, user_id: str) -> list[Webhook]:
+    return list(session.execute(
+        select(Webhook).where(Webhook.user_id == user_id).order_by(Webhook.created_at)
+    ).scalars())
+
+
+def deactivate(session: Session, user_id: str, webhook_id: object) -> Webhook:
+    hook = _owned(session, user_id, webhook_id)
+    hook.active = False
+    session.commit()
+    return hook
+
+
+def owned(session: Session, user_id: str, webhook_id: object) -> Webhook:
+    return _owned(session, user_id, webhook_id)
+
+
+def dispatch_log(session: Session, user_id: str, webhook_id: object, limit: int = 200) -> list[dict[str, Any]]:
+    hook = _owned(session, user_id, webhook_id)
+    rows = session.execute(
+        select(WebhookDispatch).where(WebhookDispatch.webhook_id == hook.id)
+        .order_by(WebhookDispatch.id.desc()).limit(limit)
+    ).scalars()
+    return [
+        {"message_id": r.message_id, "event_type": r.event_type, "request_id": r.job_id, "attempt": r.attempt,
+         "status_code": r.status_code, "error": r.error, "duration_ms": r.duration_ms,
+         "timestamp": _iso(r.created_at)}
+        for r in rows
+    ]
