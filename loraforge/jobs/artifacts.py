@@ -22,6 +22,7 @@ from loraforge.storage.base import ObjectStore, StoredObject
 logger = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
+COMPLETE = "_checkpoint_complete"  # written last; keys may not start with a dot
 PUBLIC_MODEL_ROUTE = "/finetune/model"  # key-less FAST_FLUX downloads: {route}/{token}/{file}
 
 
@@ -55,11 +56,12 @@ def upload_checkpoint(store: ObjectStore, job_id: str, path: Path, step: int) ->
     """Copy the checkpoint at `path` (a folder or a file) to storage; return its prefix."""
     prefix = checkpoint_prefix(job_id, step)
     files = [p for p in sorted(path.rglob("*")) if p.is_file()] if path.is_dir() else [path]
+    files = [p for p in files if not any(part.startswith(".") for part in p.relative_to(path.parent).parts)]
     for file in files:
         rel = file.relative_to(path).as_posix() if path.is_dir() else file.name
         store.put_file(prefix + rel, file)
     # The marker goes last: a checkpoint without it was cut short and is never restored.
-    store.put_bytes(prefix + ".complete", str(step).encode())
+    store.put_bytes(prefix + COMPLETE, str(step).encode())
     return prefix
 
 
@@ -75,14 +77,14 @@ def restore_checkpoint(store: ObjectStore, job_id: str, step: int, target: Path)
     """Copy checkpoint `step` back to `target` (the folder the trainer wrote it to)."""
     prefix = checkpoint_prefix(job_id, step)
     keys = store.list(prefix)
-    if prefix + ".complete" not in keys:
+    if prefix + COMPLETE not in keys:
         logger.warning("job %s: checkpoint step %d in storage is incomplete; starting over", job_id, step)
         return False
     if target.exists():
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     for key in keys:
         rel = key[len(prefix):]
-        if rel == ".complete":
+        if rel == COMPLETE:
             continue
         dest = target / rel
         dest.parent.mkdir(parents=True, exist_ok=True)

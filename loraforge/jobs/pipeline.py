@@ -29,7 +29,7 @@ from loraforge.db.models import FineTuneJob
 from loraforge.db.pipeline_models import JobRun
 from loraforge.errors import ConflictError, JobCancelled, LoraforgeError
 from loraforge.jobs import artifacts, lease
-from loraforge.jobs.events import ProgressWriter, move
+from loraforge.jobs.events import ProgressWriter, move, record_event
 from loraforge.jobs.statuses import JobStatus, is_terminal
 from loraforge.storage.base import ObjectStore
 
@@ -165,6 +165,10 @@ def _stages(ctx: WorkerContext, job_id: str, work_dir: Path, heartbeat: _Heartbe
         step, rel = checkpoint
         if step is not None and rel is not None:
             resume = artifacts.restore_checkpoint(ctx.store, job_id, step, out_dir / rel)
+            if resume:
+                with ctx.sessions() as session:
+                    record_event(session, job_id, S.TRAINING_INITIATED.value,
+                                 f"resumed from the checkpoint of step {step}")
         result = _train(ctx, job_id, spec, dataset, out_dir, model_ref, resume, heartbeat)
         stored = artifacts.upload_lora(ctx.store, job_id, slug, Path(result.lora_path),
                                        Path(result.comfy_path) if result.comfy_path else None)
@@ -175,7 +179,8 @@ def _stages(ctx: WorkerContext, job_id: str, work_dir: Path, heartbeat: _Heartbe
             run = lease.ensure_run(session, job_id)
             run.lora_sha256, run.download_token = stored.sha256, token
             session.commit()
-        _move(ctx, job_id, S.TRAINING_COMPLETED, cloud_storage_url=url)
+        _move(ctx, job_id, S.TRAINING_COMPLETED, cloud_storage_url=url,
+              model_information={"sha256": stored.sha256, "size": stored.size, "steps": result.steps})
         status = S.TRAINING_COMPLETED
     check_cancel()
 
@@ -195,12 +200,16 @@ def _prepare(ctx: WorkerContext, job_id: str, spec: Any, data_url: str, work_dir
     shutil.rmtree(dataset_dir, ignore_errors=True)
     captioner = None
     if spec.auto_caption:
-        from loraforge.datasets.captions import make_captioner  # type: ignore[attr-defined]
+        from loraforge.training.captioner import captioner_model_ref, load_captioner
 
-        captioner = make_captioner(spec, ctx.settings)
-    dataset = prepare_dataset(source, dataset_dir, trigger_word=spec.trigger_word,
-                              instance_prompt=spec.instance_prompt, resolution=spec.resolution,
-                              face_crop=spec.face_crop, captioner=captioner)
+        captioner = load_captioner(captioner_model_ref(spec.base_model, ctx.settings))
+    try:
+        dataset = prepare_dataset(source, dataset_dir, trigger_word=spec.trigger_word,
+                                  instance_prompt=spec.instance_prompt, resolution=spec.resolution,
+                                  face_crop=spec.face_crop, captioner=captioner)
+    finally:
+        if captioner is not None:
+            captioner.close()  # frees the VLM before training needs the memory
     for warning in getattr(dataset, "warnings", ())[:20]:
         logger.info("job %s dataset: %s", job_id, warning)
     return dataset
