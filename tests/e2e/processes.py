@@ -1,0 +1,96 @@
+"""Real `loraforge serve` / `loraforge worker` subprocesses for crash and fleet tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Process:
+    args: list[str]
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen | None = None
+    logs: list[Path] = field(default_factory=list)
+
+    def start(self) -> Process:
+        env = {**os.environ, **self.env, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+        log = self.log.with_suffix(f".{len(self.logs)}.log")
+        self.logs.append(log)
+        self.proc = subprocess.Popen([sys.executable, "-m", "loraforge", *self.args], env=env, cwd=REPO,
+                                     stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        return self
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def tail(self) -> str:
+        return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-3000:] for p in self.logs if p.exists())
+
+
+def wait_healthy(url: str, process: Process, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.proc is not None and process.proc.poll() is not None:
+            raise AssertionError(f"the server exited early:\n{process.tail()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the server did not answer /healthz in {timeout:.0f}s:\n{process.tail()}")
+
+
+class Client:
+    """A tiny HTTP client for the seed endpoints of a live server."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, headers={"x-api-key": key}, timeout=30)
+
+    def upload(self, data: bytes) -> str:
+        r = self.http.request("GET", "/finetune/request/upload/pre-signed-url", json={"name": "photos"})
+        assert r.status_code == 200, r.text
+        up = r.json()
+        put = httpx.put(up["presigned_url"], content=data, headers={"Content-Type": "application/zip"}, timeout=30)
+        assert put.status_code in (200, 204), put.text
+        return str(up["s3_url"])
+
+    def submit(self, body: dict) -> str:
+        r = self.http.post("/finetune/request/submit", json=body)
+        assert r.status_code == 200, r.text
+        return str(r.json()["request_id"])
+
+    def details(self, job_id: str) -> dict:
+        r = self.http.get("/finetune/request/details", params={"request_id": job_id})
+        assert r.status_code == 200, r.text
+        return dict(r.json()["finetune"])
