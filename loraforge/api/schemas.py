@@ -155,6 +155,26 @@ class FineTunePublic(BaseModel):
     advance_parameters: dict[str, Any]
     created_ts: str
     updated_ts: str
+    model_information: dict[str, Any] = {}
+    events: list[EventPublic] = []
+    progress: ProgressPublic | None = None
+
+
+class EventPublic(BaseModel):
+    """One status change of a job: the status, when (UTC, ISO 8601) and an optional note."""
+
+    status: str
+    timestamp: str
+    message: str | None = None
+
+
+class ProgressPublic(BaseModel):
+    """Live training progress: written by the worker at most once a second."""
+
+    step: int | None
+    total_steps: int | None
+    loss: float | None
+    eta_seconds: float | None
 
 
 class DetailsPublic(BaseModel):

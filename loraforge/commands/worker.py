@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from loraforge.db.base import make_engine, make_sessionmaker
     from loraforge.db.migrate import upgrade
     from loraforge.jobs.celery_app import RUN_JOB_TASK, make_celery, queue_name
-    from loraforge.jobs.pipeline import WorkerContext, run_job
+    from loraforge.jobs.pipeline import WorkerContext, preload_libraries, run_job
     from loraforge.jobs.queue import CeleryQueue
     from loraforge.jobs.recovery import requeue_stale
     from loraforge.storage import open_store
@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
             "`loraforge serve` runs the worker inside the API process"
         )
     machine_type = args.machine_type or settings.machine_type
+    preload_libraries()
     url = settings.resolved_database_url
     upgrade(url)
     sessions = make_sessionmaker(make_engine(url))

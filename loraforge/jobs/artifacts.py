@@ -28,8 +28,6 @@ PUBLIC_MODEL_ROUTE = "/finetune/model"  # key-less FAST_FLUX downloads: {route}/
 
 def fetch_data(store: ObjectStore, settings: Settings, url: str, dest_dir: Path) -> Path:
     """Bring the dataset of `url` to `dest_dir`; raise an actionable error if it cannot be had."""
-    from loraforge.datasets.download import download, probe
-
     dest_dir.mkdir(parents=True, exist_ok=True)
     key = store.key_from_url(url)
     if key is not None:
@@ -42,6 +40,8 @@ def fetch_data(store: ObjectStore, settings: Settings, url: str, dest_dir: Path)
             )
         store.get_file(key, dest)
         return dest
+    from loraforge.datasets.download import download, probe
+
     suffix = PurePosixPath(url.split("?", 1)[0]).suffix.lower()
     dest = dest_dir / f"dataset{suffix if suffix in ('.zip',) else '.zip'}"
     probe(url, settings)

@@ -108,3 +108,12 @@ class ProgressWriter:
                 .execution_options(synchronize_session=False)
             )
             session.commit()
+
+
+def pipeline_fields(session: Session, job: FineTuneJob) -> dict[str, Any]:
+    """What details adds to the seed's fields: the event log, live progress and model facts."""
+    return {
+        "events": events_of(session, job.id),
+        "progress": progress_of(session, job.id),
+        "model_information": job.model_information or {},
+    }

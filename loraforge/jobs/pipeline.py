@@ -86,6 +86,25 @@ class _Heartbeat(threading.Thread):
         return self.cancelled.is_set()
 
 
+def preload_libraries() -> None:
+    """Import the heavy libraries (torch, diffusers, peft) in the background at worker start.
+
+    Importing them takes seconds to tens of seconds on a busy host; paying it while the worker
+    is idle keeps it out of the first job's submit-to-AVAILABLE time.
+    """
+
+    def work() -> None:
+        import importlib
+
+        for name in ("loraforge.datasets.prepare", "loraforge.training.engine", "loraforge.inference.deploy"):
+            try:
+                importlib.import_module(name)
+            except ImportError as exc:  # the job that needs it will report it properly
+                logger.warning("could not preload %s: %s", name, exc)
+
+    threading.Thread(target=work, name="loraforge-preload", daemon=True).start()
+
+
 def run_job(ctx: WorkerContext, job_id: str) -> None:
     """Run `job_id` to a terminal status if it is ours to run; safe to call twice."""
     with ctx.sessions() as session:

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from loraforge.config import Settings
 from loraforge.db.models import FineTuneJob
 from loraforge.jobs.events import record_event
-from loraforge.jobs.pipeline import WorkerContext, run_job
+from loraforge.jobs.pipeline import WorkerContext, preload_libraries, run_job
 from loraforge.jobs.queue import make_queue
 from loraforge.jobs.recovery import requeue_stale
 from loraforge.storage.base import ObjectStore
@@ -57,6 +57,8 @@ class JobRuntime:
         self._notify(job_id, "REQUESTED")
 
     def start(self) -> None:
+        if not self.settings.uses_broker:
+            preload_libraries()  # this process trains: import torch & co. before the first job
         requeue_stale(self.sessions, self.queue, at_start=True)
         self._sweeper.start()
 

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from loraforge.api import schemas
 from loraforge.api.bodies import read_fields
 from loraforge.api.deps import CurrentUser, SettingsDep
+from loraforge.db.models import FineTuneJob
 from loraforge.jobs import requests as jobs
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,13 @@ async def submit(request: Request, caller: CurrentUser, settings: SettingsDep) -
     return JSONResponse({"status": job.status, "request_id": job.id, "finetune_id": job.id, "name": job.name})
 
 
+def _render_details(session: Session, job: FineTuneJob) -> dict[str, Any]:
+    """The seed's fields plus the pipeline's: events, progress and model_information."""
+    from loraforge.jobs.events import pipeline_fields
+
+    return {**schemas.render_details(job), **pipeline_fields(session, job)}
+
+
 @router.get(
     "/details",
     summary="Get one fine-tune request (JSON body {request_id} on GET, or ?request_id=)",
@@ -95,7 +103,7 @@ async def details(
         fields["request_id"] = request_id
     wanted = schemas.validate_payload(schemas.DetailsRequest, fields).request_id
     body = await _in_session(
-        request.app, lambda s: schemas.render_details(jobs.visible_job(s, caller.user_id, wanted))
+        request.app, lambda s: _render_details(s, jobs.visible_job(s, caller.user_id, wanted))
     )
     return JSONResponse({"finetune": body})
 
