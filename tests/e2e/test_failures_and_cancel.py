@@ -5,6 +5,12 @@ Embedded worker, through HTTP, on every database x storage combination, tiny mod
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
 from tests.e2e.flow import TERMINAL, image_zip, not_images_zip, pipeline_settings, submit_body, wait_for
 from tests.e2e.pipeline_http import details, submit, upload
 
@@ -16,6 +22,44 @@ def test_a_zip_without_usable_images_ends_failed_with_a_reason(make_app_client, 
     assert job["status"] == "FAILED"
     assert "image" in job["error_message"].lower()
     assert [e["status"] for e in job["events"]] == ["REQUESTED", "DATA_PROCESSING", "FAILED"]
+
+
+@pytest.fixture
+def vanishing_file_server() -> Iterator[str]:
+    """Answers the first HEAD with a Content-Length, then drops every connection: a host gone away."""
+    seen = {"n": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            seen["n"] += 1
+            if seen["n"] > 1:
+                self.close_connection = True
+                return
+            self.send_response(200)
+            self.send_header("content-length", "1000")
+            self.send_header("content-type", "application/zip")
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            self.close_connection = True
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/data.zip"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_url_that_stops_answering_ends_failed_with_a_reason(make_app_client, tiny_models,
+                                                             vanishing_file_server) -> None:
+    api = make_app_client(**pipeline_settings(tiny_models))
+    job_id = submit(api, submit_body(vanishing_file_server))
+    job = wait_for(lambda: details(api, job_id), lambda d: d["status"] in TERMINAL)
+    assert job["status"] == "FAILED"
+    assert vanishing_file_server in job["error_message"] or "data.zip" in job["error_message"]
 
 
 def test_cancel_stops_a_training_job_within_seconds(make_app_client, tiny_models) -> None:
