@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.storage_url.startswith("s3://") and not urlparse(self.storage_url).netloc:
             raise ValueError("LORAFORGE_STORAGE_URL s3://... needs a bucket name")
+        if bool(self.s3_access_key_id) != bool(self.s3_secret_access_key):
+            raise ValueError(
+                "set both LORAFORGE_S3_ACCESS_KEY_ID and LORAFORGE_S3_SECRET_ACCESS_KEY, or neither "
+                "(then boto3's standard chain is used)"
+            )
         if self.uses_broker and self.database_url.startswith("sqlite"):
             raise ValueError(
                 "a worker fleet (LORAFORGE_BROKER_URL) needs a shared database: set "

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from loraforge.config import Settings
+from loraforge.errors import ConfigError
 from loraforge.storage.base import ObjectStore, StoredObject, validate_key
 from loraforge.storage.local import LocalStore
 
@@ -24,4 +25,8 @@ def open_store(settings: Settings) -> ObjectStore:
         from loraforge.storage.s3 import S3Store  # boto3 is only imported when S3 is used
 
         return S3Store.from_settings(settings)
-    return LocalStore(Path(unquote(url.path)), settings.public_url, settings.signing_secret())
+    # file:///abs/path, file://localhost/abs/path, or the relative file://./data/storage
+    root = unquote(url.path if url.netloc in ("", "localhost") else url.netloc + url.path)
+    if not root:
+        raise ConfigError("LORAFORGE_STORAGE_URL file:// needs a folder, e.g. file:///srv/loraforge/storage")
+    return LocalStore(Path(root), settings.public_url, settings.signing_secret())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loraforge.errors import NotFoundError, PayloadTooLargeError, ValidationError
+from loraforge.errors import ConfigError, NotFoundError, PayloadTooLargeError, ValidationError
 from loraforge.storage import ObjectStore, open_store
 from tests.fixtures.backends import make_settings
 
@@ -89,3 +89,17 @@ def test_open_store_uses_the_local_disk_by_default(tmp_path: Path) -> None:
     store = open_store(settings)
     store.put_bytes("a/b.txt", b"hi")
     assert (tmp_path / "data" / "storage" / "a" / "b.txt").read_bytes() == b"hi"
+
+
+def test_a_relative_file_url_is_a_folder_under_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_store(make_settings(tmp_path, "local", storage_url="file://./objects"))
+    store.put_bytes("a.txt", b"hi")
+    assert (tmp_path / "objects" / "a.txt").read_bytes() == b"hi"
+
+
+def test_half_a_pair_of_s3_credentials_is_refused_at_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="LORAFORGE_S3_SECRET_ACCESS_KEY"):
+        make_settings(tmp_path, "local", s3_access_key_id="only-the-id")
