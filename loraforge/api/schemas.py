@@ -156,6 +156,7 @@ class FineTunePublic(BaseModel):
     created_ts: str
     updated_ts: str
     model_information: dict[str, Any] = {}
+    inference_api_url: str | None = None  # POST here to generate, once AVAILABLE
     events: list[EventPublic] = []
     progress: ProgressPublic | None = None
 

@@ -26,6 +26,7 @@ from PIL import Image
 from loraforge.config import Settings
 from loraforge.errors import InferenceError
 from loraforge.inference.adapters import load_adapter
+from loraforge.inference.lora_files import file_sha256
 from loraforge.inference.request import GenerationRequest, check_limits
 
 logger = logging.getLogger(__name__)
@@ -44,8 +45,8 @@ class _Slot:
     model_ref: str
     pipe: Any
     lock: threading.Lock = field(default_factory=threading.Lock)
-    # LoRA identity (path, size, mtime) -> adapter name, least recently used first.
-    adapters: OrderedDict[tuple[str, int, int], str] = field(default_factory=OrderedDict)
+    # LoRA content sha256 -> (adapter name, file it was loaded from), least recently used first.
+    adapters: OrderedDict[str, tuple[str, Path]] = field(default_factory=OrderedDict)
     next_adapter: int = 0
 
 
@@ -61,6 +62,7 @@ class InferenceRunner:
         self.lora_evictions = 0
         self._slots: dict[str, _Slot] = {}
         self._slots_lock = threading.Lock()
+        self._digests: dict[tuple[str, int, int], str] = {}
 
     def generate(
         self,
@@ -112,7 +114,7 @@ class InferenceRunner:
         """Paths of the LoRAs loaded for a base model, least recently used first."""
         slot = self._slot(base_model, model_ref)
         with slot.lock:
-            return [Path(ident[0]) for ident in slot.adapters]
+            return [path for _, path in slot.adapters.values()]
 
     # -- setup -------------------------------------------------------------------------------
 
@@ -143,23 +145,38 @@ class InferenceRunner:
             if slot.adapters:
                 pipe.disable_lora()
             return
-        ident = _identity(lora_path)
-        name = slot.adapters.get(ident)
-        if name is None:
+        digest = self._digest(lora_path)
+        if digest in slot.adapters:
+            name = slot.adapters[digest][0]
+            slot.adapters.move_to_end(digest)
+        else:
             if len(slot.adapters) >= self.cache_size:
-                old_ident, old_name = slot.adapters.popitem(last=False)
+                _, (old_name, old_path) = slot.adapters.popitem(last=False)
                 pipe.delete_adapters(old_name)
                 self.lora_evictions += 1
-                logger.info("evicted LoRA %s (adapter %s) from %s", old_ident[0], old_name, slot.model_ref)
+                logger.info("evicted LoRA %s (adapter %s) from %s", old_path, old_name, slot.model_ref)
             name = f"lora{slot.next_adapter}"
             slot.next_adapter += 1
             load_adapter(pipe, lora_path, name, base_model=base_model)
-            slot.adapters[ident] = name
+            slot.adapters[digest] = (name, lora_path.resolve())
             self.lora_loads += 1
-        else:
-            slot.adapters.move_to_end(ident)
         pipe.enable_lora()
         pipe.set_adapters([name], adapter_weights=[strength])
+
+    def _digest(self, path: Path) -> str:
+        """A LoRA's cache identity is its content, so the deploy step's copy and the request path's
+        copy of one file share an adapter; hashed once per (path, size, mtime)."""
+        try:
+            stat = path.stat()
+        except OSError:
+            raise InferenceError(f"the LoRA file {path} does not exist or cannot be read") from None
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        digest = self._digests.get(key)
+        if digest is None:
+            if len(self._digests) > 10_000:
+                self._digests.clear()
+            digest = self._digests[key] = file_sha256(path)
+        return digest
 
     # -- run ---------------------------------------------------------------------------------
 
@@ -183,12 +200,3 @@ class InferenceRunner:
             if guidance > 1.0:
                 kwargs["negative_prompt"] = request.negative_prompt or " "
         return kwargs
-
-
-def _identity(path: Path) -> tuple[str, int, int]:
-    """A LoRA's cache identity: a file replaced in place (new size or mtime) is loaded afresh."""
-    try:
-        stat = path.stat()
-    except OSError:
-        raise InferenceError(f"the LoRA file {path} does not exist or cannot be read") from None
-    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)

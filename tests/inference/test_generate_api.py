@@ -12,8 +12,10 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from loraforge.api.routes.generate import app_runner
 from loraforge.db.accounts import user_id_for_key
 from loraforge.db.models import FineTuneJob
+from loraforge.inference.deploy import deploy
 from loraforge.training.tiny import TINY_NAMES
 from tests.fixtures.apps import ApiClient, AppFactory
 from tests.inference.conftest import LoraWriter
@@ -49,6 +51,11 @@ def add_model(api: ApiClient, lora: Path | None, *, key: str | None = None, base
     return slug
 
 
+def job_id_of(api: ApiClient, slug: str) -> str:
+    with api.app.state.sessionmaker() as session:
+        return session.scalar(select(FineTuneJob.id).where(FineTuneJob.slug == slug))
+
+
 def post(api: ApiClient, slug: str, key: str | None = None, **fields: object):  # -> httpx.Response
     return api.client.post(f"/v1/{slug}", json=SMALL | fields, headers=api.headers(key))
 
@@ -58,11 +65,17 @@ def decode(data: bytes) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.int16)
 
 
-def test_generation_answers_a_decodable_image_and_the_same_seed_gives_the_same_image(
+def test_a_deployed_model_answers_a_decodable_image_and_the_same_seed_gives_the_same_image(
     api: ApiClient, lora_writer: LoraWriter
 ) -> None:
-    slug = add_model(api, lora_writer("flux", 1))
-    first = post(api, slug, width=96, height=64)
+    lora = lora_writer("flux", 1)
+    slug = add_model(api, lora)
+    deploy(app_runner(api.app), base_model="FLUX", lora_path=lora, slug=slug)  # as the job pipeline does
+    details = api.client.get("/finetune/request/details", params={"request_id": job_id_of(api, slug)},
+                             headers=api.headers()).json()["finetune"]
+    assert details["inference_api_url"] == f"http://testserver/v1/{slug}"
+    first = api.client.post(details["inference_api_url"], json=SMALL | {"width": 96, "height": 64},
+                            headers=api.headers())
     assert first.status_code == 200, first.text
     assert first.headers["content-type"] == "image/png" and first.headers["x-seed"] == "5"
     with Image.open(io.BytesIO(first.content)) as image:
@@ -77,6 +90,8 @@ def test_generation_answers_a_decodable_image_and_the_same_seed_gives_the_same_i
     unseeded = api.client.post(f"/v1/{slug}", json={"prompt": "a cat", "width": 64, "height": 64,
                                                      "num_inference_steps": 1}, headers=api.headers())
     assert unseeded.status_code == 200 and unseeded.headers["x-seed"].isdigit()
+    # The stored copy has the deployed file's content: the warm adapter served every request.
+    assert (api.app.state.runner.base_loads, api.app.state.runner.lora_loads) == (1, 1)
 
 
 def test_lora_strength_changes_the_image_and_two_loras_alternate_without_reloading_the_base(
@@ -116,6 +131,9 @@ def test_an_unknown_slug_is_404_and_a_model_not_yet_available_is_409_naming_its_
     busy = post(api, training)
     assert busy.status_code == 409
     assert busy.json()["error"] == f"model {training!r} is not available: its status is TRAINING_INITIATED"
+    details = api.client.get("/finetune/request/details", params={"request_id": job_id_of(api, training)},
+                             headers=api.headers()).json()["finetune"]
+    assert details["inference_api_url"] is None
 
 
 def test_bad_parameters_are_400_with_an_error_naming_the_field(api: ApiClient, lora_writer: LoraWriter) -> None:

@@ -45,11 +45,13 @@ def test_same_seed_same_image_and_strength_zero_is_the_base_output(
 
 
 def test_two_loras_alternate_without_reloading_the_base(
-    inference_settings: Settings, lora_writer: LoraWriter
+    inference_settings: Settings, lora_writer: LoraWriter, tmp_path: Path
 ) -> None:
     runner = InferenceRunner(inference_settings)
     first, second = lora_writer("flux", 1), lora_writer("flux", 2)
-    images = [runner.generate(small(), base_model="FLUX", lora_path=p) for p in (first, second, first, second)]
+    copy = tmp_path / "copy.safetensors"  # the same file elsewhere (deploy's copy vs the cache's)
+    copy.write_bytes(first.read_bytes())
+    images = [runner.generate(small(), base_model="FLUX", lora_path=p) for p in (first, second, copy, second)]
     assert (runner.base_loads, runner.lora_loads) == (1, 2)
     assert np.array_equal(pixels(images[0]), pixels(images[2]))
     assert np.array_equal(pixels(images[1]), pixels(images[3]))

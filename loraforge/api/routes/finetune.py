@@ -105,6 +105,8 @@ async def details(
     body = await _in_session(
         request.app, lambda s: _render_details(s, jobs.visible_job(s, caller.user_id, wanted))
     )
+    available = body["status"] == "AVAILABLE"
+    body["inference_api_url"] = f"{settings.public_url}/v1/{body['slug']}" if available else None
     return JSONResponse({"finetune": body})
 
 
