@@ -14,7 +14,7 @@ shapes stand in for the text encoders, which run once per prompt and are not wha
 up), attaches a rank-16 LoRA as the service does, and times 1024 px, 28-step generations eager
 and with the transformer's repeated blocks compiled (torch.compile, regional).
 
-    python bench/inference.py [--repeats 10] [--requests 40] [--steps 2]
+    python bench/inference.py [--repeats 10] [--requests 40] [--steps 2] [--threads 1]
     python bench/inference.py gpu [--size 1024] [--steps 28] [--runs 3]
     python bench/inference.py gpu --device cpu --smoke --size 64 --steps 2 --runs 1   # code path check
 """
@@ -171,10 +171,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="denoising steps (cpu default 2, gpu default 28)")
     parser.add_argument("--size", type=int, default=1024, help="gpu mode: width and height")
     parser.add_argument("--runs", type=int, default=3, help="gpu mode: timed generations per variant")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--device", help="gpu mode: device (default cuda)")
     parser.add_argument("--smoke", action="store_true", help="gpu mode: a 1+1-block transformer (code check)")
     args = parser.parse_args()
     args.steps = args.steps or (28 if args.mode == "gpu" else 2)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     results = gpu_bench(args) if args.mode == "gpu" else cpu_bench(args)
     print(json.dumps(results, indent=2))
 
