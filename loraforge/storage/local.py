@@ -132,8 +132,12 @@ class LocalStore:
         self._meta_path(key).unlink(missing_ok=True)
 
     def list(self, prefix: str) -> list[str]:
+        # walk only the folder the prefix names ("checkpoints/j1/" -> checkpoints/j1), not the store
+        folder = self.root / prefix.rpartition("/")[0] if "/" in prefix else self.root
+        if ".." in prefix.split("/") or not folder.resolve().is_relative_to(self.root):
+            return []
         keys = []
-        for path in self.root.rglob("*"):
+        for path in folder.rglob("*"):
             rel = path.relative_to(self.root).as_posix()
             hidden = any(part.startswith(".") for part in rel.split("/"))
             if path.is_file() and not hidden and rel.startswith(prefix):

@@ -103,3 +103,13 @@ def test_a_relative_file_url_is_a_folder_under_the_working_directory(
 def test_half_a_pair_of_s3_credentials_is_refused_at_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="LORAFORGE_S3_SECRET_ACCESS_KEY"):
         make_settings(tmp_path, "local", s3_access_key_id="only-the-id")
+
+
+def test_list_matches_key_prefixes_not_only_folders(store: ObjectStore) -> None:
+    for key in ["checkpoints/j1/step-1/a", "checkpoints/j1/step-2/a", "checkpoints/j10/step-1/a", "top.txt"]:
+        store.put_bytes(key, b".")
+    assert store.list("checkpoints/j1/") == ["checkpoints/j1/step-1/a", "checkpoints/j1/step-2/a"]
+    assert store.list("checkpoints/j1") == [
+        "checkpoints/j1/step-1/a", "checkpoints/j1/step-2/a", "checkpoints/j10/step-1/a"]
+    assert store.list("top") == ["top.txt"]
+    assert store.list("nothing/here/") == []
