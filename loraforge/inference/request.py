@@ -21,6 +21,7 @@ from loraforge.errors import ValidationError
 
 SIZE_MULTIPLE = 16  # VAE scale 8 x 2x2 latent packing, the same for FLUX and Qwen-Image
 MIN_SIDE = 64
+MIN_STEPS = 2
 MAX_PROMPT_CHARS = 4000
 MAX_SEED = 2**63 - 1
 
@@ -34,7 +35,7 @@ class GenerationRequest(BaseModel):
     negative_prompt: str | None = Field(None, strict=True, max_length=MAX_PROMPT_CHARS)
     width: int = Field(1024, strict=True)
     height: int = Field(1024, strict=True)
-    num_inference_steps: int | None = Field(None, strict=True, ge=1)
+    num_inference_steps: int | None = Field(None, strict=True)
     guidance_scale: float | None = Field(None, strict=True, ge=0.0, le=30.0)
     seed: int | None = Field(None, strict=True, ge=0, le=MAX_SEED)
     lora_strength: float = Field(1.0, strict=True, ge=0.0, le=2.0)
@@ -86,9 +87,10 @@ def check_limits(request: GenerationRequest, settings: Settings) -> None:
                 f"{field}: must be a multiple of {SIZE_MULTIPLE} between {MIN_SIDE} and {cap} (got {value})"
             )
     steps = request.num_inference_steps
-    if steps is not None and steps > settings.inference_max_steps:
+    # At least 2: with Qwen-Image's scheduler (shift_terminal) a single step divides by zero -> NaN.
+    if steps is not None and not MIN_STEPS <= steps <= settings.inference_max_steps:
         raise ValidationError(
-            f"num_inference_steps: must be at most {settings.inference_max_steps} (got {steps})"
+            f"num_inference_steps: must be between {MIN_STEPS} and {settings.inference_max_steps} (got {steps})"
         )
 
 
