@@ -166,6 +166,16 @@ def _plan(
             )
         seen.add(name)
         chosen.append((info, name))
+    compressed_total = sum(info.compress_size for info, _ in chosen)
+    # Many entries each just under the per-entry ratio floor add up to a bomb too.
+    if declared_total >= limits.ratio_check_min_bytes and declared_total > limits.max_compression_ratio * max(
+        compressed_total, 1
+    ):
+        raise DatasetError(
+            f"the archive's files compress {declared_total / max(compressed_total, 1):.0f}:1 taken "
+            f"together, over the {limits.max_compression_ratio:.0f}:1 cap; this looks like a ZIP bomb, "
+            "not photos"
+        )
     return chosen
 
 

@@ -31,6 +31,12 @@ def test_a_zip_bomb_is_refused_before_anything_is_written(tmp_path: Path) -> Non
     assert_refused(archive, tmp_path / "work", r"photo\.png.*compresses \d+:1.*ZIP bomb")
 
 
+def test_many_small_entries_that_add_up_to_a_bomb_are_refused(tmp_path: Path) -> None:
+    entries: dict[str, bytes | str] = {f"p{i}.png": b"\0" * (512 * 1024) for i in range(20)}
+    archive = samples.make_zip(tmp_path / "bombs.zip", entries)
+    assert_refused(archive, tmp_path / "work", r"compress \d+:1 taken together.*ZIP bomb")
+
+
 def test_an_entry_whose_header_lies_about_its_size_is_caught_while_streaming(tmp_path: Path) -> None:
     archive = samples.make_zip(tmp_path / "liar.zip", {"a.png": samples.png(), "b.png": b"\0" * 3_000_000})
     samples.lie_about_size(archive, 1000)
