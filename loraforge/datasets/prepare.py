@@ -83,13 +83,16 @@ def _too_few_message(report: DatasetReport, found: int, min_images: int) -> str:
     if found == 0:
         listed = "; ".join(f"{d.source}: {d.reason}" for d in report.ignored[:5])
         more = f" and {len(report.ignored) - 5} more" if len(report.ignored) > 5 else ""
-        others = f"; {len(report.ignored)} other entries were ignored ({listed}{more})" if listed else ""
+        ignored = len(report.ignored)
+        verb = "entry was" if ignored == 1 else "entries were"
+        others = f"; {ignored} other {verb} ignored ({listed}{more})" if listed else ""
         return f"the dataset holds no images (.jpg, .jpeg, .png or .webp){others}; add at least {min_images}"
     dropped = "; ".join(f"{d.source}: {d.reason}" for d in report.dropped[:10])
     more = f" (and {len(report.dropped) - 10} more)" if len(report.dropped) > 10 else ""
     why = f" ({dropped}{more})" if dropped else ""
     return (
-        f"the dataset has {len(report.kept)} usable images but needs at least {min_images}: "
+        f"the dataset has {len(report.kept)} usable image{'' if len(report.kept) == 1 else 's'} "
+        f"but needs at least {min_images}: "
         f"found {found}, dropped {len(report.dropped)}{why}; add more JPEG, PNG or WEBP images "
         "or replace the broken ones"
     )

@@ -155,7 +155,7 @@ def test_too_few_images_after_drops_reports_counts_and_reasons(tmp_path: Path) -
             "broken.jpg": samples.jpeg()[:100],
         },
     )
-    error = assert_refused(archive, tmp_path / "work", r"1 usable images but needs at least 3", min_images=3)
+    error = assert_refused(archive, tmp_path / "work", r"1 usable image but needs at least 3", min_images=3)
     assert "tiny.png: too small (8x8)" in error.message
     assert "broken.jpg: corrupt or truncated" in error.message
     assert (tmp_path / "work" / "dataset_report.json").exists(), "the report explains the refusal"

@@ -283,7 +283,7 @@ def test_a_failing_rerun_leaves_no_stale_images_behind(tmp_path: Path) -> None:
     good = samples.make_zip(tmp_path / "good.zip", {"a.jpg": samples.jpeg(), "b.png": samples.png()})
     prepare(good, tmp_path / "w")
     bad = samples.make_zip(tmp_path / "bad.zip", {"a.jpg": b"broken", "b.png": samples.png()})
-    with pytest.raises(DatasetError, match="1 usable images but needs at least 2"):
+    with pytest.raises(DatasetError, match="1 usable image but needs at least 2"):
         prepare(bad, tmp_path / "w")
     assert not (tmp_path / "w" / "images").exists()
     assert json.loads((tmp_path / "w" / "dataset_report.json").read_text())["error"].startswith(
