@@ -48,9 +48,12 @@ def load_adapter(pipe: Any, path: Path, adapter_name: str, *, base_model: str) -
     expected = lora_tensor_names(path)
     try:
         pipe.load_lora_weights(str(path), adapter_name=adapter_name)
-    except (RuntimeError, ValueError, KeyError) as exc:
+    # diffusers' format converters fail with any type (AssertionError, IndexError...) on a file
+    # laid out for another model; each is the same problem for the person deploying it.
+    except Exception as exc:  # noqa: BLE001
         _forget(pipe, adapter_name)
-        raise InferenceError(_mismatch_message(base_model, str(exc))) from None
+        detail = str(exc).strip() or f"its tensors could not be converted ({type(exc).__name__})"
+        raise InferenceError(_mismatch_message(base_model, detail)) from None
     loaded = _loaded_factor_count(pipe, adapter_name)
     if loaded < len(expected):
         _forget(pipe, adapter_name)

@@ -127,6 +127,21 @@ def test_deploying_a_diverged_lora_reports_nan(
         deploy(InferenceRunner(inference_settings), base_model="FLUX", lora_path=path, slug="m")
 
 
+def test_deploying_a_kohya_file_laid_out_for_another_model_is_a_clear_error(
+    inference_settings: Settings, tmp_path: Path
+) -> None:
+    import torch
+
+    path = tmp_path / "kohya.safetensors"  # sd-scripts naming, but the sizes of no FLUX layer
+    save_file({
+        "lora_unet_single_blocks_0_linear1.lora_down.weight": torch.ones(4, 32),
+        "lora_unet_single_blocks_0_linear1.lora_up.weight": torch.ones(7, 4),
+        "lora_unet_single_blocks_0_linear1.alpha": torch.tensor(4.0),
+    }, path)
+    with pytest.raises(InferenceError, match=r"does not match the base model FLUX: its tensors could not be conv"):
+        deploy(InferenceRunner(inference_settings), base_model="FLUX", lora_path=path, slug="m")
+
+
 @pytest.mark.parametrize("content", [b"not safetensors at all", None])
 def test_deploying_an_unreadable_or_missing_file_says_so(
     inference_settings: Settings, tmp_path: Path, content: bytes | None
