@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from loraforge.errors import JobCancelled, TrainingError
 from loraforge.training import flux, qwen
-from loraforge.training.cache import DatasetLike, build_cache, free_encoders
+from loraforge.training.cache import Bucket, DatasetLike, build_cache, free_encoders
 from loraforge.training.checkpoints import fingerprint, list_checkpoints, load_checkpoint, save_checkpoint
 from loraforge.training.export import save_comfy_lora, save_diffusers_lora
 from loraforge.training.loading import default_device, load_pipeline
@@ -56,7 +56,7 @@ class TrainResult:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def sample_sigmas(spec: TrainSpec, n: int, generator: torch.Generator, device: str) -> torch.Tensor:
+def sample_sigmas(spec: TrainSpec, n: int, generator: torch.Generator, device: str | torch.device) -> torch.Tensor:
     """Noise levels in (0, 1) for a batch, drawn on the device (no host sync)."""
     if spec.timestep_sampling == "uniform":
         return torch.rand(n, generator=generator, device=device)
@@ -83,6 +83,33 @@ def attach_lora(transformer: Any, spec: TrainSpec) -> tuple[Any, list[torch.nn.P
     for p in params:  # fp32 master weights for the LoRA even when the base is bf16
         p.data = p.data.float()
     return config, params
+
+
+def train_step(predictor: Any, bucket: Bucket, index: torch.Tensor, spec: TrainSpec,
+               noise_gen: torch.Generator, params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer,
+               autocast: Any) -> torch.Tensor:
+    """One optimizer step on the items `index` of `bucket`; returns the loss (detached, on device)."""
+    mean, std = bucket.mean[index], bucket.std[index]
+    device = mean.device
+    latents = mean + std * torch.randn(mean.shape, generator=noise_gen, device=device)
+    noise = torch.randn(mean.shape, generator=noise_gen, device=device)
+    sigma = sample_sigmas(spec, index.shape[0], noise_gen, device)
+    s = sigma.view(-1, *([1] * (latents.ndim - 1)))
+    noisy = (1 - s) * latents + s * noise
+    text = {k: v[index] for k, v in bucket.text.items()}
+    with autocast:
+        pred = predictor(noisy, sigma, text)
+    loss = F.mse_loss(pred.float(), (noise - latents).float())
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, spec.max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
+def make_optimizer(params: list[torch.nn.Parameter], spec: TrainSpec, device: str) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=spec.learning_rate, betas=(0.9, 0.999), eps=1e-8,
+                             weight_decay=spec.weight_decay, fused=is_cuda(device) or None)
 
 
 def train(spec: TrainSpec, dataset: DatasetLike, out_dir: Path, *, model_ref: str,
@@ -122,8 +149,7 @@ def train(spec: TrainSpec, dataset: DatasetLike, out_dir: Path, *, model_ref: st
     if use_compile(spec, device, width):
         logger.info("compiling %d transformer blocks", compile_blocks(ops.block_lists(transformer)))
     transformer.train()
-    optimizer = torch.optim.AdamW(params, lr=spec.learning_rate, betas=(0.9, 0.999), eps=1e-8,
-                                  weight_decay=spec.weight_decay, fused=is_cuda(device) or None)
+    optimizer = make_optimizer(params, spec, device)
     data_gen = torch.Generator("cpu").manual_seed(spec.seed)  # bucket and batch choice
     noise_gen = torch.Generator(device).manual_seed(spec.seed + 1)  # latents, noise, timesteps
     start = 0
@@ -148,21 +174,7 @@ def train(spec: TrainSpec, dataset: DatasetLike, out_dir: Path, *, model_ref: st
                 raise JobCancelled(f"training cancelled at step {step} of {spec.steps}")
             bucket = buckets[int(torch.multinomial(weights, 1, generator=data_gen))]
             index = torch.randint(len(bucket), (spec.batch_size,), generator=data_gen).to(device)
-            mean, std = bucket.mean[index], bucket.std[index]
-            latents = mean + std * torch.randn(mean.shape, generator=noise_gen, device=device)
-            noise = torch.randn(mean.shape, generator=noise_gen, device=device)
-            sigma = sample_sigmas(spec, spec.batch_size, noise_gen, device)
-            s = sigma.view(-1, *([1] * (latents.ndim - 1)))
-            noisy = (1 - s) * latents + s * noise
-            text = {k: v[index] for k, v in bucket.text.items()}
-            with autocast:
-                pred = predictor(noisy, sigma, text)
-            loss = F.mse_loss(pred.float(), (noise - latents).float())
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, spec.max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.detach()
+            loss_sum += train_step(predictor, bucket, index, spec, noise_gen, params, optimizer, autocast)
             pending += 1
             done = step + 1
             if done % report_every == 0 or done == spec.steps:
