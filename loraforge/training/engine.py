@@ -130,8 +130,10 @@ def train(spec: TrainSpec, dataset: DatasetLike, out_dir: Path, *, model_ref: st
     state = load_checkpoint(found[-1], expected) if found else None
     if resume and state is None:
         logger.info("no checkpoint in %s; training from step 0", ckpt_root)
-    if not resume and found:
-        logger.info("ignoring checkpoints in %s (resume not asked)", ckpt_root)
+    if not resume and ckpt_root.exists():
+        # A fresh run must not keep (or later prefer) another run's checkpoints.
+        logger.info("removing old checkpoints in %s (resume not asked)", ckpt_root)
+        shutil.rmtree(ckpt_root)
 
     extra = {}
     transformer_q = quantized_transformer(spec.family, model_ref, spec.base_weights, device)
