@@ -48,17 +48,17 @@ def peak_tflops(explicit: float | None) -> float:
     raise SystemExit(f"unknown GPU {name!r}: pass --peak-tflops (dense bf16)")
 
 
-def random_bucket(family: str, size: int, count: int, seq: int, device: str) -> Bucket:
+def random_bucket(family: str, size: int, count: int, seq: int, device: str, dtype: torch.dtype) -> Bucket:
     h = w = size // VAE_SCALE
     shape = (count, LATENT_CHANNELS, 1, h, w) if family == "qwen" else (count, LATENT_CHANNELS, h, w)
     g = torch.Generator(device).manual_seed(0)
     mean = torch.randn(shape, generator=g, device=device)
     std = torch.full(shape, 0.05, device=device)
-    embeds = torch.randn(count, seq, TEXT[family]["dim"], generator=g, device=device, dtype=torch.bfloat16)
+    embeds = torch.randn(count, seq, TEXT[family]["dim"], generator=g, device=device, dtype=dtype)
     if family == "qwen":
         text = {"prompt_embeds": embeds, "mask": torch.ones(count, seq, dtype=torch.long, device=device)}
     else:
-        pooled = torch.randn(count, TEXT["flux"]["pooled_dim"], generator=g, device=device, dtype=torch.bfloat16)
+        pooled = torch.randn(count, TEXT["flux"]["pooled_dim"], generator=g, device=device, dtype=dtype)
         text = {"prompt_embeds": embeds, "pooled": pooled}
     return Bucket(size=(size, size), mean=mean, std=std, text=text)
 
@@ -75,14 +75,15 @@ def bench_one(args: argparse.Namespace, resolution: int) -> dict:
         torch.cuda.reset_peak_memory_stats()
     # --smoke: one block of each kind, to check the script end to end on any machine.
     shrink = {"num_layers": 1} | ({"num_single_layers": 1} if spec.family == "flux" else {})
-    transformer = build_transformer(spec.family, device=device, **(shrink if args.smoke else {}))
+    dtype = torch.bfloat16 if cuda else torch.float32  # CPUs without AMX crawl in bf16
+    transformer = build_transformer(spec.family, device=device, dtype=dtype, **(shrink if args.smoke else {}))
     _, params = attach_lora(transformer, spec)
     if spec.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
     transformer.train()
     optimizer = make_optimizer(params, spec, device)
     predictor = ops.Predictor(transformer, spec)
-    bucket = random_bucket(spec.family, resolution, 8, seq, device)
+    bucket = random_bucket(spec.family, resolution, 8, seq, device, dtype)
     noise_gen = torch.Generator(device).manual_seed(1)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
     index = torch.arange(spec.batch_size, device=device) % len(bucket)
@@ -117,7 +118,6 @@ def bench_one(args: argparse.Namespace, resolution: int) -> dict:
         "model_tflop_per_step": flops / 1e12,
         "mfu": flops / s_per_step / (peak_tflops(args.peak_tflops) * 1e12) if cuda else float("nan"),
     }
-    del transformer, optimizer, predictor, bucket, params
     return result
 
 

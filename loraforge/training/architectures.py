@@ -16,16 +16,16 @@ import torch
 
 from loraforge.training.loading import Family
 
-FLUX_DEV_TRANSFORMER: dict[str, Any] = dict(
-    patch_size=1, in_channels=64, out_channels=None, num_layers=19, num_single_layers=38,
-    attention_head_dim=128, num_attention_heads=24, joint_attention_dim=4096,
-    pooled_projection_dim=768, guidance_embeds=True, axes_dims_rope=(16, 56, 56),
-)
+FLUX_DEV_TRANSFORMER: dict[str, Any] = {
+    "patch_size": 1, "in_channels": 64, "out_channels": None, "num_layers": 19, "num_single_layers": 38,
+    "attention_head_dim": 128, "num_attention_heads": 24, "joint_attention_dim": 4096,
+    "pooled_projection_dim": 768, "guidance_embeds": True, "axes_dims_rope": (16, 56, 56),
+}
 
-QWEN_IMAGE_TRANSFORMER: dict[str, Any] = dict(
-    patch_size=2, in_channels=64, out_channels=16, num_layers=60, attention_head_dim=128,
-    num_attention_heads=24, joint_attention_dim=3584, guidance_embeds=False, axes_dims_rope=(16, 56, 56),
-)
+QWEN_IMAGE_TRANSFORMER: dict[str, Any] = {
+    "patch_size": 2, "in_channels": 64, "out_channels": 16, "num_layers": 60, "attention_head_dim": 128,
+    "num_attention_heads": 24, "joint_attention_dim": 3584, "guidance_embeds": False, "axes_dims_rope": (16, 56, 56),
+}
 
 TRANSFORMERS: dict[Family, dict[str, Any]] = {"flux": FLUX_DEV_TRANSFORMER, "qwen": QWEN_IMAGE_TRANSFORMER}
 LATENT_CHANNELS = 16

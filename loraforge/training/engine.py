@@ -30,8 +30,13 @@ from loraforge.training.cache import Bucket, DatasetLike, build_cache, free_enco
 from loraforge.training.checkpoints import fingerprint, list_checkpoints, load_checkpoint, save_checkpoint
 from loraforge.training.export import save_comfy_lora, save_diffusers_lora
 from loraforge.training.loading import default_device, load_pipeline
-from loraforge.training.precision import (compile_blocks, is_cuda, quantized_transformer, use_compile,
-                                          use_gradient_checkpointing)
+from loraforge.training.precision import (
+    compile_blocks,
+    is_cuda,
+    quantized_transformer,
+    use_compile,
+    use_gradient_checkpointing,
+)
 from loraforge.training.presets import TrainSpec
 
 logger = logging.getLogger(__name__)

@@ -94,23 +94,23 @@ class TrainSpec(BaseModel):
 
 # The documented defaults (see README "Presets"). Steps are the default when the request gives none.
 PRESETS: dict[str, dict[str, Any]] = {
-    "QWEN": dict(
-        family="qwen", steps=1000, learning_rate=1e-4, rank=16, alpha=16.0, resolution=1024,
-        batch_size=1, target_modules=QWEN_TARGETS, timestep_sampling="logit_normal",
-        max_sequence_length=512,
-    ),
-    "FLUX": dict(
-        family="flux", steps=1000, learning_rate=1e-4, rank=16, alpha=16.0, resolution=1024,
-        batch_size=1, target_modules=FLUX_TARGETS, timestep_sampling="shifted", shift=3.0,
-        guidance=1.0, max_sequence_length=512,
-    ),
+    "QWEN": {
+        "family": "qwen", "steps": 1000, "learning_rate": 1e-4, "rank": 16, "alpha": 16.0, "resolution": 1024,
+        "batch_size": 1, "target_modules": QWEN_TARGETS, "timestep_sampling": "logit_normal",
+        "max_sequence_length": 512,
+    },
+    "FLUX": {
+        "family": "flux", "steps": 1000, "learning_rate": 1e-4, "rank": 16, "alpha": 16.0, "resolution": 1024,
+        "batch_size": 1, "target_modules": FLUX_TARGETS, "timestep_sampling": "shifted", "shift": 3.0,
+        "guidance": 1.0, "max_sequence_length": 512,
+    },
     # Tuned for wall time: 512 px buckets (4x fewer tokens), short text (128 tokens, captions are
     # short), everything cached, and a larger lr so fewer steps reach the same place.
-    "FAST_FLUX": dict(
-        family="flux", steps=500, learning_rate=4e-4, rank=16, alpha=16.0, resolution=512,
-        batch_size=1, target_modules=FLUX_TARGETS, timestep_sampling="logit_normal",
-        guidance=1.0, max_sequence_length=128,
-    ),
+    "FAST_FLUX": {
+        "family": "flux", "steps": 500, "learning_rate": 4e-4, "rank": 16, "alpha": 16.0, "resolution": 512,
+        "batch_size": 1, "target_modules": FLUX_TARGETS, "timestep_sampling": "logit_normal",
+        "guidance": 1.0, "max_sequence_length": 128,
+    },
 }
 
 # advance_parameters keys training reads; rank/resolution/batch_size only when given.

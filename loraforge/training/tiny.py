@@ -67,8 +67,12 @@ def tiny_flux_pipeline():  # -> FluxPipeline
 
 
 def tiny_qwen_pipeline():  # -> QwenImagePipeline
-    from diffusers import (AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImagePipeline,
-                           QwenImageTransformer2DModel)
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImagePipeline,
+        QwenImageTransformer2DModel,
+    )
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     tok = tokenizers.build_qwen2_tokenizer()

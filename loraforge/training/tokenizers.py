@@ -18,8 +18,10 @@ QWEN_TEMPLATE_PREFIX = (
 QWEN_TEMPLATE_DROP = 34  # QwenImagePipeline.prompt_template_encode_start_idx
 
 CORPUS = [
-    "Describe the image by detailing the color, shape, size, texture, quantity, text, "
-    "spatial relationships of the objects and background:",
+    (
+        "Describe the image by detailing the color, shape, size, texture, quantity, text, "
+        "spatial relationships of the objects and background:"
+    ),
     "system user assistant",
     "Describe this image in one short sentence.",
     "a photo of a cat sitting on a red chair",

@@ -30,7 +30,7 @@ def write_images(folder: Path, count: int = 3) -> Path:
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "loraforge", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "loraforge", *args], capture_output=True, text=True, check=False,
                           env=full_env, timeout=240)
 
 
