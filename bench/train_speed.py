@@ -143,13 +143,16 @@ def run_ours(model: str, data: str, out: str, steps: int, resolution: int, max_s
     print("BENCH " + json.dumps(result), flush=True)
 
 
-def child(cmd: list[str], env: dict[str, str]) -> dict:
+def child(cmd: list[str], env: dict[str, str]) -> dict | None:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH ")]
     if proc.returncode != 0 or not lines:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-5000:])
-        raise SystemExit(f"benchmark child failed: {' '.join(cmd[:4])} ...")
-    return json.loads(lines[-1][6:])
+        print(f"benchmark child failed (exit {proc.returncode}): {' '.join(cmd[2:4])}", flush=True)
+        return None
+    result = json.loads(lines[-1][6:])
+    print("BENCH " + json.dumps(result), flush=True)  # each figure as soon as it exists
+    return result
 
 
 def main() -> None:
@@ -195,6 +198,7 @@ def main() -> None:
         out = work / ("ours-compiled" if compiled else "ours")
         results.append(child([*me, "--child-ours", *common, str(out), str(args.steps), str(args.resolution),
                               str(args.max_seq), str(args.rank), str(int(compiled))], env))
+    results = [r for r in results if r is not None]
     print(f"mid-size FLUX (256 wide, 2+4 blocks), {args.steps} steps, batch 1, {args.resolution} px, "
           f"{args.max_seq} text tokens, rank {args.rank}, 12 target modules, {args.threads} threads")
     for r in results:
