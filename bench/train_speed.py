@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--max-seq", type=int, default=128)
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--rank", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="OMP threads per run (2 oversubscribe a shared 2-core box)")
     parser.add_argument("--skip", default="", help="comma list of runs to skip: reference,ours,compile")
     args = parser.parse_args()
 
