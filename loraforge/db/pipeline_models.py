@@ -37,7 +37,6 @@ class JobRun(Base):
     checkpoint_step: Mapped[int | None] = mapped_column(Integer, default=None)
     checkpoint_dir: Mapped[str | None] = mapped_column(String(500), default=None)  # relative to out_dir
     lora_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
-    download_token: Mapped[str | None] = mapped_column(String(64), default=None, unique=True)
 
 
 class JobEvent(Base):

@@ -11,7 +11,6 @@ restarted worker copies the newest back before resuming. The LoRA goes to
 from __future__ import annotations
 
 import logging
-import secrets
 import shutil
 from pathlib import Path, PurePosixPath
 
@@ -23,7 +22,6 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 COMPLETE = "_checkpoint_complete"  # written last; keys may not start with a dot
-PUBLIC_MODEL_ROUTE = "/finetune/model"  # key-less FAST_FLUX downloads: {route}/{token}/{file}
 
 
 def fetch_data(store: ObjectStore, settings: Settings, url: str, dest_dir: Path) -> Path:
@@ -98,19 +96,19 @@ def model_key(job_id: str, slug: str, suffix: str = ".safetensors") -> str:
 
 
 def upload_lora(store: ObjectStore, job_id: str, slug: str, lora_path: Path,
-                comfy_path: Path | None) -> StoredObject:
+                comfy_path: Path | None, *, public: bool) -> tuple[StoredObject, str]:
+    """Store the LoRA (and its ComfyUI copy); return it and the URL for `cloud_storage_url`.
+
+    A public LoRA (FAST_FLUX) is marked public and its URL is the store's key-less link, whose
+    path holds the random job id; otherwise the URL is the object's, which file/download signs.
+    """
     if not lora_path.is_file():
         raise StorageError(f"training reported {lora_path} but the file is missing")
-    stored = store.put_file(model_key(job_id, slug), lora_path)
+    key = model_key(job_id, slug)
+    stored = store.put_file(key, lora_path)
     if comfy_path is not None and comfy_path.is_file():
         store.put_file(model_key(job_id, slug, ".comfyui.safetensors"), comfy_path)
-    return stored
-
-
-def new_download_token() -> str:
-    return secrets.token_urlsafe(32)
-
-
-def public_model_url(settings: Settings, token: str, slug: str) -> str:
-    """A direct, key-less link for FAST_FLUX: unguessable because of the 256-bit token."""
-    return f"{settings.public_url}{PUBLIC_MODEL_ROUTE}/{token}/{slug}.safetensors"
+    if not public:
+        return stored, store.object_url(key)
+    store.set_public(key, True)
+    return stored, store.public_url(key)

@@ -189,14 +189,11 @@ def _stages(ctx: WorkerContext, job_id: str, work_dir: Path, heartbeat: _Heartbe
                     record_event(session, job_id, S.TRAINING_INITIATED.value,
                                  f"resumed from the checkpoint of step {step}")
         result = _train(ctx, job_id, spec, dataset, out_dir, model_ref, resume, heartbeat)
-        stored = artifacts.upload_lora(ctx.store, job_id, slug, Path(result.lora_path),
-                                       Path(result.comfy_path) if result.comfy_path else None)
-        token = artifacts.new_download_token() if base_model == "FAST_FLUX" else None
-        url = (artifacts.public_model_url(ctx.settings, token, slug) if token
-               else ctx.store.object_url(stored.key))
+        stored, url = artifacts.upload_lora(ctx.store, job_id, slug, Path(result.lora_path),
+                                            Path(result.comfy_path) if result.comfy_path else None,
+                                            public=base_model == "FAST_FLUX")
         with ctx.sessions() as session:
-            run = lease.ensure_run(session, job_id)
-            run.lora_sha256, run.download_token = stored.sha256, token
+            lease.ensure_run(session, job_id).lora_sha256 = stored.sha256
             session.commit()
         _move(ctx, job_id, S.TRAINING_COMPLETED, cloud_storage_url=url,
               model_information={"sha256": stored.sha256, "size": stored.size, "steps": result.steps})

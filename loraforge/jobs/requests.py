@@ -187,6 +187,8 @@ def download_link(session: Session, store: ObjectStore, user_id: str, cloud_stor
     if job is None or job.cloud_storage_url is None or (job.user_id != user_id and not job.segmind_public):
         raise NotFoundError("cloud_storage_url: no model file at that URL for this API key")
     assert key is not None
-    if job.segmind_public or job.base_model == "FAST_FLUX":
+    if job.base_model == "FAST_FLUX":
+        return store.public_url(key)  # the pipeline marked the file public: a key-less link
+    if job.segmind_public:
         return store.object_url(key)
     return store.presigned_get(key, DOWNLOAD_LINK_SECONDS)

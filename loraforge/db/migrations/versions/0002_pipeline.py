@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
 from loraforge.db.base import UTCDateTime
 
 revision = "0002"
@@ -35,7 +36,6 @@ def upgrade() -> None:
         sa.Column("checkpoint_step", sa.Integer(), nullable=True),
         sa.Column("checkpoint_dir", sa.String(500), nullable=True),
         sa.Column("lora_sha256", sa.String(64), nullable=True),
-        sa.Column("download_token", sa.String(64), nullable=True, unique=True),
     )
     op.create_table(
         "job_events",
