@@ -90,9 +90,22 @@ class ProgressWriter:
         self._job_id = job_id
         self._interval_s = interval_s
         self._last = 0.0
+        self._first: tuple[float, int] | None = None
+        self._latest: tuple[float, int] | None = None
+
+    @property
+    def loop_seconds(self) -> float | None:
+        """Wall time of the training steps seen, the first one extrapolated (it ends the first report)."""
+        if self._first is None or self._latest is None or self._latest[1] <= self._first[1]:
+            return None
+        (t0, s0), (t1, s1) = self._first, self._latest
+        return (t1 - t0) * (s1 - s0 + 1) / (s1 - s0)
 
     def __call__(self, progress: Any) -> None:
         now = time.monotonic()
+        if self._first is None:
+            self._first = (now, progress.step)
+        self._latest = (now, progress.step)
         final = progress.step >= progress.total_steps
         if not final and now - self._last < self._interval_s:
             return

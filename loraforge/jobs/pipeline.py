@@ -141,6 +141,7 @@ def run_job(ctx: WorkerContext, job_id: str) -> None:
     finally:
         heartbeat.halt.set()
         heartbeat.join(5)
+        _free_gpu_memory()
         with ctx.sessions() as session:
             job = session.get(FineTuneJob, job_id)
             if job is not None and is_terminal(job.status):
@@ -188,7 +189,7 @@ def _stages(ctx: WorkerContext, job_id: str, work_dir: Path, heartbeat: _Heartbe
                 with ctx.sessions() as session:
                     record_event(session, job_id, S.TRAINING_INITIATED.value,
                                  f"resumed from the checkpoint of step {step}")
-        result = _train(ctx, job_id, spec, dataset, out_dir, model_ref, resume, heartbeat)
+        result, loop_seconds = _train(ctx, job_id, spec, dataset, out_dir, model_ref, resume, heartbeat)
         stored, url = artifacts.upload_lora(ctx.store, job_id, slug, Path(result.lora_path),
                                             Path(result.comfy_path) if result.comfy_path else None,
                                             public=base_model == "FAST_FLUX")
@@ -196,7 +197,9 @@ def _stages(ctx: WorkerContext, job_id: str, work_dir: Path, heartbeat: _Heartbe
             lease.ensure_run(session, job_id).lora_sha256 = stored.sha256
             session.commit()
         _move(ctx, job_id, S.TRAINING_COMPLETED, cloud_storage_url=url,
-              model_information={"sha256": stored.sha256, "size": stored.size, "steps": result.steps})
+              model_information={"sha256": stored.sha256, "size": stored.size, "steps": result.steps,
+                                 "final_loss": result.final_loss,
+                                 "train_loop_seconds": round(loop_seconds, 3) if loop_seconds else None})
         status = S.TRAINING_COMPLETED
     check_cancel()
 
@@ -232,7 +235,7 @@ def _prepare(ctx: WorkerContext, job_id: str, spec: Any, data_url: str, work_dir
 
 
 def _train(ctx: WorkerContext, job_id: str, spec: Any, dataset: Any, out_dir: Path, model_ref: str,
-           resume: bool, heartbeat: _Heartbeat) -> Any:
+           resume: bool, heartbeat: _Heartbeat) -> tuple[Any, float | None]:
     from loraforge.training.engine import train
 
     def on_checkpoint(path: Path, step: int) -> None:
@@ -246,9 +249,10 @@ def _train(ctx: WorkerContext, job_id: str, spec: Any, dataset: Any, out_dir: Pa
         logger.info("job %s: checkpoint step %d stored", job_id, step)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    return train(spec, dataset, out_dir, model_ref=model_ref,
-                 progress=ProgressWriter(ctx.sessions, job_id, ctx.settings.progress_interval_s),
-                 should_stop=heartbeat.should_stop, on_checkpoint=on_checkpoint, resume=resume)
+    writer = ProgressWriter(ctx.sessions, job_id, ctx.settings.progress_interval_s)
+    result = train(spec, dataset, out_dir, model_ref=model_ref, progress=writer,
+                   should_stop=heartbeat.should_stop, on_checkpoint=on_checkpoint, resume=resume)
+    return result, writer.loop_seconds
 
 
 def _deploy(ctx: WorkerContext, job_id: str, base_model: str, slug: str, work_dir: Path,
@@ -275,6 +279,17 @@ def _end(ctx: WorkerContext, job_id: str, new: JobStatus, *, message: str | None
         _move(ctx, job_id, new, message=message or error_message, **fields)
     except ConflictError as exc:  # already terminal (say, cancelled while failing): keep that
         logger.info("job %s: not moved to %s: %s", job_id, new, exc.message)
+
+
+def _free_gpu_memory() -> None:
+    """Hand cached CUDA blocks back so the next job (or another process) gets the whole GPU."""
+    import gc
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        gc.collect()
+        torch.cuda.empty_cache()
 
 
 def _is_oom(exc: BaseException) -> bool:

@@ -1,6 +1,7 @@
 """Jobs that cannot finish end in a status with a reason, and cancel stops a training job in seconds.
 
-Embedded worker, through HTTP, on every database x storage combination, tiny models.
+Embedded worker, through HTTP, tiny models; each test runs on SQLite + local disk and on
+PostgreSQL + SeaweedFS S3.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ import pytest
 from tests.e2e.flow import TERMINAL, image_zip, not_images_zip, pipeline_settings, submit_body, wait_for
 from tests.e2e.pipeline_http import details, submit, upload
 
+TWO_BACKENDS = pytest.mark.parametrize(
+    ("database_url", "storage_kind"), [("sqlite", "local"), ("postgresql", "s3")],
+    indirect=True,
+)
 
+
+@TWO_BACKENDS
 def test_a_zip_without_usable_images_ends_failed_with_a_reason(make_app_client, tiny_models) -> None:
     api = make_app_client(**pipeline_settings(tiny_models))
     job_id = submit(api, submit_body(upload(api, not_images_zip())))
@@ -53,6 +60,7 @@ def vanishing_file_server() -> Iterator[str]:
     server.server_close()
 
 
+@TWO_BACKENDS
 def test_a_url_that_stops_answering_ends_failed_with_a_reason(make_app_client, tiny_models,
                                                              vanishing_file_server) -> None:
     api = make_app_client(**pipeline_settings(tiny_models))
@@ -62,6 +70,7 @@ def test_a_url_that_stops_answering_ends_failed_with_a_reason(make_app_client, t
     assert vanishing_file_server in job["error_message"] or "data.zip" in job["error_message"]
 
 
+@TWO_BACKENDS
 def test_cancel_stops_a_training_job_within_seconds(make_app_client, tiny_models) -> None:
     api = make_app_client(**pipeline_settings(tiny_models, checkpoint_every=1000))
     job_id = submit(api, submit_body(upload(api, image_zip()), steps=5000))
