@@ -188,7 +188,7 @@ def download_link(session: Session, store: ObjectStore, user_id: str, cloud_stor
         raise NotFoundError("cloud_storage_url: no model file at that URL for this API key")
     assert key is not None
     if job.base_model == "FAST_FLUX":
-        return store.public_url(key)  # the pipeline marked the file public: a key-less link
+        return job.cloud_storage_url  # the pipeline stored a public object: its URL needs no key
     if job.segmind_public:
         return store.object_url(key)
     return store.presigned_get(key, DOWNLOAD_LINK_SECONDS)
