@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     presign_expiry_s: int = Field(3600, gt=0, le=7 * 24 * 3600)
     lease_seconds: int = Field(300, ge=10)
     checkpoint_every: int = Field(250, ge=1)
+    embedded_worker: bool = True  # without a broker: train in this process (false: an API-only node)
     job_timeout_s: int = Field(24 * 3600, ge=60)  # the longest job; broker timeouts exceed it
     progress_interval_s: float = Field(1.0, ge=0)  # progress rows are written at most this often
     webhook_max_attempts: int = Field(8, ge=1, le=20)

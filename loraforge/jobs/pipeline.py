@@ -87,22 +87,19 @@ class _Heartbeat(threading.Thread):
 
 
 def preload_libraries() -> None:
-    """Import the heavy libraries (torch, diffusers, peft) in the background at worker start.
+    """Import the heavy libraries (torch, diffusers, peft) before the first job.
 
     Importing them takes seconds to tens of seconds on a busy host; paying it while the worker
-    is idle keeps it out of the first job's submit-to-AVAILABLE time.
+    is idle keeps it out of the first job's submit-to-AVAILABLE time. Called on the worker's own
+    thread, so it imports exactly where and when the first job would have.
     """
+    import importlib
 
-    def work() -> None:
-        import importlib
-
-        for name in ("loraforge.datasets.prepare", "loraforge.training.engine", "loraforge.inference.deploy"):
-            try:
-                importlib.import_module(name)
-            except ImportError as exc:  # the job that needs it will report it properly
-                logger.warning("could not preload %s: %s", name, exc)
-
-    threading.Thread(target=work, name="loraforge-preload", daemon=True).start()
+    for name in ("loraforge.datasets.prepare", "loraforge.training.engine", "loraforge.inference.deploy"):
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:  # the job that needs it will report it properly
+            logger.warning("could not preload %s: %s", name, exc)
 
 
 def run_job(ctx: WorkerContext, job_id: str) -> None:

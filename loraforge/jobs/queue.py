@@ -31,8 +31,9 @@ class JobQueue(Protocol):
 class EmbeddedQueue:
     """A single background thread that runs queued job ids in order, skipping duplicates."""
 
-    def __init__(self, run: RunJob) -> None:
+    def __init__(self, run: RunJob, warmup: Callable[[], None] | None = None) -> None:
         self._run = run
+        self._warmup = warmup
         self._items: stdlib_queue.Queue[str | None] = stdlib_queue.Queue()
         self._pending: set[str] = set()
         self._lock = threading.Lock()
@@ -56,6 +57,11 @@ class EmbeddedQueue:
             return not self._pending
 
     def _loop(self) -> None:
+        if self._warmup is not None:
+            try:
+                self._warmup()
+            except Exception:  # a failed warm-up only costs the first job its imports
+                logger.exception("embedded worker warm-up failed")
         while True:
             job_id = self._items.get()
             if job_id is None:
@@ -89,7 +95,22 @@ class CeleryQueue:
         self._app.close()
 
 
-def make_queue(settings: Settings, run: RunJob) -> JobQueue:
+class NoWorkerQueue:
+    """An API-only node without a broker (LORAFORGE_EMBEDDED_WORKER=false): jobs wait in the DB.
+
+    They stay REQUESTED until a process with a worker starts and recovery queues them.
+    """
+
+    def enqueue(self, job_id: str, machine_type: str) -> None:
+        logger.info("job %s stays REQUESTED: this process runs no worker", job_id)
+
+    def close(self) -> None:
+        pass
+
+
+def make_queue(settings: Settings, run: RunJob, warmup: Callable[[], None] | None = None) -> JobQueue:
     if settings.uses_broker:
         return CeleryQueue(settings)
-    return EmbeddedQueue(run)
+    if not settings.embedded_worker:
+        return NoWorkerQueue()
+    return EmbeddedQueue(run, warmup)

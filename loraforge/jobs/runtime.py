@@ -38,7 +38,7 @@ class JobRuntime:
         self.dispatcher = Dispatcher(sessions, settings)
         self.context = WorkerContext(settings, sessions, store, runner=runner,
                                      notify=self._notify)
-        self.queue = make_queue(settings, lambda job_id: run_job(self.context, job_id))
+        self.queue = make_queue(settings, lambda job_id: run_job(self.context, job_id), preload_libraries)
         self._halt = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, name="loraforge-recovery", daemon=True)
 
@@ -57,8 +57,6 @@ class JobRuntime:
         self._notify(job_id, "REQUESTED")
 
     def start(self) -> None:
-        if not self.settings.uses_broker:
-            preload_libraries()  # this process trains: import torch & co. before the first job
         requeue_stale(self.sessions, self.queue, at_start=True)
         self._sweeper.start()
 

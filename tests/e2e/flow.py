@@ -44,6 +44,7 @@ def pipeline_settings(tiny_models: Path, **overrides: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
         "model_flux": str(tiny_models / "flux-dev"),
         "model_qwen": str(tiny_models / "qwen-image"),
+        "embedded_worker": True,
         "allow_private_urls": True,
         "lease_seconds": 10,
         "checkpoint_every": 2,
