@@ -55,6 +55,7 @@ def phases(job: dict) -> dict[str, float]:
 
 
 def run_mode(mode: str, work: Path, models: Path, jobs: int, steps: int) -> list[dict[str, float]]:
+    work.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
