@@ -2,7 +2,7 @@
 
 Each process that changes statuses (the API with its embedded worker, a fleet worker) owns one
 Dispatcher. A status change looks up the owner's active webhook; if it subscribes to that status,
-a thin payload is built and handed to a small thread pool that runs `delivery.deliver`, writing
+a thin payload is built and handed to that webhook's sender thread, which runs `delivery.deliver`, writing
 every attempt to the dispatch log and deactivating the webhook on 410. Callers never wait for a
 receiver.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,7 +54,10 @@ class Dispatcher:
             base_delay_s=settings.webhook_retry_base_s,
             timeout_s=settings.webhook_timeout_s,
         )
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="loraforge-webhook")
+        # One sender thread per webhook: its messages arrive in status order, while a slow or
+        # retrying receiver never delays another user's.
+        self._senders: dict[str, ThreadPoolExecutor] = {}
+        self._lock = threading.Lock()
 
     def job_status_changed(self, job_id: str, status: str) -> Future[Outcome] | None:
         """Queue the event for the job owner's webhook if it subscribes to `status`."""
@@ -80,13 +84,25 @@ class Dispatcher:
         return msg_id, self._submit(hook.id, hook.url, hook.secret, "TEST", None, payload, msg_id)
 
     def close(self, wait: bool = False) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        with self._lock:
+            senders = list(self._senders.values())
+            self._senders.clear()
+        for sender in senders:
+            sender.shutdown(wait=wait, cancel_futures=not wait)
+
+    def _sender(self, hook_id: str) -> ThreadPoolExecutor:
+        with self._lock:
+            sender = self._senders.get(hook_id)
+            if sender is None:
+                sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"loraforge-webhook-{hook_id[:8]}")
+                self._senders[hook_id] = sender
+            return sender
 
     def _submit(self, hook_id: str, url: str, secret: str, event_type: str, job_id: str | None,
                 payload: dict[str, Any], msg_id: str | None = None) -> Future[Outcome]:
         msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
         body = json.dumps(payload, separators=(",", ":")).encode()
-        return self._pool.submit(self._deliver, hook_id, url, secret, event_type, job_id, msg_id, body)
+        return self._sender(hook_id).submit(self._deliver, hook_id, url, secret, event_type, job_id, msg_id, body)
 
     def _deliver(self, hook_id: str, url: str, secret: str, event_type: str, job_id: str | None,
                  msg_id: str, body: bytes) -> Outcome:
