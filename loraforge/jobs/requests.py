@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from loraforge.api.schemas import AdvanceParameters, FineTuneCreate, UploadRequest
 from loraforge.config import Settings
 from loraforge.db.models import FineTuneJob, Upload
-from loraforge.errors import ForbiddenError, NotFoundError, PayloadTooLargeError, ValidationError
+from loraforge.errors import ForbiddenError, LoraforgeError, NotFoundError, PayloadTooLargeError, ValidationError
 from loraforge.jobs.statuses import JobStatus
 from loraforge.storage.base import ObjectStore
 
@@ -71,6 +71,16 @@ def _check_training_parameters(base_model: str, params: AdvanceParameters) -> No
     resolve_spec(base_model, params.model_dump(exclude_none=True))
 
 
+def _probe_foreign(url: str, settings: Settings) -> None:
+    """SSRF guard, then HEAD with a Content-Length under the cap; errors name the field."""
+    from loraforge.datasets.download import probe
+
+    try:
+        probe(url, settings)
+    except LoraforgeError as exc:
+        raise type(exc)(f"data_source_path: {exc.message}") from None
+
+
 def submit(
     session: Session, store: ObjectStore, settings: Settings, user_id: str, payload: FineTuneCreate
 ) -> FineTuneJob:
@@ -87,9 +97,7 @@ def submit(
         upload = _check_uploaded_source(session, store, settings, user_id, key)
         upload_id, source_type = upload.id, _store_source_type(store)
     else:
-        from loraforge.datasets.download import probe
-
-        probe(payload.data_source_path, settings)  # SSRF guard, HEAD, Content-Length under the cap
+        _probe_foreign(payload.data_source_path, settings)
         source_type = SOURCE_PUBLIC_URL
 
     job_id = str(uuid.uuid4())

@@ -80,3 +80,9 @@ def test_health_and_docs_answer_without_a_key(app_client: ApiClient) -> None:
     submit_body = spec["paths"][f"{BASE}/submit"]["post"]["requestBody"]["content"]["application/json"]
     assert "steps" in submit_body["schema"]["properties"]["advance_parameters"]["properties"]
     assert app_client.client.get("/docs").status_code == 200
+
+
+def test_loraforge_api_key_is_usable_right_after_start(make_app_client) -> None:  # type: ignore[no-untyped-def]
+    api = make_app_client(api_key="chosen-at-start-123")
+    answer = api.client.get(f"{BASE}/list", headers={"x-api-key": "chosen-at-start-123"})
+    assert answer.status_code == 200 and answer.json() == []

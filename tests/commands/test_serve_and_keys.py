@@ -1,0 +1,95 @@
+"""The CLI as users run it: `loraforge keys create` and `loraforge serve`, as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fixtures.apps import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAFORGE_")}
+    env.update(
+        PYTHONPATH=str(REPO),
+        LORAFORGE_DATA_DIR=str(tmp_path / "data"),
+        LORAFORGE_DATABASE_URL=database_url,
+        LORAFORGE_SECRET_KEY="cli-test-secret-0123456789",
+        **extra,
+    )
+    return env
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loraforge", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture
+def serve(tmp_path: Path, database_url: str) -> Iterator[object]:
+    """Start `loraforge serve` with extra env; yields (base url, key printed on stdout)."""
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(**extra: str) -> tuple[str, str]:
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "loraforge", "serve", "--port", str(port), "--no-access-log"],
+            env=_env(tmp_path, database_url, **extra), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        processes.append(process)
+        assert process.stdout is not None
+        key = ""
+        for line in process.stdout:
+            if line.startswith("API key: "):
+                key = line.removeprefix("API key: ").strip()
+                break
+        assert key, "serve must print the API key"
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    return url, key
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        pytest.fail("loraforge serve did not answer /healthz")
+
+    def stop() -> None:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=20)
+
+    start.stop = stop  # type: ignore[attr-defined]
+    yield start
+    stop()
+
+
+def test_keys_create_and_serve_give_keys_that_work_across_restarts(
+    tmp_path: Path, database_url: str, serve  # type: ignore[no-untyped-def]
+) -> None:
+    created = _cli(_env(tmp_path, database_url), "keys", "create", "--name", "alice")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.count("\n") == 1 and created.stdout.startswith("lf_"), "the key alone on stdout"
+    url, printed = serve()
+    for key in (created.stdout.strip(), printed):
+        answer = httpx.get(f"{url}/finetune/request/list", headers={"x-api-key": key}, timeout=10)
+        assert answer.status_code == 200 and answer.json() == []
+    serve.stop()
+    _url, again = serve()
+    assert again == printed, "make serve must print the same demo key after a restart"
+
+
+def test_keys_create_refuses_an_empty_name(tmp_path: Path) -> None:
+    done = _cli(_env(tmp_path, f"sqlite:///{tmp_path / 'k.db'}"), "keys", "create", "--name", " ")
+    assert done.returncode != 0 and done.stdout == ""
+    assert "--name" in done.stderr
