@@ -22,6 +22,10 @@ serve: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# Read endpoints under load with 10,000 jobs in PostgreSQL (wrk if installed, else an async client).
+bench-api: install
+	$(BIN)/python bench/api_load.py
+
 lint: install
 	$(BIN)/ruff check loraforge tests bench
 

@@ -2,8 +2,8 @@
 
 Nothing happens at import time. The lifespan opens the database (applying migrations), the object
 store, and creates LORAFORGE_API_KEY's key; everything lives on `app.state` (settings, engine,
-sessionmaker, store, key_cache, on_submitted). Route modules under loraforge.api.routes are
-mounted when present, so the storage, inference and job parts plug in without editing this file;
+sessionmaker, read_sessionmaker, store, key_cache, on_submitted). Route modules under
+loraforge.api.routes are mounted when present, so the storage, inference and job parts plug in without editing this file;
 a module may also expose `lifespan(app)`, an async context manager entered at start (the
 embedded worker uses that).
 """
@@ -16,14 +16,15 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import ModuleType
 
+from anyio import CapacityLimiter
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.errors import install_error_handlers
+from loraforge.api.responses import JsonResponse
 from loraforge.config import Settings
 from loraforge.db.accounts import create_user_with_key
-from loraforge.db.base import make_engine, make_sessionmaker
+from loraforge.db.base import POOL_SIZE, make_engine, make_sessionmaker
 from loraforge.db.migrate import upgrade
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ def open_database(app: FastAPI, settings: Settings) -> None:
     engine = make_engine(url)
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.read_sessionmaker = make_sessionmaker(engine, readonly=True)
     if settings.api_key:
         with app.state.sessionmaker() as session:
             create_user_with_key(session, "LORAFORGE_API_KEY", settings.api_key)
@@ -64,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
         from loraforge.storage import open_store
 
         await run_in_threadpool(open_database, app, settings)
+        app.state.db_limiter = CapacityLimiter(POOL_SIZE)  # never more sessions than pooled connections
         app.state.store = await run_in_threadpool(open_store, settings)
         try:
             async with AsyncExitStack() as stack:
@@ -88,8 +91,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"], summary="Liveness: answers without touching the database")
-    async def healthz() -> JSONResponse:
-        return JSONResponse({"status": "ok"})
+    async def healthz() -> JsonResponse:
+        return JsonResponse({"status": "ok"})
 
     for module in modules:
         router = getattr(module, "router", None)

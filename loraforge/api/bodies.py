@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 
 from loraforge.errors import PayloadTooLargeError, ValidationError
 
@@ -45,7 +47,7 @@ def _parse_json(body: bytes) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ValidationError("request body must be a JSON object such as {\"request_id\": \"...\"}")
+        raise ValidationError('request body must be a JSON object such as {"request_id": "..."}')
     return data
 
 
@@ -67,8 +69,9 @@ async def read_fields(request: Request, max_bytes: int) -> dict[str, Any]:
     if content_type == "multipart/form-data":
         try:
             form = await request.form(max_files=0)
-        except Exception as exc:  # starlette raises several types for a malformed multipart body
-            raise ValidationError(f"multipart form body could not be parsed: {exc}") from None
+        except (HTTPException, MultiPartException, ValueError) as exc:
+            detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
+            raise ValidationError(f"multipart form body could not be parsed: {detail}") from None
         fields: dict[str, Any] = {}
         for name, value in form.multi_items():
             if not isinstance(value, str):

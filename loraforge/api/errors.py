@@ -1,7 +1,8 @@
 """The one place errors become HTTP responses: every failure is `{"error": "..."}`.
 
 LoraforgeError subclasses carry their own status code; FastAPI's own validation errors and
-routing errors (404 unknown path, 405 wrong method) are rendered the same way; anything unexpected
+routing errors (404 unknown path, 405 wrong method) are rendered the same way; a lost database
+connection is a 503 the client may retry; anything unexpected
 is logged with its traceback and answered 500 `{"error": "internal error"}` without leaking it.
 """
 
@@ -11,42 +12,48 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from loraforge.api.responses import JsonResponse
 from loraforge.api.schemas import describe_errors
 from loraforge.errors import LoraforgeError
 
 logger = logging.getLogger(__name__)
 
 
-def error_response(status_code: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status_code)
+def error_response(status_code: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status_code=status_code)
 
 
-async def _loraforge_error(request: Request, exc: Exception) -> JSONResponse:
+async def _loraforge_error(request: Request, exc: Exception) -> JsonResponse:
     assert isinstance(exc, LoraforgeError)
     if exc.status_code >= 500:
         logger.error("%s %s failed: %s", request.method, request.url.path, exc.message)
     return error_response(exc.status_code, exc.message)
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JsonResponse:
     assert isinstance(exc, RequestValidationError)
     return error_response(400, describe_errors(exc.errors()))
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JsonResponse:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     if exc.status_code == 404 and message == "Not Found":
         message = f"no endpoint {request.method} {request.url.path}"
     elif exc.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}"
-    return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+    return JsonResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+async def _database_unavailable(request: Request, exc: Exception) -> JsonResponse:
+    logger.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(503, "the database is unavailable; retry in a moment")
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JsonResponse:
     logger.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response(500, "internal error; the server log has the details")
 
@@ -55,4 +62,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(LoraforgeError, _loraforge_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)

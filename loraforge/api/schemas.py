@@ -2,19 +2,20 @@
 
 Requests are validated by pydantic with messages rewritten to name the field (see
 `validate_payload`); responses are built as plain dicts by `render_details` / `render_list_row`
-because that is both the fastest path and byte-for-byte control over the seeds' field names. The
+from a job row's mapping (a table row, not an ORM instance: the fastest path) with byte-for-byte
+control over the seeds' field names. The
 `...Public` models exist to describe those dicts truthfully in the OpenAPI docs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from loraforge.db.models import FineTuneJob
 from loraforge.errors import ValidationError
 
 BASE_MODELS = ("QWEN", "FLUX", "FAST_FLUX")
@@ -228,53 +229,56 @@ def describe_errors(errors: Any) -> str:
 
 
 def timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """`2025-01-01T00:00:00Z`, the seeds' format (isoformat: several times faster than strftime)."""
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
-def render_details(job: FineTuneJob) -> dict[str, Any]:
+def render_details(job: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "id": job.id,
-        "request_id": job.id,
-        "finetune_id": job.id,
-        "name": job.name,
-        "data_source_path": job.data_source_path,
-        "instance_prompt": job.instance_prompt,
-        "trigger_word": job.trigger_word,
-        "status": job.status,
-        "source_type": job.source_type,
-        "base_model": job.base_model,
-        "theme": job.theme,
-        "machine_type": job.machine_type,
-        "train_type": job.train_type,
-        "slug": job.slug,
-        "public_model": job.segmind_public,
-        "error_message": job.error_message,
-        "cloud_storage_url": job.cloud_storage_url,
-        "advance_parameters": job.advance_parameters,
-        "created_ts": timestamp(job.created_ts),
-        "updated_ts": timestamp(job.updated_ts),
+        "id": job["id"],
+        "request_id": job["id"],
+        "finetune_id": job["id"],
+        "name": job["name"],
+        "data_source_path": job["data_source_path"],
+        "instance_prompt": job["instance_prompt"],
+        "trigger_word": job["trigger_word"],
+        "status": job["status"],
+        "source_type": job["source_type"],
+        "base_model": job["base_model"],
+        "theme": job["theme"],
+        "machine_type": job["machine_type"],
+        "train_type": job["train_type"],
+        "slug": job["slug"],
+        "public_model": job["segmind_public"],
+        "error_message": job["error_message"],
+        "cloud_storage_url": job["cloud_storage_url"],
+        "advance_parameters": job["advance_parameters"],
+        "created_ts": timestamp(job["created_ts"]),
+        "updated_ts": timestamp(job["updated_ts"]),
     }
 
 
-def render_list_row(job: FineTuneJob) -> dict[str, Any]:
+def render_list_row(job: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "id": job.id,
-        "request_id": job.id,
-        "finetune_id": job.id,
-        "name": job.name,
-        "data_source_path": job.data_source_path,
-        "status": job.status,
-        "error_message": job.error_message,
-        "segmind_model_path": job.segmind_model_path,
-        "advance_parameters": job.advance_parameters,
-        "segmind_public_model": job.segmind_public,
-        "train_type": job.train_type,
-        "source_type": job.source_type,
-        "base_model": job.base_model,
-        "theme": job.theme,
-        "slug": job.slug,
-        "cloud_storage_url": job.cloud_storage_url,
-        "model_information": job.model_information,
-        "created_ts": timestamp(job.created_ts),
-        "updated_ts": timestamp(job.updated_ts),
+        "id": job["id"],
+        "request_id": job["id"],
+        "finetune_id": job["id"],
+        "name": job["name"],
+        "data_source_path": job["data_source_path"],
+        "status": job["status"],
+        "error_message": job["error_message"],
+        "segmind_model_path": job["segmind_model_path"],
+        "advance_parameters": job["advance_parameters"],
+        "segmind_public_model": job["segmind_public"],
+        "train_type": job["train_type"],
+        "source_type": job["source_type"],
+        "base_model": job["base_model"],
+        "theme": job["theme"],
+        "slug": job["slug"],
+        "cloud_storage_url": job["cloud_storage_url"],
+        "model_information": job["model_information"],
+        "created_ts": timestamp(job["created_ts"]),
+        "updated_ts": timestamp(job["updated_ts"]),
     }

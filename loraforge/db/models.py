@@ -60,7 +60,7 @@ class FineTuneJob(Base):
     """One fine-tune request, from REQUESTED to AVAILABLE / FAILED / CANCELLED."""
 
     __tablename__ = "finetune_jobs"
-    __table_args__ = (Index("ix_finetune_jobs_user_created", "user_id", "created_ts"),)
+    __table_args__ = (Index("ix_finetune_jobs_user_created", "user_id", "created_ts", "id"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

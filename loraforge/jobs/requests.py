@@ -13,14 +13,21 @@ import logging
 import re
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, RowMapping, select
 from sqlalchemy.orm import Session
 
 from loraforge.api.schemas import AdvanceParameters, FineTuneCreate, UploadRequest
 from loraforge.config import Settings
 from loraforge.db.models import FineTuneJob, Upload
-from loraforge.errors import ForbiddenError, LoraforgeError, NotFoundError, PayloadTooLargeError, ValidationError
+from loraforge.errors import (
+    ForbiddenError,
+    LoraforgeError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ValidationError,
+)
 from loraforge.jobs.statuses import JobStatus
 from loraforge.storage.base import ObjectStore
 
@@ -29,6 +36,7 @@ logger = logging.getLogger(__name__)
 DOWNLOAD_LINK_SECONDS = 3600  # the seeds promise a download link valid for one hour
 SOURCE_PUBLIC_URL = "PUBLIC_URL"
 LIST_LIMIT_MAX = 1000
+JOBS = FineTuneJob.__table__  # reads select the table, skipping ORM instances: list is the hot path
 
 
 def _slugify(name: str) -> str:
@@ -88,7 +96,9 @@ def submit(
     machine_types = sorted({"NVIDIA_H100", settings.machine_type})
     machine_type = payload.machine_type or settings.machine_type
     if machine_type not in machine_types:
-        raise ValidationError(f"machine_type: must be one of {', '.join(machine_types)}, got {machine_type!r}")
+        raise ValidationError(
+            f"machine_type: must be one of {', '.join(machine_types)}, got {machine_type!r}"
+        )
     _check_training_parameters(payload.base_model, payload.advance_parameters)
 
     upload_id = None
@@ -142,20 +152,28 @@ def owned_job(session: Session, user_id: str, request_id: str) -> FineTuneJob:
     return job
 
 
-def list_jobs(session: Session, user_id: str, limit: int = 100, offset: int = 0) -> Sequence[FineTuneJob]:
-    """The caller's jobs, newest first."""
+def read_job(session: Session, user_id: str, request_id: str) -> Row[Any]:
+    """Like visible_job but a plain table row (no ORM instance): the fast path of details."""
+    row = session.execute(select(JOBS).where(JOBS.c.id == request_id)).first()
+    if row is None or (row.user_id != user_id and not row.segmind_public):
+        raise NotFoundError(f"request_id: no fine-tune request {request_id!r} for this API key")
+    return row
+
+
+def list_jobs(session: Session, user_id: str, limit: int = 100, offset: int = 0) -> Sequence[RowMapping]:
+    """The caller's jobs, newest first, as plain row mappings (column name -> value)."""
     if not 1 <= limit <= LIST_LIMIT_MAX:
         raise ValidationError(f"limit: must be between 1 and {LIST_LIMIT_MAX}, got {limit}")
     if offset < 0:
         raise ValidationError(f"offset: must be 0 or more, got {offset}")
     query = (
-        select(FineTuneJob)
-        .where(FineTuneJob.user_id == user_id)
-        .order_by(FineTuneJob.created_ts.desc(), FineTuneJob.id.desc())
+        select(JOBS)
+        .where(JOBS.c.user_id == user_id)
+        .order_by(JOBS.c.created_ts.desc(), JOBS.c.id.desc())
         .limit(limit)
         .offset(offset)
     )
-    return session.scalars(query).all()
+    return session.execute(query).mappings().all()
 
 
 def update_access(session: Session, user_id: str, request_id: str, public: bool) -> FineTuneJob:
@@ -176,7 +194,14 @@ def create_upload(
     file_id = str(uuid.uuid4())
     key = f"uploads/{user_id}/{file_id}-{safe}{extension}"
     session.add(
-        Upload(id=file_id, user_id=user_id, key=key, name=request.name, extension=extension, public=request.public)
+        Upload(
+            id=file_id,
+            user_id=user_id,
+            key=key,
+            name=request.name,
+            extension=extension,
+            public=request.public,
+        )
     )
     session.commit()
     # No content type in the signature: the seeds' clients send application/zip or nothing.

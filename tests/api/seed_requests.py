@@ -36,14 +36,39 @@ FAST_FLUX_SUBMIT: dict[str, Any] = {
 
 # Every field of both seeds' details samples, and of both list samples.
 DETAILS_FIELDS = {
-    "id", "request_id", "finetune_id", "name", "data_source_path", "instance_prompt", "status",
-    "source_type", "base_model", "slug", "public_model", "error_message", "cloud_storage_url",
-    "created_ts", "updated_ts",
+    "id",
+    "request_id",
+    "finetune_id",
+    "name",
+    "data_source_path",
+    "instance_prompt",
+    "status",
+    "source_type",
+    "base_model",
+    "slug",
+    "public_model",
+    "error_message",
+    "cloud_storage_url",
+    "created_ts",
+    "updated_ts",
 }
 LIST_FIELDS = {
-    "id", "request_id", "data_source_path", "name", "status", "error_message", "segmind_model_path",
-    "advance_parameters", "segmind_public_model", "train_type", "source_type", "base_model", "theme",
-    "cloud_storage_url", "finetune_id", "model_information",
+    "id",
+    "request_id",
+    "data_source_path",
+    "name",
+    "status",
+    "error_message",
+    "segmind_model_path",
+    "advance_parameters",
+    "segmind_public_model",
+    "train_type",
+    "source_type",
+    "base_model",
+    "theme",
+    "cloud_storage_url",
+    "finetune_id",
+    "model_information",
 }
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import re
 
-from tests.api.seed_requests import BASE, DETAILS_FIELDS, FAST_FLUX_SUBMIT, LIST_FIELDS, QWEN_SUBMIT, submit_job
+from tests.api.seed_requests import (
+    BASE,
+    DETAILS_FIELDS,
+    FAST_FLUX_SUBMIT,
+    LIST_FIELDS,
+    QWEN_SUBMIT,
+    submit_job,
+)
 from tests.fixtures.apps import ApiClient
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -29,7 +36,9 @@ def test_details_with_a_json_body_on_get_carries_every_seed_field(app_client: Ap
 
 def test_details_accepts_request_id_in_the_query_string(app_client: ApiClient) -> None:
     job = submit_job(app_client)
-    answer = app_client.client.get(f"{BASE}/details?request_id={job['request_id']}", headers=app_client.headers())
+    answer = app_client.client.get(
+        f"{BASE}/details?request_id={job['request_id']}", headers=app_client.headers()
+    )
     assert answer.json()["finetune"]["request_id"] == job["request_id"]
 
 
@@ -73,7 +82,9 @@ def test_two_keys_see_only_their_own_jobs(app_client: ApiClient) -> None:
     alice, bob = app_client.key, app_client.new_key("bob")
     job = submit_job(app_client, alice)
     assert app_client.client.get(f"{BASE}/list", headers=app_client.headers(bob)).json() == []
-    hidden = app_client.client.get(f"{BASE}/details?request_id={job['request_id']}", headers=app_client.headers(bob))
+    hidden = app_client.client.get(
+        f"{BASE}/details?request_id={job['request_id']}", headers=app_client.headers(bob)
+    )
     assert hidden.status_code == 404
     steal = app_client.client.put(
         f"{BASE}/access-update",
@@ -94,7 +105,9 @@ def test_access_update_with_the_seed_form_makes_a_model_readable_by_any_key(app_
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["segmind_public"] is expected
-    seen = app_client.client.get(f"{BASE}/details?request_id={job['request_id']}", headers=app_client.headers(other))
+    seen = app_client.client.get(
+        f"{BASE}/details?request_id={job['request_id']}", headers=app_client.headers(other)
+    )
     assert seen.status_code == 200
     assert seen.json()["finetune"]["public_model"] is True
     own_list = app_client.client.get(f"{BASE}/list", headers=app_client.headers()).json()

@@ -8,8 +8,12 @@ from tests.fixtures.apps import ApiClient
 
 def test_missing_and_unknown_keys_are_401_on_every_seed_endpoint(app_client: ApiClient) -> None:
     calls = [
-        ("POST", "/submit"), ("GET", "/details"), ("GET", "/list"), ("GET", "/upload/pre-signed-url"),
-        ("PUT", "/access-update"), ("GET", "/file/download"),
+        ("POST", "/submit"),
+        ("GET", "/details"),
+        ("GET", "/list"),
+        ("GET", "/upload/pre-signed-url"),
+        ("PUT", "/access-update"),
+        ("GET", "/file/download"),
     ]
     for method, path in calls:
         for headers in ({}, {"x-api-key": "lf_not-a-real-key"}):
@@ -73,7 +77,14 @@ def test_unknown_paths_and_wrong_methods_are_json(app_client: ApiClient) -> None
 def test_health_and_docs_answer_without_a_key(app_client: ApiClient) -> None:
     assert app_client.client.get("/healthz").json() == {"status": "ok"}
     spec = app_client.client.get("/openapi.json").json()
-    for path in ("/submit", "/details", "/list", "/upload/pre-signed-url", "/access-update", "/file/download"):
+    for path in (
+        "/submit",
+        "/details",
+        "/list",
+        "/upload/pre-signed-url",
+        "/access-update",
+        "/file/download",
+    ):
         assert BASE + path in spec["paths"]
     details_body = spec["paths"][f"{BASE}/details"]["get"]["requestBody"]["content"]["application/json"]
     assert "request_id" in details_body["schema"]["properties"]

@@ -15,7 +15,7 @@ from tests.fixtures.apps import AppFactory
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -40,18 +40,26 @@ def test_a_public_zip_url_is_probed_and_accepted(make_app_client: AppFactory, zi
     body = {**QWEN_SUBMIT, "data_source_path": f"{zip_server}/dataset.zip"}
     answer = api.client.post(f"{BASE}/submit", headers=api.headers(), json=body)
     assert answer.status_code == 200, answer.text
-    details = api.client.get(f"{BASE}/details?request_id={answer.json()['request_id']}", headers=api.headers())
+    details = api.client.get(
+        f"{BASE}/details?request_id={answer.json()['request_id']}", headers=api.headers()
+    )
     assert details.json()["finetune"]["source_type"] == "PUBLIC_URL"
 
 
-def test_a_foreign_url_that_is_missing_or_too_big_is_refused(make_app_client: AppFactory, zip_server: str) -> None:
+def test_a_foreign_url_that_is_missing_or_too_big_is_refused(
+    make_app_client: AppFactory, zip_server: str
+) -> None:
     api = make_app_client(allow_private_urls=True, max_upload_bytes=10)
     missing = api.client.post(
-        f"{BASE}/submit", headers=api.headers(), json={**QWEN_SUBMIT, "data_source_path": f"{zip_server}/nope.zip"}
+        f"{BASE}/submit",
+        headers=api.headers(),
+        json={**QWEN_SUBMIT, "data_source_path": f"{zip_server}/nope.zip"},
     )
     assert missing.status_code == 400, missing.text
     too_big = api.client.post(
-        f"{BASE}/submit", headers=api.headers(), json={**QWEN_SUBMIT, "data_source_path": f"{zip_server}/dataset.zip"}
+        f"{BASE}/submit",
+        headers=api.headers(),
+        json={**QWEN_SUBMIT, "data_source_path": f"{zip_server}/dataset.zip"},
     )
     assert too_big.status_code == 413, too_big.text
     assert api.client.get(f"{BASE}/list", headers=api.headers()).json() == []
@@ -59,11 +67,18 @@ def test_a_foreign_url_that_is_missing_or_too_big_is_refused(make_app_client: Ap
 
 @pytest.mark.parametrize(
     "url",
-    ["http://169.254.169.254/latest/meta-data/", "http://127.0.0.1/dataset.zip", "http://10.0.0.1/a.zip",
-     "http://[::1]/a.zip", "http://localhost/a.zip"],
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://127.0.0.1/dataset.zip",
+        "http://10.0.0.1/a.zip",
+        "http://[::1]/a.zip",
+        "http://localhost/a.zip",
+    ],
 )
 def test_the_ssrf_guard_refuses_internal_addresses(make_app_client: AppFactory, url: str) -> None:
     api = make_app_client()  # LORAFORGE_ALLOW_PRIVATE_URLS off, the default
-    answer = api.client.post(f"{BASE}/submit", headers=api.headers(), json={**QWEN_SUBMIT, "data_source_path": url})
+    answer = api.client.post(
+        f"{BASE}/submit", headers=api.headers(), json={**QWEN_SUBMIT, "data_source_path": url}
+    )
     assert answer.status_code == 400, answer.text
     assert "data_source_path" in answer.json()["error"] or "private" in answer.json()["error"].lower()

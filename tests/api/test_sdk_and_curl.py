@@ -35,7 +35,9 @@ def _upload(live_server: LiveServer, sdk: segmind.SegmindClient) -> str:
     return slot["s3_url"]
 
 
-def test_the_segmind_sdk_drives_every_finetune_call(live_server: LiveServer, sdk: segmind.SegmindClient) -> None:
+def test_the_segmind_sdk_drives_every_finetune_call(
+    live_server: LiveServer, sdk: segmind.SegmindClient
+) -> None:
     s3_url = _upload(live_server, sdk)
     submitted = sdk.finetune.submit(data_source_path=s3_url, **QWEN_SUBMIT)
     assert submitted["status"] == "REQUESTED"
@@ -59,35 +61,97 @@ def test_the_sdk_surfaces_our_error_message(live_server: LiveServer, sdk: segmin
 
 
 def _curl(*args: str) -> str:
-    done = subprocess.run(["curl", "--silent", "--show-error", *args], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["curl", "--silent", "--show-error", *args], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 def test_the_seeds_curl_commands_work_verbatim(live_server: LiveServer, tmp_path: Path) -> None:
     base, key = f"{live_server.url}/finetune/request", f"x-api-key: {live_server.key}"
-    slot = json.loads(_curl("--location", "--request", "GET", f"{base}/upload/pre-signed-url", "--header", key,
-                            "--header", "Content-Type: application/json",
-                            "--data", '{"name": "NAME_OF_THE_FILE", "extension": ".zip", "public": true}'))
+    slot = json.loads(
+        _curl(
+            "--location",
+            "--request",
+            "GET",
+            f"{base}/upload/pre-signed-url",
+            "--header",
+            key,
+            "--header",
+            "Content-Type: application/json",
+            "--data",
+            '{"name": "NAME_OF_THE_FILE", "extension": ".zip", "public": true}',
+        )
+    )
     dataset = tmp_path / "your_dataset.zip"
     dataset.write_bytes(tiny_zip())
-    _curl("-X", "PUT", "-T", str(dataset), "-H", "Content-Type: application/zip", "-H", "x-amz-acl: public-read",
-          slot["presigned_url"])
+    _curl(
+        "-X",
+        "PUT",
+        "-T",
+        str(dataset),
+        "-H",
+        "Content-Type: application/zip",
+        "-H",
+        "x-amz-acl: public-read",
+        slot["presigned_url"],
+    )
     body = json.dumps({**FAST_FLUX_SUBMIT, "data_source_path": slot["s3_url"]})
-    submitted = json.loads(_curl("--location", f"{base}/submit", "--header", key,
-                                 "--header", "Content-Type: application/json", "--data", body))
+    submitted = json.loads(
+        _curl(
+            "--location",
+            f"{base}/submit",
+            "--header",
+            key,
+            "--header",
+            "Content-Type: application/json",
+            "--data",
+            body,
+        )
+    )
     assert submitted["status"] == "REQUESTED"
     request_id = submitted["finetune_id"]
-    details = json.loads(_curl("--location", "--request", "GET", f"{base}/details", "--header", key,
-                               "--header", "Content-Type: application/json",
-                               "--data", json.dumps({"request_id": request_id})))
+    details = json.loads(
+        _curl(
+            "--location",
+            "--request",
+            "GET",
+            f"{base}/details",
+            "--header",
+            key,
+            "--header",
+            "Content-Type: application/json",
+            "--data",
+            json.dumps({"request_id": request_id}),
+        )
+    )
     assert details["finetune"]["finetune_id"] == request_id
     rows = json.loads(_curl("--location", f"{base}/list", "--header", key))
     assert rows[0]["finetune_id"] == request_id
-    updated = _curl("--location", "--request", "PUT", f"{base}/access-update", "--header", key,
-                    "--form", f'request_id="{request_id}"', "--form", 'segmind_public="True"',
-                    "--write-out", "%{http_code}")
+    updated = _curl(
+        "--location",
+        "--request",
+        "PUT",
+        f"{base}/access-update",
+        "--header",
+        key,
+        "--form",
+        f'request_id="{request_id}"',
+        "--form",
+        'segmind_public="True"',
+        "--write-out",
+        "%{http_code}",
+    )
     assert updated.endswith("200")
-    refused = _curl("--location", "--request", "GET", f"{base}/file/download", "--header", key,
-                    "--form", 'cloud_storage_url="https://example.com/not-ours.safetensors"')
+    refused = _curl(
+        "--location",
+        "--request",
+        "GET",
+        f"{base}/file/download",
+        "--header",
+        key,
+        "--form",
+        'cloud_storage_url="https://example.com/not-ours.safetensors"',
+    )
     assert "cloud_storage_url" in json.loads(refused)["error"]

@@ -93,7 +93,9 @@ def test_submit_with_an_upload_url_that_was_never_put_is_refused(app_client: Api
         "GET", f"{BASE}/upload/pre-signed-url", headers=app_client.headers(), json={"name": "never"}
     ).json()
     answer = app_client.client.post(
-        f"{BASE}/submit", headers=app_client.headers(), json={**QWEN_SUBMIT, "data_source_path": slot["s3_url"]}
+        f"{BASE}/submit",
+        headers=app_client.headers(),
+        json={**QWEN_SUBMIT, "data_source_path": slot["s3_url"]},
     )
     assert answer.status_code == 400
     assert "PUT the ZIP" in answer.json()["error"]

@@ -11,7 +11,10 @@ from tests.fixtures.apps import ApiClient
 
 def test_presigned_url_answers_a_put_link_and_a_stable_s3_url(app_client: ApiClient) -> None:
     answer = app_client.client.request(
-        "GET", f"{BASE}/upload/pre-signed-url", headers=app_client.headers(), json={"name": "NAME_OF_THE_FILE"}
+        "GET",
+        f"{BASE}/upload/pre-signed-url",
+        headers=app_client.headers(),
+        json={"name": "NAME_OF_THE_FILE"},
     )
     assert answer.status_code == 200
     body = answer.json()
@@ -31,8 +34,12 @@ def test_public_presigned_url_takes_the_fast_flux_seed_headers(app_client: ApiCl
 
 
 def test_presigned_url_refuses_a_bad_name_or_extension(app_client: ApiClient) -> None:
-    for body, field in (({}, "name"), ({"name": ""}, "name"), ({"name": "a", "extension": "../zip"}, "extension"),
-                        ({"name": "a", "public": "sometimes"}, "public")):
+    for body, field in (
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "a", "extension": "../zip"}, "extension"),
+        ({"name": "a", "public": "sometimes"}, "public"),
+    ):
         answer = app_client.client.request(
             "GET", f"{BASE}/upload/pre-signed-url", headers=app_client.headers(), json=body
         )
@@ -42,7 +49,10 @@ def test_presigned_url_refuses_a_bad_name_or_extension(app_client: ApiClient) ->
 
 def test_presigned_url_keeps_hostile_names_inside_the_callers_folder(app_client: ApiClient) -> None:
     answer = app_client.client.request(
-        "GET", f"{BASE}/upload/pre-signed-url", headers=app_client.headers(), json={"name": "../../etc/passwd"}
+        "GET",
+        f"{BASE}/upload/pre-signed-url",
+        headers=app_client.headers(),
+        json={"name": "../../etc/passwd"},
     )
     key = app_client.app.state.store.key_from_url(answer.json()["s3_url"])
     assert key.startswith("uploads/") and ".." not in key

@@ -31,7 +31,12 @@ def _env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "loraforge", *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "loraforge", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -44,7 +49,10 @@ def serve(tmp_path: Path, database_url: str) -> Iterator[object]:
         port = free_port()
         process = subprocess.Popen(
             [sys.executable, "-m", "loraforge", "serve", "--port", str(port), "--no-access-log"],
-            env=_env(tmp_path, database_url, **extra), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env=_env(tmp_path, database_url, **extra),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         processes.append(process)
         assert process.stdout is not None
@@ -75,7 +83,9 @@ def serve(tmp_path: Path, database_url: str) -> Iterator[object]:
 
 
 def test_keys_create_and_serve_give_keys_that_work_across_restarts(
-    tmp_path: Path, database_url: str, serve  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    database_url: str,
+    serve,  # type: ignore[no-untyped-def]
 ) -> None:
     created = _cli(_env(tmp_path, database_url), "keys", "create", "--name", "alice")
     assert created.returncode == 0, created.stderr

@@ -11,8 +11,9 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
+from anyio import to_thread
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -20,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from loraforge.api import schemas
 from loraforge.api.bodies import read_fields
 from loraforge.api.deps import CurrentUser, SettingsDep
-from loraforge.db.models import FineTuneJob
+from loraforge.api.responses import JsonResponse
 from loraforge.jobs import requests as jobs
 
 logger = logging.getLogger(__name__)
@@ -53,14 +54,18 @@ def _body_doc(model: type[BaseModel], *media_types: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {m: {"schema": schema} for m in media_types}}}
 
 
-async def _in_session(app: FastAPI, work: Callable[[Session], T]) -> T:
-    """Run `work(session)` in a worker thread so database I/O never blocks the event loop."""
+async def _in_session(app: FastAPI, work: Callable[[Session], T], readonly: bool = False) -> T:
+    """Run `work(session)` in a worker thread so database I/O never blocks the event loop.
+
+    Read-only work uses the autocommit sessions: one round trip per query, no BEGIN/ROLLBACK.
+    """
+    factory = app.state.read_sessionmaker if readonly else app.state.sessionmaker
 
     def run() -> T:
-        with app.state.sessionmaker() as session:
+        with factory() as session:
             return work(session)
 
-    return await run_in_threadpool(run)
+    return await to_thread.run_sync(run, limiter=app.state.db_limiter)
 
 
 @router.post(
@@ -69,21 +74,25 @@ async def _in_session(app: FastAPI, work: Callable[[Session], T]) -> T:
     response_model=schemas.SubmitPublic,
     openapi_extra=_body_doc(schemas.FineTuneCreate, "application/json"),
 )
-async def submit(request: Request, caller: CurrentUser, settings: SettingsDep) -> JSONResponse:
-    payload = schemas.validate_payload(schemas.FineTuneCreate, await read_fields(request, settings.max_request_bytes))
+async def submit(request: Request, caller: CurrentUser, settings: SettingsDep) -> JsonResponse:
+    payload = schemas.validate_payload(
+        schemas.FineTuneCreate, await read_fields(request, settings.max_request_bytes)
+    )
     store = request.app.state.store
     job = await _in_session(request.app, lambda s: jobs.submit(s, store, settings, caller.user_id, payload))
     hook = getattr(request.app.state, "on_submitted", None)
     if hook is not None:
         await run_in_threadpool(hook, job.id)
-    return JSONResponse({"status": job.status, "request_id": job.id, "finetune_id": job.id, "name": job.name})
+    return JsonResponse({"status": job.status, "request_id": job.id, "finetune_id": job.id, "name": job.name})
 
 
-def _render_details(session: Session, job: FineTuneJob) -> dict[str, Any]:
+def _render_details(session: Session, user_id: str, request_id: str) -> dict[str, Any]:
     """The seed's fields plus the pipeline's: events, progress and model_information."""
     from loraforge.jobs.events import pipeline_fields
 
-    return {**schemas.render_details(job), **pipeline_fields(session, job)}
+    row = jobs.read_job(session, user_id, request_id)
+    # A table row reads like the ORM job (row.id, row.model_information) without building one.
+    return {**schemas.render_details(row._mapping), **pipeline_fields(session, row)}  # type: ignore[arg-type]
 
 
 @router.get(
@@ -97,31 +106,32 @@ async def details(
     caller: CurrentUser,
     settings: SettingsDep,
     request_id: Annotated[str | None, Query(max_length=64)] = None,
-) -> JSONResponse:
+) -> JsonResponse:
     fields = await read_fields(request, settings.max_request_bytes)
     if request_id is not None and "request_id" not in fields:
         fields["request_id"] = request_id
     wanted = schemas.validate_payload(schemas.DetailsRequest, fields).request_id
-    body = await _in_session(
-        request.app, lambda s: _render_details(s, jobs.visible_job(s, caller.user_id, wanted))
-    )
+    body = await _in_session(request.app, lambda s: _render_details(s, caller.user_id, wanted), readonly=True)
     available = body["status"] == "AVAILABLE"
     body["inference_api_url"] = f"{settings.public_url}/v1/{body['slug']}" if available else None
-    return JSONResponse({"finetune": body})
+    return JsonResponse({"finetune": body})
 
 
-@router.get("/list", summary="List your fine-tune requests, newest first", response_model=list[schemas.ListRowPublic])
+@router.get(
+    "/list", summary="List your fine-tune requests, newest first", response_model=list[schemas.ListRowPublic]
+)
 async def list_requests(
     request: Request,
     caller: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=jobs.LIST_LIMIT_MAX)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> JSONResponse:
+) -> JsonResponse:
     rows = await _in_session(
         request.app,
         lambda s: [schemas.render_list_row(j) for j in jobs.list_jobs(s, caller.user_id, limit, offset)],
+        readonly=True,
     )
-    return JSONResponse(rows)
+    return JsonResponse(rows)
 
 
 @router.get(
@@ -130,13 +140,15 @@ async def list_requests(
     response_model=schemas.UploadPublic,
     openapi_extra=_body_doc(schemas.UploadRequest, "application/json"),
 )
-async def upload_url(request: Request, caller: CurrentUser, settings: SettingsDep) -> JSONResponse:
-    wanted = schemas.validate_payload(schemas.UploadRequest, await read_fields(request, settings.max_request_bytes))
+async def upload_url(request: Request, caller: CurrentUser, settings: SettingsDep) -> JsonResponse:
+    wanted = schemas.validate_payload(
+        schemas.UploadRequest, await read_fields(request, settings.max_request_bytes)
+    )
     store = request.app.state.store
     presigned, s3_url = await _in_session(
         request.app, lambda s: jobs.create_upload(s, store, settings, caller.user_id, wanted)
     )
-    return JSONResponse({"presigned_url": presigned, "s3_url": s3_url})
+    return JsonResponse({"presigned_url": presigned, "s3_url": s3_url})
 
 
 @router.put(
@@ -146,21 +158,23 @@ async def upload_url(request: Request, caller: CurrentUser, settings: SettingsDe
         schemas.AccessUpdateRequest, "application/x-www-form-urlencoded", "multipart/form-data"
     ),
 )
-async def access_update(request: Request, caller: CurrentUser, settings: SettingsDep) -> JSONResponse:
+async def access_update(request: Request, caller: CurrentUser, settings: SettingsDep) -> JsonResponse:
     wanted = schemas.validate_payload(
         schemas.AccessUpdateRequest, await read_fields(request, settings.max_request_bytes)
     )
     job = await _in_session(
         request.app, lambda s: jobs.update_access(s, caller.user_id, wanted.request_id, wanted.segmind_public)
     )
-    return JSONResponse({"request_id": job.id, "segmind_public": job.segmind_public})
+    return JsonResponse({"request_id": job.id, "segmind_public": job.segmind_public})
 
 
 @router.get(
     "/file/download",
     summary="Get a download link for a model file (form: cloud_storage_url); answers text/plain",
     response_class=PlainTextResponse,
-    openapi_extra=_body_doc(schemas.DownloadRequest, "application/x-www-form-urlencoded", "multipart/form-data"),
+    openapi_extra=_body_doc(
+        schemas.DownloadRequest, "application/x-www-form-urlencoded", "multipart/form-data"
+    ),
 )
 async def file_download(request: Request, caller: CurrentUser, settings: SettingsDep) -> PlainTextResponse:
     fields = await read_fields(request, settings.max_request_bytes)

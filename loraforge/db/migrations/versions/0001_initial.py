@@ -76,7 +76,7 @@ def upgrade() -> None:
         sa.Column("updated_ts", UTCDateTime(), nullable=False),
     )
     op.create_index("ix_finetune_jobs_status", "finetune_jobs", ["status"])
-    op.create_index("ix_finetune_jobs_user_created", "finetune_jobs", ["user_id", "created_ts"])
+    op.create_index("ix_finetune_jobs_user_created", "finetune_jobs", ["user_id", "created_ts", "id"])
 
 
 def downgrade() -> None:

@@ -1,0 +1,257 @@
+"""Load benchmark of the read endpoints: details and list with 10,000 jobs in PostgreSQL.
+
+Seeds a fresh PostgreSQL database (10,000 jobs over 20 users; the benchmark user owns 500), starts
+`loraforge serve` in its own process, and drives it from a second process: `wrk` when installed
+(Debian package `wrk`), else an async httpx client in a subprocess. /healthz, which touches no
+database, is measured in the same run as the framework's floor, and details/list are reported as
+ratios of it, so the figures travel across machines. Run by hand:
+
+    .venv/bin/python bench/api_load.py [--duration 10] [--connections 32] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from loraforge.db.accounts import create_user_with_key
+from loraforge.db.base import make_engine, make_sessionmaker
+from loraforge.db.migrate import upgrade
+from loraforge.db.models import FineTuneJob
+from tests.fixtures.databases import create_postgres_database, drop_postgres_database
+
+TOTAL_JOBS = 10_000
+USERS = 20
+BENCH_KEY = "bench-key-" + uuid.uuid4().hex
+
+
+def seed(url: str) -> list[str]:
+    """Create the jobs; returns the ids owned by the benchmark key's user."""
+    upgrade(url)
+    engine = make_engine(url)
+    sessionmaker = make_sessionmaker(engine)
+    now = datetime.now(UTC)
+    mine: list[str] = []
+    with sessionmaker() as session:
+        users = [create_user_with_key(session, "bench", BENCH_KEY)[0].id]
+        users += [create_user_with_key(session, f"user{i}")[0].id for i in range(USERS - 1)]
+        rows = []
+        for n in range(TOTAL_JOBS):
+            job_id, owner = str(uuid.uuid4()), users[n % USERS]
+            if owner == users[0]:
+                mine.append(job_id)
+            rows.append(
+                {
+                    "id": job_id,
+                    "user_id": owner,
+                    "name": f"job-{n}",
+                    "data_source_path": f"https://example.com/{n}.zip",
+                    "instance_prompt": "a photo of TOK",
+                    "trigger_word": "TOK",
+                    "base_model": "QWEN",
+                    "theme": "QWEN",
+                    "machine_type": "NVIDIA_H100",
+                    "train_type": "LORA",
+                    "segmind_public": False,
+                    "advance_parameters": {"steps": 1000, "learning_rate": 0.0004},
+                    "status": "AVAILABLE",
+                    "slug": f"job-{n}-{job_id[:8]}",
+                    "source_type": "PUBLIC_URL",
+                    "model_information": {},
+                    "created_ts": now - timedelta(seconds=n),
+                    "updated_ts": now - timedelta(seconds=n),
+                }
+            )
+        session.bulk_insert_mappings(FineTuneJob.__mapper__, rows)  # type: ignore[arg-type]
+        session.commit()
+    engine.dispose()
+    return mine
+
+
+def start_server(url: str, port: int, workers: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAFORGE_")}
+    env.update(
+        PYTHONPATH=str(REPO),
+        LORAFORGE_DATABASE_URL=url,
+        LORAFORGE_DATA_DIR=str(data_dir),
+        LORAFORGE_API_KEY=BENCH_KEY,
+        LORAFORGE_LOG_LEVEL="WARNING",
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "loraforge",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit("the server did not start")
+
+
+WRK_SCRIPT = """
+ids = {%s}
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = '{"request_id": "' .. ids[(counter %% #ids) + 1] .. '"}'
+  return wrk.format("GET", "/finetune/request/details", {["x-api-key"] = "%s",
+    ["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def run_wrk(base: str, path: str, args: argparse.Namespace, script: Path | None) -> dict[str, float]:
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{args.connections}",
+        f"-d{args.duration}s",
+        "--latency",
+        "-H",
+        f"x-api-key: {BENCH_KEY}",
+    ]
+    if script is not None:
+        cmd += ["-s", str(script)]
+    out = subprocess.run([*cmd, base + path], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise SystemExit(f"{path}: {errors.group(1)} error responses under load:\n{out}")
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99}
+
+
+async def _httpx_load(
+    base: str, kind: str, ids: list[str], seconds: float, connections: int
+) -> dict[str, float]:
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=connections)
+    headers = {"x-api-key": BENCH_KEY}
+    async with httpx.AsyncClient(base_url=base, limits=limits, headers=headers, timeout=30) as client:
+        stop = time.monotonic() + seconds
+
+        async def worker(n: int) -> None:
+            while time.monotonic() < stop:
+                start = time.perf_counter()
+                if kind == "details":
+                    answer = await client.request(
+                        "GET", "/finetune/request/details", json={"request_id": ids[n % len(ids)]}
+                    )
+                else:
+                    answer = await client.get(kind)
+                answer.raise_for_status()
+                latencies.append((time.perf_counter() - start) * 1000)
+                n += connections
+
+        began = time.monotonic()
+        await asyncio.gather(*(worker(i) for i in range(connections)))
+        elapsed = time.monotonic() - began
+    latencies.sort()
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": latencies[len(latencies) // 2],
+        "p99_ms": latencies[int(len(latencies) * 0.99)],
+    }
+
+
+def run_httpx(base: str, kind: str, ids: list[str], args: argparse.Namespace) -> dict[str, float]:
+    """The async client runs in its own process so it never shares the server's interpreter."""
+    code = (
+        f"import asyncio, json, sys; sys.path.insert(0, {str(REPO)!r}); from bench.api_load import _httpx_load;"
+        f"print(json.dumps(asyncio.run(_httpx_load({base!r}, {kind!r}, {ids!r}, {args.duration}, "
+        f"{args.connections}))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per endpoint")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--client", choices=["auto", "wrk", "httpx"], default="auto")
+    args = parser.parse_args()
+    client = args.client if args.client != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
+
+    url = create_postgres_database()
+    port = int(os.environ.get("BENCH_PORT", "0")) or random.randint(20000, 40000)
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        server = None
+        try:
+            started = time.monotonic()
+            ids = seed(url)
+            print(
+                f"seeded {TOTAL_JOBS} jobs in {time.monotonic() - started:.1f}s; client={client}, "
+                f"connections={args.connections}, duration={args.duration}s, workers={args.workers}"
+            )
+            server = start_server(url, port, args.workers, Path(tmp))
+            results: dict[str, dict[str, float]] = {}
+            script = Path(tmp) / "details.lua"
+            script.write_text(WRK_SCRIPT % (", ".join(f'"{i}"' for i in ids), BENCH_KEY))
+            for name, path in (
+                ("healthz", "/healthz"),
+                ("details", "details"),
+                ("list", "/finetune/request/list"),
+            ):
+                if client == "wrk":
+                    lua = script if name == "details" else None
+                    results[name] = run_wrk(base, "/" if lua else path, args, lua)
+                else:
+                    results[name] = run_httpx(base, path, ids, args)
+            floor = results["healthz"]
+            print(f"{'endpoint':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}   ratio to /healthz (req/s)")
+            for name, r in results.items():
+                print(
+                    f"{name:10} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}   {r['rps'] / floor['rps']:.2f}"
+                )
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=20)
+            drop_postgres_database(url)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
