@@ -67,6 +67,7 @@ def _check_uploaded_source(
             f"data_source_path: the upload is {size} bytes, over the {settings.max_upload_bytes}-byte cap"
         )
     upload.size = size
+    upload.sha256 = store.sha256(key)  # recorded once, when the dataset is first used
     return upload
 
 
@@ -176,10 +177,16 @@ def list_jobs(session: Session, user_id: str, limit: int = 100, offset: int = 0)
     return session.execute(query).mappings().all()
 
 
-def update_access(session: Session, user_id: str, request_id: str, public: bool) -> FineTuneJob:
+def update_access(
+    session: Session, store: ObjectStore, user_id: str, request_id: str, public: bool
+) -> FineTuneJob:
+    """Make the caller's model public or private, its weights in the store included."""
     job = owned_job(session, user_id, request_id)
     job.segmind_public = public
     session.commit()
+    key = store.key_from_url(job.cloud_storage_url) if job.cloud_storage_url else None
+    if key is not None and store.exists(key):
+        store.set_public(key, public)  # a public model downloads with no key or signature
     logger.info("job %s made %s by its owner", job.id, "public" if public else "private")
     return job
 
@@ -210,18 +217,28 @@ def create_upload(
     return url, store.object_url(key)
 
 
+def _job_of_model_url(session: Session, user_id: str, key: str | None, url: str) -> FineTuneJob | None:
+    parts = key.split("/") if key else []
+    if len(parts) >= 3 and parts[0] == "models":
+        job = session.get(FineTuneJob, parts[1])
+        return job if job is not None and job.cloud_storage_url == url else None
+    # Not an object URL of the store (a FAST_FLUX token link): one of the caller's own jobs.
+    query = select(FineTuneJob).where(FineTuneJob.user_id == user_id, FineTuneJob.cloud_storage_url == url)
+    return session.scalars(query.limit(1)).first()
+
+
 def download_link(session: Session, store: ObjectStore, user_id: str, cloud_storage_url: str) -> str:
     """The link to a model file: plain for a public or FAST_FLUX model, else signed for an hour."""
     key = store.key_from_url(cloud_storage_url)
-    parts = key.split("/") if key else []
-    if len(parts) < 3 or parts[0] != "models":
-        raise NotFoundError("cloud_storage_url: not a model file of this service")
-    job = session.get(FineTuneJob, parts[1])
-    if job is None or job.cloud_storage_url is None or (job.user_id != user_id and not job.segmind_public):
-        raise NotFoundError("cloud_storage_url: no model file at that URL for this API key")
-    assert key is not None
-    if job.base_model == "FAST_FLUX":
-        return job.cloud_storage_url  # the pipeline stored a public object: its URL needs no key
+    job = _job_of_model_url(session, user_id, key, cloud_storage_url)
+    if job is None or (job.user_id != user_id and not job.segmind_public):
+        raise NotFoundError("cloud_storage_url: no model file of this service at that URL for this API key")
+    if key is None or job.base_model == "FAST_FLUX":
+        if key is not None and not store.is_public(key):
+            store.set_public(key, True)
+        return cloud_storage_url  # the pipeline made FAST_FLUX weights public: the URL needs no key
     if job.segmind_public:
-        return store.object_url(key)
+        if not store.is_public(key):
+            store.set_public(key, True)
+        return store.public_url(key)
     return store.presigned_get(key, DOWNLOAD_LINK_SECONDS)

@@ -25,6 +25,22 @@ def test_seed_submit_answers_requested_with_equal_ids(app_client: ApiClient, see
     assert details["machine_type"] == "NVIDIA_H100"
 
 
+def test_submit_records_the_size_and_sha256_of_the_upload(app_client: ApiClient) -> None:
+    import hashlib
+
+    from loraforge.db.models import FineTuneJob, Upload
+    from tests.api.seed_requests import tiny_zip
+
+    answer = submit_job(app_client)
+    with app_client.app.state.sessionmaker() as session:
+        job = session.get(FineTuneJob, answer["request_id"])
+        assert job is not None and job.upload_id is not None
+        upload = session.get(Upload, job.upload_id)
+        assert upload is not None
+        assert upload.size == len(tiny_zip())
+        assert upload.sha256 == hashlib.sha256(tiny_zip()).hexdigest()
+
+
 def test_submit_calls_the_on_submitted_hook_with_the_job_id(app_client: ApiClient) -> None:
     seen: list[str] = []
     app_client.app.state.on_submitted = seen.append

@@ -73,8 +73,12 @@ def _finish_job(api: ApiClient, request_id: str) -> str:
 
 
 def _fetch(api: ApiClient, link: str) -> httpx.Response:
+    """GET a link with no API key: through the app for its own links, S3 over the network."""
     if link.startswith(api.settings.public_url):
-        return api.client.get(link, follow_redirects=True)
+        answer = api.client.get(link, follow_redirects=False)
+        if answer.is_redirect:  # a public S3 object: the app redirects to a short-lived S3 link
+            return httpx.get(answer.headers["location"], timeout=30)
+        return answer
     return httpx.get(link, follow_redirects=True, timeout=30)
 
 
@@ -96,13 +100,66 @@ def test_file_download_answers_a_signed_text_link_for_a_private_model(app_client
     assert refused.status_code == 404
 
 
-def test_file_download_answers_the_plain_url_for_a_fast_flux_model(app_client: ApiClient) -> None:
+def test_file_download_answers_a_plain_public_link_for_a_fast_flux_model(app_client: ApiClient) -> None:
     job = submit_job(app_client, body=FAST_FLUX_SUBMIT)
-    url = _finish_job(app_client, job["request_id"])
+    _finish_job(app_client, job["request_id"])
+    store = app_client.app.state.store
+    key = f"models/{job['request_id']}/model.safetensors"
+    url = store.public_url(key)  # what the pipeline records for FAST_FLUX
+    with app_client.app.state.sessionmaker() as session:
+        row = session.get(FineTuneJob, job["request_id"])
+        assert row is not None
+        row.cloud_storage_url = url
+        session.commit()
     answer = app_client.client.request(
         "GET", f"{BASE}/file/download", headers=app_client.headers(), data={"cloud_storage_url": url}
     )
     assert answer.text == url
+    assert _fetch(app_client, answer.text).content == b"weights"
+
+
+def test_file_download_hands_back_the_pipelines_fast_flux_token_link(app_client: ApiClient) -> None:
+    job = submit_job(app_client, body=FAST_FLUX_SUBMIT)
+    token_link = f"{app_client.settings.public_url}/models/public/some-token/fastfluxtest1.safetensors"
+    with app_client.app.state.sessionmaker() as session:
+        row = session.get(FineTuneJob, job["request_id"])
+        assert row is not None
+        row.status, row.cloud_storage_url = "AVAILABLE", token_link
+        session.commit()
+    answer = app_client.client.request(
+        "GET", f"{BASE}/file/download", headers=app_client.headers(), data={"cloud_storage_url": token_link}
+    )
+    assert answer.status_code == 200 and answer.text == token_link
+    other = app_client.new_key("stranger")
+    refused = app_client.client.request(
+        "GET",
+        f"{BASE}/file/download",
+        headers=app_client.headers(other),
+        data={"cloud_storage_url": token_link},
+    )
+    assert refused.status_code == 404
+
+
+def test_making_a_model_public_makes_its_weights_downloadable_without_a_key(app_client: ApiClient) -> None:
+    job = submit_job(app_client)
+    url = _finish_job(app_client, job["request_id"])
+    form = {"request_id": job["request_id"], "segmind_public": "True"}
+    assert (
+        app_client.client.put(f"{BASE}/access-update", headers=app_client.headers(), data=form).status_code
+        == 200
+    )
+    other = app_client.new_key("fan")
+    answer = app_client.client.request(
+        "GET", f"{BASE}/file/download", headers=app_client.headers(other), data={"cloud_storage_url": url}
+    )
+    assert answer.status_code == 200, answer.text
+    assert _fetch(app_client, answer.text).content == b"weights"
+    form["segmind_public"] = "False"
+    assert (
+        app_client.client.put(f"{BASE}/access-update", headers=app_client.headers(), data=form).status_code
+        == 200
+    )
+    assert not app_client.app.state.store.is_public(app_client.app.state.store.key_from_url(url))
 
 
 def test_file_download_of_a_foreign_or_missing_url_is_404(app_client: ApiClient) -> None:

@@ -162,8 +162,10 @@ async def access_update(request: Request, caller: CurrentUser, settings: Setting
     wanted = schemas.validate_payload(
         schemas.AccessUpdateRequest, await read_fields(request, settings.max_request_bytes)
     )
+    store = request.app.state.store
     job = await _in_session(
-        request.app, lambda s: jobs.update_access(s, caller.user_id, wanted.request_id, wanted.segmind_public)
+        request.app,
+        lambda s: jobs.update_access(s, store, caller.user_id, wanted.request_id, wanted.segmind_public),
     )
     return JsonResponse({"request_id": job.id, "segmind_public": job.segmind_public})
 
