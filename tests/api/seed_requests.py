@@ -75,7 +75,8 @@ LIST_FIELDS = {
 def tiny_zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("a.txt", "a photo would go here")
+        # A fixed timestamp: the same bytes on every call, so tests can compare hashes.
+        archive.writestr(zipfile.ZipInfo("a.txt", date_time=(2025, 1, 1, 0, 0, 0)), "a photo would go here")
     return buffer.getvalue()
 
 
