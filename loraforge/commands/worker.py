@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import threading
+from types import SimpleNamespace
 from typing import Any
 
 from loraforge.config import load_settings
@@ -29,6 +29,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from loraforge.db.base import make_engine, make_sessionmaker
     from loraforge.db.migrate import upgrade
+    from loraforge.inference.shared import runner_for
     from loraforge.jobs.celery_app import RUN_JOB_TASK, make_celery, queue_name
     from loraforge.jobs.pipeline import WorkerContext, preload_libraries, run_job
     from loraforge.jobs.queue import CeleryQueue
@@ -49,18 +50,8 @@ def run(args: argparse.Namespace) -> int:
     sessions = make_sessionmaker(make_engine(url))
     store = open_store(settings)
     dispatcher = Dispatcher(sessions, settings)
-    runner_lock = threading.Lock()
-    runner: list[Any] = []
-
-    def get_runner() -> Any:
-        with runner_lock:
-            if not runner:
-                from loraforge.inference.runner import InferenceRunner
-
-                runner.append(InferenceRunner(settings))
-            return runner[0]
-
-    context = WorkerContext(settings, sessions, store, runner=get_runner,
+    holder = SimpleNamespace(runner=None)  # this worker's one runner, made on the first deploy
+    context = WorkerContext(settings, sessions, store, runner=lambda: runner_for(holder, settings),
                             notify=lambda job_id, status: dispatcher.job_status_changed(job_id, status))
     app = make_celery(settings, machine_type)
 

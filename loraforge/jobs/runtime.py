@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loraforge.config import Settings
 from loraforge.db.models import FineTuneJob
+from loraforge.inference.shared import runner_for
 from loraforge.jobs.events import record_event
 from loraforge.jobs.pipeline import WorkerContext, preload_libraries, run_job
 from loraforge.jobs.queue import make_queue
@@ -74,20 +75,8 @@ class JobRuntime:
 
 
 def _runner_of(app: FastAPI) -> Callable[[], Any]:
-    """The app's InferenceRunner, made on first use, so deploys warm the runner that serves /v1."""
-    lock = threading.Lock()
-
-    def get() -> Any:
-        with lock:
-            runner = getattr(app.state, "runner", None)
-            if runner is None:
-                from loraforge.inference.runner import InferenceRunner
-
-                runner = InferenceRunner(app.state.settings)
-                app.state.runner = runner
-            return runner
-
-    return get
+    """The app's InferenceRunner on first use, the one /v1 serves, so deploys warm it."""
+    return lambda: runner_for(app.state, app.state.settings)
 
 
 @asynccontextmanager

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,14 +27,12 @@ from loraforge.db.models import FineTuneJob
 from loraforge.errors import ConflictError, ForbiddenError, InferenceError, NotFoundError, ValidationError
 from loraforge.inference.encoding import MEDIA_TYPES, encode_base64, encode_image
 from loraforge.inference.request import parse_request
+from loraforge.inference.shared import runner_for
 from loraforge.jobs.statuses import JobStatus
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["generation"])
-
-_runner_lock = threading.Lock()
-
 
 @dataclass(frozen=True)
 class DeployedModel:
@@ -48,17 +45,8 @@ class DeployedModel:
 
 
 def app_runner(app: FastAPI) -> Any:
-    """The app's InferenceRunner, created on first use (torch loads only when a model is used)."""
-    runner = getattr(app.state, "runner", None)
-    if runner is not None:
-        return runner
-    with _runner_lock:
-        runner = getattr(app.state, "runner", None)
-        if runner is None:
-            from loraforge.inference.runner import InferenceRunner
-
-            runner = app.state.runner = InferenceRunner(app.state.settings)
-        return runner
+    """The app's InferenceRunner, the same one the job pipeline deploys into."""
+    return runner_for(app.state, app.state.settings)
 
 
 def find_model(app: FastAPI, slug: str, user_id: str) -> DeployedModel:
