@@ -186,7 +186,9 @@ def update_access(
     session.commit()
     key = store.key_from_url(job.cloud_storage_url) if job.cloud_storage_url else None
     if key is not None and store.exists(key):
-        store.set_public(key, public)  # a public model downloads with no key or signature
+        # A public model downloads with no key or signature. FAST_FLUX weights stay public either
+        # way: their pipeline hands out a key-less link that must keep working (the seed's contract).
+        store.set_public(key, public or job.base_model == "FAST_FLUX")
     logger.info("job %s made %s by its owner", job.id, "public" if public else "private")
     return job
 

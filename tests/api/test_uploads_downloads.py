@@ -93,6 +93,7 @@ def test_file_download_answers_a_signed_text_link_for_a_private_model(app_client
     link = answer.text
     assert link != url, "a private model's link must be signed"
     assert _fetch(app_client, link).content == b"weights"
+    assert _fetch(app_client, url).status_code in (403, 404), "a private model's plain URL must be refused"
     other = app_client.new_key("other")
     refused = app_client.client.request(
         "GET", f"{BASE}/file/download", headers=app_client.headers(other), data={"cloud_storage_url": url}
@@ -160,6 +161,26 @@ def test_making_a_model_public_makes_its_weights_downloadable_without_a_key(app_
         == 200
     )
     assert not app_client.app.state.store.is_public(app_client.app.state.store.key_from_url(url))
+
+
+def test_making_a_fast_flux_model_private_keeps_its_key_less_link_working(app_client: ApiClient) -> None:
+    job = submit_job(app_client, body=FAST_FLUX_SUBMIT)
+    _finish_job(app_client, job["request_id"])
+    store = app_client.app.state.store
+    key = f"models/{job['request_id']}/model.safetensors"
+    store.set_public(key, True)  # as the pipeline does for FAST_FLUX weights
+    url = store.public_url(key)
+    with app_client.app.state.sessionmaker() as session:
+        row = session.get(FineTuneJob, job["request_id"])
+        assert row is not None
+        row.cloud_storage_url = url
+        session.commit()
+    form = {"request_id": job["request_id"], "segmind_public": "False"}
+    assert (
+        app_client.client.put(f"{BASE}/access-update", headers=app_client.headers(), data=form).status_code
+        == 200
+    )
+    assert _fetch(app_client, url).content == b"weights"
 
 
 def test_file_download_of_a_foreign_or_missing_url_is_404(app_client: ApiClient) -> None:
