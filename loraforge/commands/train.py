@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from loraforge.config import load_settings
     from loraforge.training.loading import resolve_model_ref
-    from loraforge.training.presets import resolve_spec
+    from loraforge.training.presets import fit_to_model, resolve_spec
 
     settings = load_settings()
     spec = resolve_spec(
@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.data.exists():
         raise DatasetError(f"dataset {args.data} does not exist: give a .zip or a folder of images")
     model_ref = resolve_model_ref(spec.base_model, settings, args.model)
+    spec = fit_to_model(spec, model_ref, settings)
+    if spec.resolution_note:
+        print(f"note: {spec.resolution_note}", file=sys.stderr)
     dataset = _prepare(args, spec, settings, model_ref)
     for warning in dataset.warnings:
         print(f"warning: {warning}", file=sys.stderr)

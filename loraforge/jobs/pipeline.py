@@ -149,7 +149,7 @@ def run_job(ctx: WorkerContext, job_id: str) -> None:
 
 def _stages(ctx: WorkerContext, job_id: str, work_dir: Path, heartbeat: _Heartbeat) -> None:
     from loraforge.training.loading import resolve_model_ref
-    from loraforge.training.presets import resolve_spec
+    from loraforge.training.presets import fit_to_model, resolve_spec
 
     def check_cancel() -> None:
         with ctx.sessions() as session:
@@ -166,13 +166,17 @@ def _stages(ctx: WorkerContext, job_id: str, work_dir: Path, heartbeat: _Heartbe
                             instance_prompt=job.instance_prompt,
                             checkpoint_every=ctx.settings.checkpoint_every)
         model_ref = resolve_model_ref(job.base_model, ctx.settings)
+        spec = fit_to_model(spec, model_ref, ctx.settings)
         data_url, slug, base_model = job.data_source_path, job.slug, job.base_model
         checkpoint = (run.checkpoint_step, run.checkpoint_dir)
     check_cancel()
 
     if status in (S.REQUESTED, S.DATA_PROCESSING, S.TRAINING_INITIATED):
         if status is S.REQUESTED:
-            _move(ctx, job_id, S.DATA_PROCESSING)
+            # The demo cap's reason rides on this event, so details show why the job trains small.
+            _move(ctx, job_id, S.DATA_PROCESSING, message=spec.resolution_note)
+        if spec.resolution_note:
+            logger.info("job %s: %s", job_id, spec.resolution_note)
         dataset = _prepare(ctx, job_id, spec, data_url, work_dir)
         check_cancel()
         resume = False

@@ -212,6 +212,8 @@ def train(spec: TrainSpec, dataset: DatasetLike, out_dir: Path, *, model_ref: st
         "resolution": spec.resolution, "batch_size": spec.batch_size,
         "dataset_sha256": dataset.dataset_sha256, "final_loss": last_loss,
     }
+    if spec.resolution_note:
+        info["resolution_note"] = spec.resolution_note
     lora = {k: v.detach().float().cpu() for k, v in get_peft_model_state_dict(transformer).items()}
     lora_path = save_diffusers_lora(out_dir / f"{name}.safetensors", lora, lora_config, info)
     comfy_path = save_comfy_lora(out_dir / f"{name}.comfyui.safetensors", spec.family, lora, spec.alpha,

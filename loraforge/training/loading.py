@@ -3,8 +3,9 @@
 `base_model` is the API's name (QWEN, FLUX, FAST_FLUX). The weights are an explicit `--model`,
 else `LORAFORGE_MODEL_QWEN` / `LORAFORGE_MODEL_FLUX` (a hub id such as `Qwen/Qwen-Image` or
 `black-forest-labs/FLUX.1-dev`, or a local folder), else the tiny demo model kept in
-`settings.tiny_models_dir`, written on first use. Pipelines load in bf16 on a GPU and fp32 on the
-CPU, with `low_cpu_mem_usage`.
+`settings.tiny_models_dir`, written on first use (`is_demo_model` tells it apart, so training
+can cap its resolution). Pipelines load in bf16 on a GPU and fp32 on the CPU, with
+`low_cpu_mem_usage`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,17 @@ def resolve_model_ref(base_model: str, settings: Settings, explicit: str | None 
     if configured:
         return configured
     return str(ensure_tiny_models(settings.tiny_models_dir)[family])
+
+
+def is_demo_model(model_ref: str, settings: Settings) -> bool:
+    """Whether `model_ref` is one of the bundled tiny demo models (no real weights configured)."""
+    from loraforge.training.tiny import TINY_NAMES
+
+    path = Path(model_ref)
+    if not path.is_dir():
+        return False  # a hub id or a missing folder: never the demo model
+    path = path.resolve()
+    return path.parent == settings.tiny_models_dir and path.name in TINY_NAMES.values()
 
 
 def default_device() -> str:

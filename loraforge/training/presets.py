@@ -6,6 +6,8 @@ auto_caption, face_crop, finetune_type, and rank, resolution, batch_size when gi
 caller's overrides (CLI flags, trigger word...), and validates the result. A bad value raises
 ValidationError naming the field, e.g. `advance_parameters.learning_rate: ...`. Keys of
 `advance_parameters` that training does not use (the seeds show `prompt`, `theme`) are ignored.
+`fit_to_model` then caps the resolution at DEMO_RESOLUTION when the weights are the bundled tiny
+demo model: a 1024 px run of a random-weight model costs minutes on a CPU and teaches nothing.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from loraforge.config import Settings
 from loraforge.errors import ValidationError
-from loraforge.training.loading import Family, family_of
+from loraforge.training.loading import Family, family_of, is_demo_model
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +32,9 @@ FLUX_TARGETS = (
 QWEN_TARGETS = (
     "to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out",
 )
+
+# Training resolution for the tiny demo models; real weights keep what the preset or caller asked.
+DEMO_RESOLUTION = 128
 
 TimestepSampling = Literal["logit_normal", "shifted", "uniform"]
 BaseWeights = Literal["bf16", "fp8", "nf4"]
@@ -49,6 +55,7 @@ class TrainSpec(BaseModel):
     rank: int = Field(16, ge=1, le=256)
     alpha: float = Field(16.0, gt=0)  # LoRA scale is alpha / rank
     resolution: int = Field(1024, ge=64, le=2048)  # longest bucket side, px
+    resolution_note: str | None = None  # why the resolution differs from what was asked (demo cap)
     batch_size: int = Field(1, ge=1, le=64)
     auto_caption: bool = False
     face_crop: bool = False
@@ -163,3 +170,15 @@ def resolve_spec(base_model: str, advance_parameters: dict[str, Any] | None = No
         return TrainSpec(**values)
     except PydanticValidationError as exc:
         raise ValidationError(_field_errors(exc, sources)) from None
+
+
+def fit_to_model(spec: TrainSpec, model_ref: str, settings: Settings) -> TrainSpec:
+    """`spec` for training `model_ref`: the demo model trains at DEMO_RESOLUTION at most, noted why."""
+    if spec.resolution <= DEMO_RESOLUTION or not is_demo_model(model_ref, settings):
+        return spec
+    family = "QWEN" if spec.family == "qwen" else "FLUX"
+    note = (
+        f"training at {DEMO_RESOLUTION} px instead of {spec.resolution} px: no real {family} weights are "
+        f"configured, so this job trains the tiny demo model; set LORAFORGE_MODEL_{family} for full resolution"
+    )
+    return spec.model_copy(update={"resolution": DEMO_RESOLUTION, "resolution_note": note})
