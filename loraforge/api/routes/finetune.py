@@ -22,7 +22,9 @@ from loraforge.api import schemas
 from loraforge.api.bodies import read_fields
 from loraforge.api.deps import CurrentUser, SettingsDep
 from loraforge.api.responses import JsonResponse
+from loraforge.errors import NotFoundError
 from loraforge.jobs import requests as jobs
+from loraforge.jobs.events import job_details
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +89,17 @@ async def submit(request: Request, caller: CurrentUser, settings: SettingsDep) -
 
 
 def _render_details(session: Session, user_id: str, request_id: str) -> dict[str, Any]:
-    """The seed's fields plus the pipeline's: events, progress and model_information."""
-    from loraforge.jobs.events import pipeline_fields
-
-    row = jobs.read_job(session, user_id, request_id)
-    # A table row reads like the ORM job (row.id, row.model_information) without building one.
-    return {**schemas.render_details(row._mapping), **pipeline_fields(session, row)}  # type: ignore[arg-type]
+    """The seed's fields plus the pipeline's: events, progress and model_information (one query)."""
+    found = job_details(session, request_id)
+    if found is None or (found[0]["user_id"] != user_id and not found[0]["segmind_public"]):
+        raise NotFoundError(f"request_id: no fine-tune request {request_id!r} for this API key")
+    job, events, progress = found
+    return {
+        **schemas.render_details(job),
+        "events": events,
+        "progress": progress,
+        "model_information": job["model_information"] or {},
+    }
 
 
 @router.get(
