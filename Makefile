@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q --config-settings editable_mode=compat -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
 serve: install

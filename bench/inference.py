@@ -97,8 +97,9 @@ def cpu_bench(args: argparse.Namespace) -> dict[str, Any]:
 
 def _flux_pipeline(device: str, dtype: Any, smoke: bool) -> Any:
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline
-    from loraforge.training.architectures import build_transformer
     from peft import LoraConfig
+
+    from loraforge.training.architectures import build_transformer
 
     small = {"num_layers": 1, "num_single_layers": 1, "num_attention_heads": 2} if smoke else {}
     transformer = build_transformer("flux", device=device, dtype=dtype, **small)

@@ -1,5 +1,7 @@
 """The transition table allows the happy path and FAILED/CANCELLED, and nothing out of terminals."""
 
+import itertools
+
 import pytest
 
 from loraforge.errors import ConflictError
@@ -7,7 +9,7 @@ from loraforge.jobs.statuses import HAPPY_PATH, TERMINAL, JobStatus, check_trans
 
 
 def test_every_happy_path_step_is_allowed():
-    for current, new in zip(HAPPY_PATH, HAPPY_PATH[1:]):
+    for current, new in itertools.pairwise(HAPPY_PATH):
         assert check_transition(current, new) == new
 
 

@@ -13,9 +13,8 @@ import logging
 import re
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import Row, RowMapping, select
+from sqlalchemy import RowMapping, select
 from sqlalchemy.orm import Session
 
 from loraforge.api.schemas import AdvanceParameters, FineTuneCreate, UploadRequest
@@ -151,14 +150,6 @@ def owned_job(session: Session, user_id: str, request_id: str) -> FineTuneJob:
     if job is None or job.user_id != user_id:
         raise NotFoundError(f"request_id: no fine-tune request {request_id!r} for this API key")
     return job
-
-
-def read_job(session: Session, user_id: str, request_id: str) -> Row[Any]:
-    """Like visible_job but a plain table row (no ORM instance): the fast path of details."""
-    row = session.execute(select(JOBS).where(JOBS.c.id == request_id)).first()
-    if row is None or (row.user_id != user_id and not row.segmind_public):
-        raise NotFoundError(f"request_id: no fine-tune request {request_id!r} for this API key")
-    return row
 
 
 def list_jobs(session: Session, user_id: str, limit: int = 100, offset: int = 0) -> Sequence[RowMapping]:
