@@ -4,8 +4,8 @@
 checks the move against the transition table in statuses.py, applies it with a conditional UPDATE
 (so a cancel and a worker racing on the same job cannot both win), and appends a timestamped
 `JobEvent` in the same transaction. `ProgressWriter` turns the trainer's progress callback into
-throttled writes of `{step, total_steps, loss, eta_seconds}`; `events_of` / `progress_of` render a
-job's log and progress, and `job_details` reads a job with both in one round trip (the details
+throttled writes of `{step, total_steps, loss, eta_seconds}`; `events_of` renders a
+job's log, and `job_details` reads a job with both in one round trip (the details
 endpoint's hot path).
 """
 
@@ -81,13 +81,6 @@ def _progress(
 def events_of(session: Session, job_id: str) -> list[dict[str, Any]]:
     rows = session.execute(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).scalars()
     return [_event(e.status, e.created_at, e.message) for e in rows]
-
-
-def progress_of(session: Session, job_id: str) -> dict[str, Any] | None:
-    run = session.get(JobRun, job_id)
-    if run is None:
-        return None
-    return _progress(run.step, run.total_steps, run.loss, run.eta_seconds)
 
 
 _JOBS, _RUNS, _EVENTS = FineTuneJob.__table__, JobRun.__table__, JobEvent.__table__

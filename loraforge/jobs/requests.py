@@ -136,14 +136,6 @@ def submit(
     return job
 
 
-def visible_job(session: Session, user_id: str, request_id: str) -> FineTuneJob:
-    """The job `request_id` if the caller owns it or it is public; else NotFoundError."""
-    job = session.get(FineTuneJob, request_id)
-    if job is None or (job.user_id != user_id and not job.segmind_public):
-        raise NotFoundError(f"request_id: no fine-tune request {request_id!r} for this API key")
-    return job
-
-
 def owned_job(session: Session, user_id: str, request_id: str) -> FineTuneJob:
     """The job `request_id` if the caller owns it; else NotFoundError (public or not)."""
     job = session.get(FineTuneJob, request_id)
