@@ -10,8 +10,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
-from loraforge.db import models  # noqa: F401  (registers the tables on Base.metadata)
-from loraforge.db.base import Base, make_engine
+from loraforge.db.base import make_engine
+from loraforge.db.tables import metadata
 
 MIGRATION_LOCK_ID = 72_210_001
 
@@ -24,7 +24,7 @@ def run_migrations_online() -> None:
         with engine.connect() as connection:
             context.configure(
                 connection=connection,
-                target_metadata=Base.metadata,
+                target_metadata=metadata,
                 render_as_batch=connection.dialect.name == "sqlite",
             )
             with context.begin_transaction():
