@@ -3,13 +3,16 @@
 DATA is a .zip or a folder of images (with optional same-name .txt captions). The command
 prepares the dataset (safe extraction, checks, buckets, captions), trains with the preset of the
 base model plus the flags given, shows a progress bar on stderr, and prints the path of the
-diffusers-format LoRA on stdout. Unusable data or a bad flag ends with one line on stderr and a
-non-zero exit code. `--resume` continues from the latest checkpoint in DIR/checkpoints.
+diffusers-format LoRA on stdout. Sample sets go to OUT/samples/step-N/K.png, intermediate LoRAs
+beside the final one (OUT/lora-step-N.safetensors), the loss per step with its learning rate and
+step time to OUT/loss_history.json; sampling's share of the training time goes to stderr.
+Unusable data or a bad flag ends with one line on stderr and a non-zero exit code. `--resume` continues from the latest checkpoint in DIR/checkpoints.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -33,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default LORAFORGE_CHECKPOINT_EVERY)")
+    p.add_argument("--sample-every", type=int,
+                   help="steps between sample sets (default: 4 sets per run, the last at the final step; 0: none)")
+    p.add_argument("--sample-prompt", action="append", dest="sample_prompts",
+                   help="a sample prompt (repeat for more; default: the trigger word and two captions)")
+    p.add_argument("--keep-intermediate", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep the LoRA at each sample step as OUT/lora-step-N.safetensors (default: on)")
     p.add_argument("--face-crop", action="store_true", help="crop around the largest face")
     p.add_argument("--auto-caption", action="store_true", help="caption images with Qwen2.5-VL")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
@@ -55,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         auto_caption=args.auto_caption or None, face_crop=args.face_crop or None,
         trigger_word=args.trigger_word, instance_prompt=args.instance_prompt, compile=args.compile,
         checkpoint_every=args.checkpoint_every or settings.checkpoint_every,
+        sample_every=args.sample_every, sample_prompts=args.sample_prompts, keep_intermediate=args.keep_intermediate,
     )
     if not args.data.exists():
         raise DatasetError(f"dataset {args.data} does not exist: give a .zip or a folder of images")
@@ -66,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
     for warning in dataset.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     result = _train(args, spec, dataset, model_ref)
+    (args.out / "loss_history.json").write_text(json.dumps(result.loss_history, indent=1))
+    if result.samples:
+        print(f"samples: {len(result.samples)} images in {args.out / 'samples'}; sampling took "
+              f"{result.sample_seconds:.1f} s of {result.loop_seconds:.1f} s training "
+              f"({100 * result.sample_share:.1f}%)", file=sys.stderr)
     print(result.lora_path)
     return 0
 

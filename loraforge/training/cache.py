@@ -3,7 +3,8 @@
 Every image is encoded once (the latent distribution's mean and std, already normalised, so each
 step draws a fresh latent sample without the VAE) and every caption once. Items are grouped by
 aspect-ratio bucket so a batch always holds equal-sized latents. After building the cache the
-caller drops the text encoders and the VAE: only the transformer stays in memory.
+caller drops the text encoders and the VAE: only the transformer stays in memory (and the VAE,
+when sample sets are rendered during training; it is small beside the transformer).
 """
 
 from __future__ import annotations
@@ -76,10 +77,11 @@ def build_cache(pipe: Any, family_ops: Any, dataset: DatasetLike, spec: TrainSpe
     return buckets
 
 
-def free_encoders(pipe: Any) -> Any:
-    """Keep the transformer, drop everything else of the pipeline (text encoders, VAE)."""
+def free_encoders(pipe: Any, keep_vae: bool = False) -> Any:
+    """Keep the transformer (and the VAE when samples are rendered), drop the text encoders."""
     transformer = pipe.transformer
-    for name in ("text_encoder", "text_encoder_2", "vae", "tokenizer", "tokenizer_2"):
+    dropped = ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2") + (() if keep_vae else ("vae",))
+    for name in dropped:
         if hasattr(pipe, name):
             setattr(pipe, name, None)
     if torch.cuda.is_available():

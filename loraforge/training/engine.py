@@ -6,8 +6,10 @@ bucket and a batch, a fresh latent sample, noise and a timestep (logit-normal, s
 uniform), predict the velocity `noise - latents`, and step AdamW. All randomness comes from two
 seeded generators whose states the checkpoints keep, so a resumed run equals an uninterrupted
 one. The loss is read back to the host only when progress is reported (every step on the CPU,
-every few on a GPU), to keep the device queue full. `should_stop` is checked at each step
-boundary and ends the run with JobCancelled.
+every few on a GPU, and at each sample step), to keep the device queue full. At the sample
+steps the LoRA as it stands is saved (intermediate LoRAs) and a sample set is rendered with the
+pipeline already loaded (training/sampling.py); its time is measured apart from the steps'.
+`should_stop` is checked at each step boundary and ends the run with JobCancelled.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from loraforge.training.precision import (
     use_gradient_checkpointing,
 )
 from loraforge.training.presets import TrainSpec
+from loraforge.training.sampling import Sampler, encode_prompts, plan_samples
 
 logger = logging.getLogger(__name__)
 
@@ -46,19 +49,51 @@ GPU_REPORT_EVERY = 10
 
 @dataclass(frozen=True)
 class Progress:
+    """One progress report: `loss` is the mean over the steps since the last report.
+
+    `lr` is the optimizer's learning rate at `step`; `step_seconds` the mean wall time of those
+    training steps (sampling excluded); `eta_seconds` the time left at the pace so far.
+    """
+
     step: int
     total_steps: int
     loss: float | None
     eta_seconds: float | None
+    lr: float | None = None
+    step_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class SampleImage:
+    step: int
+    index: int  # the prompt's position in the sample prompts
+    prompt: str
+    path: Path
 
 
 @dataclass(frozen=True)
 class TrainResult:
+    """What a run wrote and how long it took.
+
+    `loop_seconds` is the wall time of the training loop including sampling, `sample_seconds` the
+    part spent rendering sample sets (and saving intermediate LoRAs); `sample_share` their ratio.
+    `loss_history` holds one {step, loss, lr, step_seconds} per progress report.
+    """
+
     lora_path: Path
     comfy_path: Path
     steps: int
     final_loss: float | None
     metadata: dict[str, Any] = field(default_factory=dict)
+    samples: list[SampleImage] = field(default_factory=list)
+    intermediates: dict[int, Path] = field(default_factory=dict)
+    loss_history: list[dict[str, float | int | None]] = field(default_factory=list)
+    loop_seconds: float = 0.0
+    sample_seconds: float = 0.0
+
+    @property
+    def sample_share(self) -> float:
+        return self.sample_seconds / self.loop_seconds if self.loop_seconds > 0 else 0.0
 
 
 def sample_sigmas(spec: TrainSpec, n: int, generator: torch.Generator, device: str | torch.device) -> torch.Tensor:
@@ -121,8 +156,16 @@ def train(spec: TrainSpec, dataset: DatasetLike, out_dir: Path, *, model_ref: st
           progress: Callable[[Progress], None] | None = None,
           should_stop: Callable[[], bool] | None = None,
           on_checkpoint: Callable[[Path, int], None] | None = None,
+          on_sample: Callable[[int, int, str, Path], None] | None = None,
+          on_intermediate: Callable[[int, Path], None] | None = None,
           resume: bool = False, device: str | None = None, name: str = "lora") -> TrainResult:
-    """Train a LoRA for `spec` on `dataset`; writes out_dir/{name}.safetensors and its ComfyUI copy."""
+    """Train a LoRA for `spec` on `dataset`; writes out_dir/{name}.safetensors and its ComfyUI copy.
+
+    Sample sets go to out_dir/samples/step-{n}/{k}.png (`on_sample(step, k, prompt, path)` after
+    each image) and, with keep_intermediate, the LoRA at each sample step before the last to
+    out_dir/{name}-step-{n}.safetensors (`on_intermediate(step, path)`). Raises JobCancelled when
+    `should_stop` answers True, TrainingError for a diverged loss or out of memory.
+    """
     from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
     device = device or default_device()
@@ -146,8 +189,13 @@ def train(spec: TrainSpec, dataset: DatasetLike, out_dir: Path, *, model_ref: st
         extra["transformer"] = transformer_q
     pipe = load_pipeline(spec.family, model_ref, device=device, **extra)
     buckets = build_cache(pipe, ops, dataset, spec, device)
-    transformer = free_encoders(pipe)
-    del pipe
+    plan = plan_samples(spec, [item.caption for item in dataset.items])
+    # Sample prompts are encoded now, while the text encoders are loaded; the pipeline keeps
+    # the transformer, VAE and scheduler for rendering, so sampling never reloads the model.
+    sample_embeds = encode_prompts(pipe, ops, plan, spec) if plan is not None else []
+    transformer = free_encoders(pipe, keep_vae=plan is not None)
+    if plan is None:
+        del pipe
 
     lora_config, params = attach_lora(transformer, spec)
     width = transformer.config.num_attention_heads * transformer.config.attention_head_dim
@@ -168,13 +216,30 @@ def train(spec: TrainSpec, dataset: DatasetLike, out_dir: Path, *, model_ref: st
         start = state["step"]
         logger.info("resumed from checkpoint step %d", start)
 
+    info = {
+        "base_model": spec.base_model, "family": spec.family, "trigger_word": spec.trigger_word,
+        "steps": spec.steps, "rank": spec.rank, "alpha": spec.alpha, "learning_rate": spec.learning_rate,
+        "resolution": spec.resolution, "batch_size": spec.batch_size,
+        "dataset_sha256": dataset.dataset_sha256,
+    }
+    if spec.resolution_note:
+        info["resolution_note"] = spec.resolution_note
+
+    def lora_now() -> dict[str, torch.Tensor]:
+        return {k: v.detach().float().cpu() for k, v in get_peft_model_state_dict(transformer).items()}
+
     predictor = ops.Predictor(transformer, spec)
     weights = torch.tensor([len(b) for b in buckets], dtype=torch.float)
     report_every = GPU_REPORT_EVERY if is_cuda(device) else 1
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=is_cuda(device))
+    sampler = Sampler(pipe, plan, sample_embeds, spec, autocast) if plan is not None else None
+    sample_at = set(plan.steps) if plan is not None else set()
+    samples: list[SampleImage] = []
+    intermediates: dict[int, Path] = {}
+    history: list[dict[str, float | int | None]] = []
     loss_sum = torch.zeros((), device=device)
-    pending, last_loss = 0, None
-    t_start = time.perf_counter()
+    pending, last_loss, sample_seconds = 0, None, 0.0
+    t_start = window = time.perf_counter()
     try:
         for step in range(start, spec.steps):
             if should_stop is not None and should_stop():
@@ -184,43 +249,57 @@ def train(spec: TrainSpec, dataset: DatasetLike, out_dir: Path, *, model_ref: st
             loss_sum += train_step(predictor, bucket, index, spec, noise_gen, params, optimizer, autocast)
             pending += 1
             done = step + 1
-            if done % report_every == 0 or done == spec.steps:
+            if done % report_every == 0 or done == spec.steps or done in sample_at:
                 last_loss = float((loss_sum / pending).item())  # the one host sync
+                now = time.perf_counter()
+                point = {"step": done, "loss": last_loss, "lr": optimizer.param_groups[0]["lr"],
+                         "step_seconds": (now - window) / pending}
                 loss_sum.zero_()
-                pending = 0
+                pending, window = 0, now
                 if not math.isfinite(last_loss):
                     raise TrainingError(f"loss became {last_loss} at step {done}; lower learning_rate")
+                history.append(point)
                 if progress is not None:
-                    elapsed = time.perf_counter() - t_start
-                    eta = elapsed / (done - start) * (spec.steps - done)
-                    progress(Progress(done, spec.steps, last_loss, eta))
+                    eta = (now - t_start) / (done - start) * (spec.steps - done)
+                    progress(Progress(done, spec.steps, last_loss, eta, lr=point["lr"],
+                                      step_seconds=point["step_seconds"]))
             if done % spec.checkpoint_every == 0 and done < spec.steps:
                 rng = {"data": data_gen.get_state(), "noise": noise_gen.get_state()}
                 path = save_checkpoint(ckpt_root, done, lora=get_peft_model_state_dict(transformer),
                                        optimizer=optimizer, rng=rng, meta={"fingerprint": expected})
                 if on_checkpoint is not None:
                     on_checkpoint(path, done)
+            if sampler is not None and done in sample_at:
+                t_sample = time.perf_counter()
+                if spec.keep_intermediate and done < spec.steps:
+                    path = save_diffusers_lora(out_dir / f"{name}-step-{done}.safetensors", lora_now(),
+                                               lora_config, {**info, "step": done, "loss": last_loss})
+                    intermediates[done] = path
+                    if on_intermediate is not None:
+                        on_intermediate(done, path)
+                for k, image in enumerate(sampler.render(done, out_dir / "samples")):
+                    samples.append(SampleImage(done, k, plan.prompts[k], image))
+                    if on_sample is not None:
+                        on_sample(done, k, plan.prompts[k], image)
+                window = time.perf_counter()  # the next steps' time excludes sampling
+                sample_seconds += window - t_sample
     except torch.OutOfMemoryError as exc:
         raise TrainingError(
             f"out of GPU memory at resolution {spec.resolution}, batch {spec.batch_size}: lower them "
             "or use base_weights nf4/fp8"
         ) from exc
+    loop_seconds = time.perf_counter() - t_start
 
-    info = {
-        "base_model": spec.base_model, "family": spec.family, "trigger_word": spec.trigger_word,
-        "steps": spec.steps, "rank": spec.rank, "alpha": spec.alpha, "learning_rate": spec.learning_rate,
-        "resolution": spec.resolution, "batch_size": spec.batch_size,
-        "dataset_sha256": dataset.dataset_sha256, "final_loss": last_loss,
-    }
-    if spec.resolution_note:
-        info["resolution_note"] = spec.resolution_note
-    lora = {k: v.detach().float().cpu() for k, v in get_peft_model_state_dict(transformer).items()}
+    info["final_loss"] = last_loss
+    lora = lora_now()
     lora_path = save_diffusers_lora(out_dir / f"{name}.safetensors", lora, lora_config, info)
     comfy_path = save_comfy_lora(out_dir / f"{name}.comfyui.safetensors", spec.family, lora, spec.alpha,
                                  info, inner_dim=width)
     report = Path(dataset.report_path)
     if report.exists() and report.resolve() != (out_dir / report.name).resolve():
         shutil.copyfile(report, out_dir / report.name)
-    logger.info("trained %s LoRA for %d steps, final loss %s: %s", spec.base_model, spec.steps, last_loss, lora_path)
+    logger.info("trained %s LoRA for %d steps, final loss %s, sampling %.1f of %.1f s: %s", spec.base_model,
+                spec.steps, last_loss, sample_seconds, loop_seconds, lora_path)
     return TrainResult(lora_path=lora_path, comfy_path=comfy_path, steps=spec.steps, final_loss=last_loss,
-                       metadata=info)
+                       metadata=info, samples=samples, intermediates=intermediates, loss_history=history,
+                       loop_seconds=loop_seconds, sample_seconds=sample_seconds)

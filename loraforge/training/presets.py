@@ -2,7 +2,8 @@
 
 A preset fixes every hyper-parameter with a documented default; `resolve_spec` starts from the
 preset of `base_model`, applies the API's `advance_parameters` (steps, learning_rate,
-auto_caption, face_crop, finetune_type, and rank, resolution, batch_size when given), then the
+auto_caption, face_crop, finetune_type, the sample settings sample_every, sample_prompts,
+keep_intermediate, and rank, resolution, batch_size when given), then the
 caller's overrides (CLI flags, trigger word...), and validates the result. A bad value raises
 ValidationError naming the field, e.g. `advance_parameters.learning_rate: ...`. Keys of
 `advance_parameters` that training does not use (the seeds show `prompt`, `theme`) are ignored.
@@ -35,6 +36,8 @@ QWEN_TARGETS = (
 
 # Training resolution for the tiny demo models; real weights keep what the preset or caller asked.
 DEMO_RESOLUTION = 128
+
+MAX_SAMPLE_PROMPTS = 8  # each set renders every prompt: the cost grows with the count
 
 TimestepSampling = Literal["logit_normal", "shifted", "uniform"]
 BaseWeights = Literal["bf16", "fp8", "nf4"]
@@ -73,6 +76,11 @@ class TrainSpec(BaseModel):
     base_weights: BaseWeights = "bf16"  # fp8 (torchao) / nf4 (bitsandbytes) for small GPUs
     gradient_checkpointing: bool | None = None  # None: on a GPU with < 48 GiB only
     compile: bool | None = None  # None: where it pays (GPU; CPU with a wide enough model)
+    # Sample sets while training (training/sampling.py): None = 4 sets per run, 0 = none.
+    sample_every: int | None = Field(None, ge=0, le=100_000)
+    sample_prompts: tuple[str, ...] | None = None  # None: the trigger word + two dataset captions
+    sample_inference_steps: int = Field(20, ge=1, le=100)  # sampler steps per image
+    keep_intermediate: bool = True  # keep the LoRA as it stands at each sample step
 
     @field_validator("resolution")
     @classmethod
@@ -80,6 +88,20 @@ class TrainSpec(BaseModel):
         if value % 16:
             raise ValueError("must be a multiple of 16 (VAE scale 8 x 2x2 latent packing)")
         return value
+
+    @field_validator("sample_prompts", mode="before")
+    @classmethod
+    def _sample_prompts_list(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ValueError("must be a list of prompt strings")
+        prompts = tuple(v.strip() for v in value)
+        if not 1 <= len(prompts) <= MAX_SAMPLE_PROMPTS:
+            raise ValueError(f"must hold 1 to {MAX_SAMPLE_PROMPTS} prompts")
+        if any(not p or len(p) > 1000 for p in prompts):
+            raise ValueError("each prompt must have 1 to 1000 characters")
+        return prompts
 
     @field_validator("trigger_word")
     @classmethod
@@ -122,7 +144,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 # advance_parameters keys training reads; rank/resolution/batch_size only when given.
 ADVANCE_KEYS = ("steps", "learning_rate", "auto_caption", "face_crop", "finetune_type",
-                "rank", "alpha", "resolution", "batch_size")
+                "rank", "alpha", "resolution", "batch_size", "sample_every", "sample_prompts", "keep_intermediate")
 
 
 def _field_errors(exc: PydanticValidationError, sources: dict[str, str]) -> str:
@@ -163,7 +185,7 @@ def resolve_spec(base_model: str, advance_parameters: dict[str, Any] | None = No
     if "rank" in sources and "alpha" not in sources and isinstance(values["rank"], int) and values["rank"] > 0:
         preset = PRESETS[name]
         values["alpha"] = float(values["rank"]) * preset["alpha"] / preset["rank"]
-    for key in ("steps", "rank", "batch_size", "resolution"):
+    for key in ("steps", "rank", "batch_size", "resolution", "sample_every"):
         if isinstance(values.get(key), bool):  # JSON true is not a number of steps
             raise ValidationError(f"{sources.get(key, key)}: must be an integer")
     try:
