@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.errors import install_error_handlers
+from loraforge.api.raw_guard import RawRequestGuard
 from loraforge.api.responses import JsonResponse
 from loraforge.config import Settings
 from loraforge.db.accounts import create_user_with_key
@@ -89,6 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.key_cache = {}
     app.state.on_submitted = None
     install_error_handlers(app)
+    app.add_middleware(RawRequestGuard)
 
     @app.get("/healthz", tags=["health"], summary="Liveness: answers without touching the database")
     async def healthz() -> JsonResponse:

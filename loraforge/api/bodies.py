@@ -4,15 +4,19 @@ The seeds put JSON bodies on GET requests and form bodies on PUT and GET, and cu
 forget the Content-Type header, so every seed endpoint reads its fields through `read_fields`:
 JSON (with or without the header, also when curl labels it form-urlencoded), URL-encoded or
 multipart forms. Anything else, malformed JSON, or a body over `max_request_bytes` is a 4xx
-naming the problem, never a 500.
+naming the problem, never a 500. Hostile shapes are refused here too, before any other code sees
+them: JSON nested deeper than MAX_JSON_DEPTH (the standard library would recurse until
+RecursionError; orjson, which parses here, stops at 1024 but serialises only 254 deep), lone
+surrogates, and NUL characters (PostgreSQL text cannot hold them).
 """
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 from fastapi import Request
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
@@ -20,15 +24,55 @@ from starlette.formparsers import MultiPartException
 from loraforge.errors import PayloadTooLargeError, ValidationError
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# No request of this API nests deeper than advance_parameters' few levels.
+MAX_JSON_DEPTH = 32
+_ASCII_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def declared_length(request: Request) -> int | None:
+    """The request's Content-Length in bytes, None when absent; ValidationError when not a number.
+
+    `str.isdigit` would let through digits such as '\u00b2' that int() refuses, so only ASCII
+    digits count.
+    """
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return None
+    if not _ASCII_DIGITS.fullmatch(declared.strip()):
+        raise ValidationError("Content-Length: must be a number of bytes")
+    return int(declared)
+
+
+def check_values(value: Any, where: str = "request body", depth: int = 0) -> None:
+    """Refuse a parsed body nested deeper than MAX_JSON_DEPTH or holding a NUL character."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValidationError(f"{where}: nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValidationError(f"{where}: must not contain NUL characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_values(key, where, depth + 1)
+            check_values(item, key if depth == 0 else f"{where}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_values(item, where, depth + 1)
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON value of `body`, checked by `check_values`; ValidationError when it is not JSON."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(f"request body is not valid JSON: {exc}") from None
+    check_values(data)
+    return data
 
 
 async def read_capped(request: Request, max_bytes: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise ValidationError("Content-Length: must be a number of bytes")
-        if int(declared) > max_bytes:
-            raise PayloadTooLargeError(f"request body is {declared} bytes, over the {max_bytes}-byte cap")
+    declared = declared_length(request)
+    if declared is not None and declared > max_bytes:
+        raise PayloadTooLargeError(f"request body is {declared} bytes, over the {max_bytes}-byte cap")
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.stream():
@@ -42,10 +86,7 @@ async def read_capped(request: Request, max_bytes: int) -> bytes:
 
 
 def _parse_json(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"request body is not valid JSON: {exc}") from None
+    data = parse_json(body)
     if not isinstance(data, dict):
         raise ValidationError('request body must be a JSON object such as {"request_id": "..."}')
     return data
@@ -63,9 +104,11 @@ async def read_fields(request: Request, max_bytes: int) -> dict[str, Any]:
         if body.lstrip()[:1] == b"{":  # `curl --data '{...}'` without a JSON Content-Type
             return _parse_json(body)
         try:
-            return dict(parse_qsl(body.decode(), keep_blank_values=True))
+            fields = dict(parse_qsl(body.decode(), keep_blank_values=True, errors="strict"))
         except UnicodeDecodeError:
             raise ValidationError("form body is not valid UTF-8") from None
+        check_values(fields)
+        return fields
     if content_type == "multipart/form-data":
         try:
             form = await request.form(max_files=0)
@@ -77,6 +120,7 @@ async def read_fields(request: Request, max_bytes: int) -> dict[str, Any]:
             if not isinstance(value, str):
                 raise ValidationError(f"{name}: must be a text field, not a file")
             fields[name] = value
+        check_values(fields)
         return fields
     raise ValidationError(
         f"Content-Type: {content_type!r} is not accepted; send application/json or form fields"

@@ -2,7 +2,8 @@
 
 LoraforgeError subclasses carry their own status code; FastAPI's own validation errors and
 routing errors (404 unknown path, 405 wrong method) are rendered the same way; a lost database
-connection is a 503 the client may retry; anything unexpected
+connection is a 503 the client may retry; a value the database refuses (DataError: a NUL
+character, a number out of range) is a 400, the net behind the request checks; anything unexpected
 is logged with its traceback and answered 500 `{"error": "internal error"}` without leaking it.
 """
 
@@ -12,7 +13,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loraforge.api.responses import JsonResponse
@@ -53,6 +54,11 @@ async def _database_unavailable(request: Request, exc: Exception) -> JsonRespons
     return error_response(503, "the database is unavailable; retry in a moment")
 
 
+async def _database_refused(request: Request, exc: Exception) -> JsonResponse:
+    logger.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(400, "a value of the request cannot be stored (a NUL character or a number out of range)")
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JsonResponse:
     logger.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response(500, "internal error; the server log has the details")
@@ -63,4 +69,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(DataError, _database_refused)
     app.add_exception_handler(Exception, _unexpected_error)

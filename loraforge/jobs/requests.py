@@ -13,6 +13,7 @@ import logging
 import re
 import uuid
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from sqlalchemy import RowMapping, select
 from sqlalchemy.orm import Session
@@ -21,7 +22,6 @@ from loraforge.api.schemas import AdvanceParameters, FineTuneCreate, UploadReque
 from loraforge.config import Settings
 from loraforge.db.models import FineTuneJob, Upload
 from loraforge.errors import (
-    ForbiddenError,
     LoraforgeError,
     NotFoundError,
     PayloadTooLargeError,
@@ -52,10 +52,9 @@ def _check_uploaded_source(
     session: Session, store: ObjectStore, settings: Settings, user_id: str, key: str
 ) -> Upload:
     upload = session.scalar(select(Upload).where(Upload.key == key))
-    if upload is None:
-        raise NotFoundError("data_source_path: this service has no upload at that URL")
-    if upload.user_id != user_id:
-        raise ForbiddenError("data_source_path: that upload belongs to another API key")
+    if upload is None or upload.user_id != user_id:
+        # one answer for both: another key's upload must not be told apart from a missing one
+        raise NotFoundError("data_source_path: this service has no upload at that URL for this API key")
     size = store.size(key)
     if size is None:
         raise ValidationError(
@@ -214,6 +213,10 @@ def _job_of_model_url(session: Session, user_id: str, key: str | None, url: str)
 
 def download_link(session: Session, store: ObjectStore, user_id: str, cloud_storage_url: str) -> str:
     """The link to a model file: plain for a public or FAST_FLUX model, else signed for an hour."""
+    try:
+        urlsplit(cloud_storage_url).port  # noqa: B018 - parses the netloc, which raises on 'http://[::1'
+    except ValueError as exc:
+        raise ValidationError(f"cloud_storage_url: not a valid URL ({exc})") from None
     key = store.key_from_url(cloud_storage_url)
     job = _job_of_model_url(session, user_id, key, cloud_storage_url)
     if job is None or (job.user_id != user_id and not job.segmind_public):

@@ -162,7 +162,10 @@ class LocalStore:
         return self.object_url(key)
 
     def key_from_url(self, url: str) -> str | None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # 'http://[::1' and the like: not one of ours
+            return None
         base = urlsplit(self.base_url)
         prefix = f"{base.path}/files/"
         if (parts.scheme, parts.netloc) != (base.scheme, base.netloc) or not parts.path.startswith(prefix):

@@ -226,7 +226,10 @@ class S3Store:
         return f"{self.api_url}/files/{quote(validate_key(key))}"
 
     def key_from_url(self, url: str) -> str | None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # 'http://[::1' and the like: not one of ours
+            return None
         for base in (f"{self.endpoint_url}/{self.bucket}/" + (f"{self.prefix}/" if self.prefix else ""),
                      f"{self.api_url}/files/"):
             base_parts = urlsplit(base)
@@ -238,9 +241,16 @@ class S3Store:
                     return None
         return None
 
-    def presigned_get(self, key: str, expires_s: int) -> str:
-        return self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self._full(key)}, ExpiresIn=expires_s)
+    def presigned_get(self, key: str, expires_s: int, *, media_type: str | None = None,
+                      disposition: str | None = None) -> str:
+        """A GET link; `media_type` / `disposition` make S3 answer with those headers, whatever
+        Content-Type the object was uploaded with (S3's response-content-type overrides)."""
+        params = {"Bucket": self.bucket, "Key": self._full(key)}
+        if media_type:
+            params["ResponseContentType"] = media_type
+        if disposition:
+            params["ResponseContentDisposition"] = disposition
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
 
     def presigned_head(self, key: str, expires_s: int) -> str:
         """Like presigned_get for HEAD requests (S3 signs the method, so a GET link cannot HEAD)."""

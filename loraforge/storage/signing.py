@@ -62,7 +62,8 @@ def verify(secret: bytes, method: str, key: str, query: dict[str, str], now: flo
         raise ForbiddenError("the link is not signed: ask for a new pre-signed URL") from None
     grant = SignedGrant(method=method, key=key, expires=expires,
                         content_type=query.get("content_type", ""), acl=query.get("acl", ""))
-    if not hmac.compare_digest(_mac(secret, grant), query.get("signature", "")):
+    # compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500)
+    if not hmac.compare_digest(_mac(secret, grant).encode(), query.get("signature", "").encode()):
         raise ForbiddenError("the link's signature does not match: it was altered or is for another file")
     if expires < (time.time() if now is None else now):
         raise ForbiddenError("the link has expired: ask for a new pre-signed URL")

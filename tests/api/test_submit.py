@@ -95,13 +95,17 @@ def test_every_bad_submit_is_refused_with_a_400_naming_the_field(app_client: Api
     assert listed == [], "a refused submit must not create a job"
 
 
-def test_submit_with_someone_elses_upload_is_forbidden(app_client: ApiClient) -> None:
+def test_submit_with_someone_elses_upload_answers_like_a_missing_one(app_client: ApiClient) -> None:
     theirs = upload_dataset(app_client, app_client.new_key("mallory-victim"))
-    answer = app_client.client.post(
-        f"{BASE}/submit", headers=app_client.headers(), json={**QWEN_SUBMIT, "data_source_path": theirs}
-    )
-    assert answer.status_code == 403
-    assert "data_source_path" in answer.json()["error"]
+    missing = theirs.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000-nothing.zip"
+    answers = [
+        app_client.client.post(f"{BASE}/submit", headers=app_client.headers(),
+                               json={**QWEN_SUBMIT, "data_source_path": url})
+        for url in (theirs, missing)
+    ]
+    assert [a.status_code for a in answers] == [404, 404]
+    assert answers[0].json() == answers[1].json(), "another key's upload must look like a missing one"
+    assert "data_source_path" in answers[0].json()["error"]
 
 
 def test_submit_with_an_upload_url_that_was_never_put_is_refused(app_client: ApiClient) -> None:

@@ -79,8 +79,9 @@ def test_a_private_upload_downloads_only_through_a_signed_link(served: Served) -
     url = served.store.presigned_put(key, 600, None, public=False)
     assert httpx.put(url, content=ZIP).status_code == 200
     anonymous = httpx.get(served.store.public_url(key))
-    assert anonymous.status_code == 403
-    assert "private" in anonymous.json()["error"]
+    missing = httpx.get(served.store.public_url("uploads/u1/f2-never-uploaded.zip"))
+    assert anonymous.status_code == missing.status_code == 404
+    assert anonymous.json() == missing.json(), "a private file must not be told apart from a missing one"
     signed = httpx.get(served.store.presigned_get(key, 600))
     assert signed.status_code == 200
     assert signed.content == ZIP
@@ -153,3 +154,15 @@ def test_traversal_through_the_files_route_is_refused(served: Served) -> None:
         response = httpx.get(base + path)
         assert response.status_code in (400, 404), path
         assert "error" in response.json()
+
+
+def test_a_public_object_is_served_with_a_fixed_type_whatever_it_was_put_with(served: Served) -> None:
+    key = "uploads/u1/f9-page.zip"
+    url = served.store.presigned_put(key, 600, None, public=True)
+    page = b"<html><script>alert(1)</script></html>"
+    put = httpx.put(url, content=page, headers={"Content-Type": "text/html", "x-amz-acl": "public-read"})
+    assert put.status_code == 200
+    response = httpx.get(served.store.public_url(key), follow_redirects=True)
+    assert response.status_code == 200 and response.content == page
+    assert response.headers["content-type"] == "application/zip"
+    assert response.headers["content-disposition"].startswith("attachment")

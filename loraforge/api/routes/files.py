@@ -5,7 +5,13 @@ signature, its expiry and the headers it binds (`Content-Type`, `x-amz-acl: publ
 checked before a byte is read, the body is streamed to disk under the size cap and appears
 atomically or not at all. `GET`/`HEAD /files/{key}` serve an object to whoever holds a signed link,
 or to anyone when the object is public; with the S3 store a public object is answered by a
-redirect to a short-lived S3 link, since S3 itself does the serving.
+redirect to a short-lived S3 link, since S3 itself does the serving. Without a signature, a
+missing object and a private one get the same 404, so the answer tells nothing about what exists.
+
+Objects are never served with the type their uploader chose: `served_as` fixes it by key (ZIP for
+uploads, PNG for samples, octet-stream for the rest), with `X-Content-Type-Options: nosniff` and
+`Content-Disposition: attachment`, so an upload named `.html` cannot run as a page of this origin.
+Sample PNGs, which only the worker writes, are shown inline for the console.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
 from starlette.requests import ClientDisconnect
 
+from loraforge.api.bodies import declared_length
 from loraforge.errors import ForbiddenError, NotFoundError, PayloadTooLargeError, ValidationError
 from loraforge.storage import LocalStore, signing, validate_key
 from loraforge.storage.atomic import format_bytes
@@ -25,6 +32,21 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["files"])
 
 REDIRECT_EXPIRY_S = 300
+NOT_FOUND = "no such file, or it is private: get a time-limited link from /finetune/request/file/download"
+
+
+def served_as(key: str) -> tuple[str, bool]:
+    """(media type, inline?) that `key` is served with, whatever type it was stored with."""
+    if key.startswith("uploads/"):
+        return "application/zip", False
+    if key.startswith("samples/") and key.endswith(".png"):
+        return "image/png", True
+    return "application/octet-stream", False
+
+
+def _disposition(key: str, inline: bool) -> str:
+    name = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in key.rsplit("/", 1)[-1])
+    return f'{"inline" if inline else "attachment"}; filename="{name}"'
 
 
 def _check_upload_headers(request: Request, grant: signing.SignedGrant) -> str | None:
@@ -55,11 +77,9 @@ async def upload(key: str, request: Request) -> Response:
     grant = signing.verify(store.secret, "PUT", key, dict(request.query_params))
     content_type = _check_upload_headers(request, grant)
     cap = settings.max_upload_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > cap:
-        raise PayloadTooLargeError(
-            f"the upload is {format_bytes(int(declared))}, over the {format_bytes(cap)} limit"
-        )
+    declared = declared_length(request)
+    if declared is not None and declared > cap:
+        raise PayloadTooLargeError(f"the upload is {format_bytes(declared)}, over the {format_bytes(cap)} limit")
     try:
         with store.writer(key, cap, content_type=content_type, public=bool(grant.acl)) as out:
             async for chunk in request.stream():
@@ -80,17 +100,14 @@ def download(key: str, request: Request) -> Response:
         if not isinstance(store, LocalStore):
             raise ForbiddenError("this link was not issued by this service's storage")
         signing.verify(store.secret, "GET", key, dict(request.query_params))
-    if not store.exists(key):
-        raise NotFoundError(f"file {key!r} does not exist")
-    if not signed and not store.is_public(key):
-        raise ForbiddenError(
-            "this file is private: get a time-limited link from /finetune/request/file/download"
-        )
+    if not store.exists(key) or (not signed and not store.is_public(key)):
+        raise NotFoundError(NOT_FOUND)
+    media_type, inline = served_as(key)
     if not isinstance(store, LocalStore):
-        sign = store.presigned_head if request.method == "HEAD" else store.presigned_get
-        return RedirectResponse(sign(key, REDIRECT_EXPIRY_S), status_code=307)
-    return FileResponse(
-        store.path_of(key),
-        media_type=store.content_type(key) or "application/octet-stream",
-        filename=key.rsplit("/", 1)[-1],
-    )
+        if request.method == "HEAD":
+            return RedirectResponse(store.presigned_head(key, REDIRECT_EXPIRY_S), status_code=307)
+        link = store.presigned_get(key, REDIRECT_EXPIRY_S, media_type=media_type,
+                                   disposition=_disposition(key, inline))
+        return RedirectResponse(link, status_code=307)
+    headers = {"X-Content-Type-Options": "nosniff", "Content-Disposition": _disposition(key, inline)}
+    return FileResponse(store.path_of(key), media_type=media_type, headers=headers)

@@ -10,7 +10,6 @@ other requests while one generates; the runner's per-pipeline lock queues genera
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from loraforge.api.bodies import read_capped
+from loraforge.api.bodies import parse_json, read_capped
 from loraforge.api.deps import CurrentUser, SettingsDep, StoreDep
 from loraforge.db.models import FineTuneJob
 from loraforge.errors import ConflictError, ForbiddenError, InferenceError, NotFoundError, ValidationError
@@ -75,8 +74,8 @@ async def generate(slug: str, request: Request, caller: CurrentUser, settings: S
                    store: StoreDep) -> Response:
     from loraforge.inference.lora_files import fetch_lora
 
-    model = await run_in_threadpool(find_model, request.app, slug, caller.user_id)
     params = parse_request(_json(await read_capped(request, settings.max_request_bytes)), settings).with_seed()
+    model = await run_in_threadpool(find_model, request.app, slug, caller.user_id)
     lora: Path = await run_in_threadpool(fetch_lora, store, settings, model.cloud_storage_url,
                                          sha256=model.sha256)
     runner = await run_in_threadpool(app_runner, request.app)
@@ -92,7 +91,4 @@ async def generate(slug: str, request: Request, caller: CurrentUser, settings: S
 def _json(body: bytes) -> Any:
     if not body.strip():
         raise ValidationError("the request body must be a JSON object with at least a 'prompt'")
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"the request body is not valid JSON: {exc}") from None
+    return parse_json(body)

@@ -1,0 +1,130 @@
+"""A real `loraforge serve` subprocess on loopback for the abuse tests, with two keys and raw sockets.
+
+`start_server(tmp, **env)` migrates a fresh PostgreSQL database, starts the server with the
+embedded worker off (jobs stay where the API put them), creates a second user with
+`loraforge keys create`, and returns a `Served` that knows both keys, the server's pid (for its
+RSS) and how to stop it. `raw_connect` opens a plain TCP socket for the header and slow-client
+attacks, which no HTTP client library would send.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.fixtures.apps import free_port
+from tests.fixtures.databases import create_postgres_database, drop_postgres_database
+
+REPO = Path(__file__).resolve().parents[2]
+OWNER_KEY = "abuse-owner-key-0123456789"
+
+
+@dataclass
+class Served:
+    url: str
+    port: int
+    key: str
+    other_key: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    database_url: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    def client(self, key: str | None = None, timeout: float = 30) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"x-api-key": key or self.key}, timeout=timeout)
+
+    def rss_bytes(self) -> int:
+        """The server process's resident set size, from /proc."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS for the server process")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        drop_postgres_database(self.database_url)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def _env(tmp: Path, database_url: str, extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAFORGE_")}
+    env.update(
+        PYTHONPATH=str(REPO),
+        HF_HUB_OFFLINE="1",
+        LORAFORGE_DATA_DIR=str(tmp / "data"),
+        LORAFORGE_DATABASE_URL=database_url,
+        LORAFORGE_SECRET_KEY="abuse-test-secret-0123456789",
+        LORAFORGE_API_KEY=OWNER_KEY,
+        LORAFORGE_EMBEDDED_WORKER="false",
+        LORAFORGE_ALLOW_PRIVATE_URLS="true",
+        **extra,
+    )
+    return env
+
+
+def start_server(tmp: Path, **extra: str) -> Served:
+    database_url = create_postgres_database()
+    env = _env(tmp, database_url, extra)
+    other = subprocess.run([sys.executable, "-m", "loraforge", "keys", "create", "--name", "other"],
+                           env=env, capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+    port = free_port()
+    log = tmp / f"serve-{port}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loraforge", "serve", "--port", str(port), "--no-access-log"],
+        env=env, cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )
+    served = Served(f"http://127.0.0.1:{port}", port, OWNER_KEY, other, process, log, database_url, env)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"loraforge serve exited early:\n{served.log_text()[-3000:]}")
+        try:
+            if httpx.get(f"{served.url}/healthz", timeout=1).status_code == 200:
+                return served
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    served.stop()
+    raise AssertionError(f"loraforge serve did not answer /healthz:\n{served.log_text()[-3000:]}")
+
+
+def raw_connect(served: Served, timeout: float = 10) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", served.port), timeout=timeout)
+    return sock
+
+
+def read_status(sock: socket.socket) -> int | None:
+    """The status code of the answer on `sock`, or None when the server closed without one."""
+    data = b""
+    while b"\r\n" not in data:
+        try:
+            chunk = sock.recv(4096)
+        except (ConnectionResetError, BrokenPipeError):
+            return None
+        if not chunk:
+            return None
+        data += chunk
+    return int(data.split(b" ", 2)[1])
+
+
+def tiny_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(zipfile.ZipInfo("a.txt", (2024, 1, 1, 0, 0, 0)), b"hello")
+    return buffer.getvalue()
