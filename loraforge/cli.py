@@ -1,4 +1,4 @@
-"""The `loraforge` command line: serve | worker | keys | train | models | generate.
+"""The `loraforge` command line: serve | worker | keys | train | models | generate | doctor.
 
 Each subcommand lives in its own module under `loraforge.commands` with `register(subparsers)`;
 this module only wires them together and turns a LoraforgeError into one clear line on stderr and
@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
 from loraforge.errors import LoraforgeError
 
-COMMAND_MODULES = ("serve", "worker", "keys", "train", "models", "generate")
+COMMAND_MODULES = ("serve", "worker", "keys", "train", "models", "generate", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,11 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging() -> None:
+    from loraforge.config import load_settings
+    from loraforge.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        _configure_logging()
         return int(args.func(args) or 0)
     except LoraforgeError as exc:
         print(f"error: {exc.message}", file=sys.stderr)

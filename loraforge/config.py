@@ -8,8 +8,12 @@ starts.
 
 from __future__ import annotations
 
+import difflib
+import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -58,7 +62,19 @@ class Settings(BaseSettings):
     inference_max_side: int = Field(2048, ge=64)  # width/height cap of /v1/{slug}
     inference_max_steps: int = Field(100, ge=1)
     machine_type: str = "NVIDIA_H100"
-    log_level: str = "INFO"
+    base_weights: Literal["bf16", "fp8", "nf4"] = "bf16"  # how a worker loads the base transformer
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", "base_weights", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("public_url")
     @classmethod
@@ -106,10 +122,13 @@ class Settings(BaseSettings):
                 "set both LORAFORGE_S3_ACCESS_KEY_ID and LORAFORGE_S3_SECRET_ACCESS_KEY, or neither "
                 "(then boto3's standard chain is used)"
             )
-        if self.uses_broker and self.database_url.startswith("sqlite"):
+        if self.uses_broker and self.resolved_database_url.startswith("sqlite"):
+            # The default (empty) database is a SQLite file too: workers on other hosts never see it.
+            shown = self.database_url or f"the SQLite default in {self.data_dir}"
             raise ValueError(
-                "a worker fleet (LORAFORGE_BROKER_URL) needs a shared database: set "
-                "LORAFORGE_DATABASE_URL to postgresql+psycopg://..."
+                f"a worker fleet (LORAFORGE_BROKER_URL) needs a shared database, but "
+                f"LORAFORGE_DATABASE_URL is {shown}: set LORAFORGE_DATABASE_URL to "
+                "postgresql+psycopg://..., or unset LORAFORGE_BROKER_URL to use the embedded worker"
             )
         return self
 
@@ -140,6 +159,49 @@ class Settings(BaseSettings):
             tmp.write_text(secrets.token_urlsafe(32))
             tmp.replace(path)
         return path.read_text().strip().encode()
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each LORAFORGE_* variable that is no setting, naming the closest real one.
+
+    Pydantic ignores unknown variables (`extra="ignore"`), so a typo such as
+    LORAFORGE_MODELS_FLUX would otherwise silently leave the default in place.
+    """
+    env = os.environ if environ is None else environ
+    known = {f"LORAFORGE_{name.upper()}" for name in Settings.model_fields}
+    warnings = []
+    for name in sorted(env):
+        upper = name.upper()
+        if not upper.startswith("LORAFORGE_") or upper in known or upper.startswith(IGNORED_PREFIXES):
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else "; see the README's configuration table"
+        warnings.append(f"{name} is not a loraforge setting and is ignored{hint}")
+    return warnings
+
+
+# Variables of the test suite and benchmarks, not of the service.
+IGNORED_PREFIXES = ("LORAFORGE_TEST_", "LORAFORGE_BENCH_")
+
+
+def public_url_warning(settings: Settings) -> str | None:
+    """A warning when the server listens on every interface but links carry a loopback URL."""
+    if settings.host not in ("0.0.0.0", "::", "") or "public_url" in settings.model_fields_set:
+        return None
+    return (
+        f"LORAFORGE_HOST={settings.host} listens on every interface, but links handed out (pre-signed "
+        f"URLs, downloads, inference_api_url) carry http://127.0.0.1:{settings.port}, which other "
+        f"machines cannot reach: set LORAFORGE_PUBLIC_URL=http://THIS-HOST:{settings.port}"
+    )
+
+
+def start_warnings(settings: Settings) -> list[str]:
+    """Everything suspicious but not fatal about the configuration, for serve and worker to log."""
+    found = unknown_variables()
+    public = public_url_warning(settings)
+    if public:
+        found.append(public)
+    return found
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.errors import install_error_handlers
 from loraforge.api.raw_guard import RawRequestGuard
+from loraforge.api.key_cache import KeyCache
 from loraforge.api.responses import JsonResponse
 from loraforge.config import Settings
 from loraforge.db.accounts import create_user_with_key
@@ -31,7 +32,7 @@ from loraforge.db.migrate import upgrade
 logger = logging.getLogger(__name__)
 
 # Mounted in this order when the module exists; finetune is the seed API itself.
-ROUTE_MODULES = ("finetune", "files", "webhooks", "jobs", "generate", "console")
+ROUTE_MODULES = ("finetune", "files", "webhooks", "jobs", "generate", "console", "ops")
 # Modules outside api/ that may hook into the lifespan (the embedded worker).
 LIFESPAN_MODULES = ("loraforge.jobs.runtime",)
 
@@ -67,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
         from loraforge.storage import open_store
 
         await run_in_threadpool(open_database, app, settings)
+        app.state.key_cache.start(settings.resolved_database_url)
         app.state.db_limiter = CapacityLimiter(POOL_SIZE)  # never more sessions than pooled connections
         app.state.store = await run_in_threadpool(open_store, settings)
         try:
@@ -78,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
                 logger.info("loraforge API ready at %s", settings.public_url)
                 yield
         finally:
+            app.state.key_cache.stop()
             app.state.engine.dispose()
 
     app = FastAPI(
@@ -87,7 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.key_cache = {}
+    app.state.key_cache = KeyCache()
     app.state.on_submitted = None
     install_error_handlers(app)
     app.add_middleware(RawRequestGuard)
@@ -106,5 +109,8 @@ def create_app(settings: Settings) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """Factory for `uvicorn --factory` and multi-worker serving: Settings from the environment."""
     from loraforge.config import load_settings
+    from loraforge.logs import configure_logging
 
-    return create_app(load_settings())
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)  # each uvicorn worker process
+    return create_app(settings)

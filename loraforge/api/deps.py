@@ -1,13 +1,13 @@
 """FastAPI dependencies: the settings, a DB session, the object store and the caller's identity.
 
 Authentication is the `x-api-key` header, checked as one sha256 and one indexed lookup. Known keys
-are remembered for a short while (`KEY_CACHE_SECONDS`) so the hot read endpoints spend no database
-round trip on auth; only keys that exist are cached, so guessing fills nothing.
+are remembered in `app.state.key_cache` (loraforge.api.key_cache: cleared at once when a key is
+revoked) so the hot read endpoints spend no database round trip on auth; only keys that exist are
+cached, so guessing fills nothing.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -17,13 +17,11 @@ from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from loraforge.api.key_cache import KeyCache
 from loraforge.config import Settings
 from loraforge.db.accounts import hash_key, user_id_for_key
 from loraforge.errors import AuthError
 from loraforge.storage.base import ObjectStore
-
-KEY_CACHE_SECONDS = 30.0
-KEY_CACHE_MAX = 10_000
 
 api_key_header = APIKeyHeader(name="x-api-key", auto_error=False, description="Your loraforge API key")
 
@@ -56,19 +54,19 @@ def _lookup(request: Request, key: str) -> str | None:
 async def current_user(request: Request, api_key: Annotated[str | None, Security(api_key_header)]) -> Caller:
     if not api_key:
         raise AuthError("x-api-key: header is missing; send your API key as `x-api-key: KEY`")
-    cache: dict[str, tuple[str, float]] = request.app.state.key_cache
+    cache: KeyCache = request.app.state.key_cache
     digest = hash_key(api_key)
-    now = time.monotonic()
     hit = cache.get(digest)
-    if hit is not None and hit[1] > now:
-        return Caller(hit[0])
+    if hit is not None:
+        return Caller(hit)
     user_id = await run_in_threadpool(_lookup, request, api_key)
     if user_id is None:
-        cache.pop(digest, None)
-        raise AuthError("x-api-key: unknown API key; create one with `loraforge keys create --name NAME`")
-    if len(cache) >= KEY_CACHE_MAX:
-        cache.clear()
-    cache[digest] = (user_id, now + KEY_CACHE_SECONDS)
+        cache.discard(digest)
+        raise AuthError(
+            "x-api-key: unknown or revoked API key; create one with `loraforge keys create --name NAME` "
+            "against the server's database (`loraforge keys list` shows which database it uses)"
+        )
+    cache.put(digest, user_id)
     return Caller(user_id)
 
 

@@ -12,7 +12,7 @@ import argparse
 import logging
 import os
 
-from loraforge.config import Settings, load_settings
+from loraforge.config import Settings, load_settings, start_warnings
 from loraforge.db.accounts import create_user_with_key, user_id_for_key
 from loraforge.db.base import make_engine, make_sessionmaker
 from loraforge.db.migrate import upgrade
@@ -56,6 +56,8 @@ def serve(args: argparse.Namespace) -> int:
     if args.port:
         overrides["port"] = args.port
     settings = load_settings(**overrides)
+    for warning in start_warnings(settings):
+        logger.warning("%s", warning)
     if "public_url" not in settings.model_fields_set:
         # Links handed out (pre-signed URLs) must point at where this server really listens.
         shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
@@ -80,7 +82,7 @@ def serve(args: argparse.Namespace) -> int:
             port=settings.port,
             workers=args.workers,
             access_log=access_log,
-            log_level=settings.log_level.lower(),
+            log_config=None,  # uvicorn's records go through loraforge's handler (loraforge.logs)
         )
         return 0
     from loraforge.api.app import create_app
@@ -90,7 +92,7 @@ def serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         access_log=access_log,
-        log_level=settings.log_level.lower(),
+        log_config=None,
     )
     return 0
 

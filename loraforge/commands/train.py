@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--auto-caption", action="store_true", help="caption images with Qwen2.5-VL")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the transformer blocks (default: where it pays)")
+    p.add_argument("--base-weights", choices=("bf16", "fp8", "nf4"),
+                   help="how the base transformer is loaded: bf16, or fp8 (torchao) / nf4 (bitsandbytes) "
+                        "for GPUs under ~40 GB (default LORAFORGE_BASE_WEIGHTS or bf16)")
     p.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda when present)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--out", type=Path, required=True, help="output folder")
@@ -65,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         trigger_word=args.trigger_word, instance_prompt=args.instance_prompt, compile=args.compile,
         checkpoint_every=args.checkpoint_every or settings.checkpoint_every,
         sample_every=args.sample_every, sample_prompts=args.sample_prompts, keep_intermediate=args.keep_intermediate,
+        base_weights=args.base_weights or settings.base_weights,
     )
     if not args.data.exists():
         raise DatasetError(f"dataset {args.data} does not exist: give a .zip or a folder of images")

@@ -38,3 +38,48 @@ def check(url: str) -> None:
     It runs autogenerate through env.py, exactly as `alembic revision --autogenerate` would.
     """
     command.check(alembic_config(url))
+
+
+def head_revision() -> str:
+    """The newest migration shipped with this loraforge."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
+def describe_url(url: str) -> str:
+    """`url` fit to print: the password hidden, a SQLite file as its absolute path."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite file {Path(parsed.database or ':memory:').resolve()}"
+    return parsed.render_as_string(hide_password=True)
+
+
+def database_revision(url: str) -> str | None:
+    """The migration the database at `url` is at; None when it has no loraforge schema.
+
+    A SQLite file that does not exist is not created (None). Raises sqlalchemy's
+    OperationalError when the server cannot be reached.
+    """
+    from sqlalchemy import inspect, text
+    from sqlalchemy.engine import make_url
+
+    from loraforge.db.base import make_engine
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if not database or database == ":memory:" or not Path(database).exists():
+            return None
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()

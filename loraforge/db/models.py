@@ -37,6 +37,9 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16))  # first characters, to tell keys apart in listings
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_ts: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # migration 0003: written at most once a minute (KEY_USE_RESOLUTION_S), so auth stays a read
+    last_used_ts: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_ts: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Upload(Base):

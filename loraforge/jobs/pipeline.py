@@ -164,7 +164,8 @@ def _stages(ctx: WorkerContext, job_id: str, work_dir: Path, heartbeat: _Heartbe
         run = lease.ensure_run(session, job_id)
         spec = resolve_spec(job.base_model, job.advance_parameters, trigger_word=job.trigger_word,
                             instance_prompt=job.instance_prompt,
-                            checkpoint_every=ctx.settings.checkpoint_every)
+                            checkpoint_every=ctx.settings.checkpoint_every,
+                            base_weights=ctx.settings.base_weights)
         model_ref = resolve_model_ref(job.base_model, ctx.settings)
         spec = fit_to_model(spec, model_ref, ctx.settings)
         data_url, slug, base_model = job.data_source_path, job.slug, job.base_model

@@ -286,7 +286,8 @@ def train(spec: TrainSpec, dataset: DatasetLike, out_dir: Path, *, model_ref: st
     except torch.OutOfMemoryError as exc:
         raise TrainingError(
             f"out of GPU memory at resolution {spec.resolution}, batch {spec.batch_size}: lower them "
-            "or use base_weights nf4/fp8"
+            "or load the base in nf4/fp8 (LORAFORGE_BASE_WEIGHTS on the worker, --base-weights on "
+            "loraforge train)"
         ) from exc
     loop_seconds = time.perf_counter() - t_start
 

@@ -87,7 +87,7 @@ def test_keys_create_and_serve_give_keys_that_work_across_restarts(
     database_url: str,
     serve,  # type: ignore[no-untyped-def]
 ) -> None:
-    created = _cli(_env(tmp_path, database_url), "keys", "create", "--name", "alice")
+    created = _cli(_env(tmp_path, database_url), "keys", "create", "--name", "alice", "--init")
     assert created.returncode == 0, created.stderr
     assert created.stdout.count("\n") == 1 and created.stdout.startswith("lf_"), "the key alone on stdout"
     url, printed = serve()
@@ -97,6 +97,51 @@ def test_keys_create_and_serve_give_keys_that_work_across_restarts(
     serve.stop()
     _url, again = serve()
     assert again == printed, "make serve must print the same demo key after a restart"
+
+
+def test_keys_revoked_are_refused_at_once_and_listed_without_the_key(
+    tmp_path: Path,
+    database_url: str,
+    serve,  # type: ignore[no-untyped-def]
+) -> None:
+    env = _env(tmp_path, database_url)
+    url, _demo = serve()  # the server migrated the database, so no --init is needed
+    bob = _cli(env, "keys", "create", "--name", "bob")
+    assert bob.returncode == 0, bob.stderr
+    key = bob.stdout.strip()
+    again = _cli(env, "keys", "create", "--name", "bob")
+    assert again.returncode == 2 and "already named 'bob'" in again.stderr
+    listing = httpx.get(f"{url}/finetune/request/list", headers={"x-api-key": key}, timeout=10)
+    assert listing.status_code == 200
+    shown = _cli(env, "keys", "list")
+    assert shown.returncode == 0, shown.stderr
+    bob_row = next(line for line in shown.stdout.splitlines() if line.startswith("bob "))
+    assert key not in shown.stdout and key[:8] in bob_row
+    assert "never" not in bob_row, "the request just made is the key's last use"
+    revoked = _cli(env, "keys", "revoke", "bob")
+    assert revoked.returncode == 0, revoked.stderr
+    refused = httpx.get(f"{url}/finetune/request/list", headers={"x-api-key": key}, timeout=10)
+    assert refused.status_code == 401, "a revoked key is refused at once, cache or not"
+    assert "revoked" in refused.json()["error"]
+    assert "bob" not in _cli(env, "keys", "list").stdout
+    assert "bob" in _cli(env, "keys", "list", "--all").stdout
+    missing = _cli(env, "keys", "revoke", "bob")
+    assert missing.returncode == 2 and "keys list" in missing.stderr
+
+
+def test_keys_create_names_its_database_and_will_not_start_an_empty_one(tmp_path: Path) -> None:
+    env = _env(tmp_path, "")
+    del env["LORAFORGE_DATABASE_URL"]
+    db_file = tmp_path / "data" / "loraforge.db"
+    refused = _cli(env, "keys", "create", "--name", "carol")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "--init" in refused.stderr and str(db_file) in refused.stderr
+    assert not db_file.exists(), "a refused create leaves no empty database behind"
+    made = _cli(env, "keys", "create", "--name", "carol", "--init")
+    assert made.returncode == 0, made.stderr
+    assert f"database: SQLite file {db_file}" in made.stderr
+    again = _cli(env, "keys", "create", "--name", "dave")
+    assert again.returncode == 0 and again.stdout.startswith("lf_"), again.stderr
 
 
 def test_keys_create_refuses_an_empty_name(tmp_path: Path) -> None:
