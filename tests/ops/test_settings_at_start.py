@@ -78,3 +78,22 @@ def test_log_level_governs_loraforge_loggers(tmp_path: Path) -> None:
     assert " INFO loraforge" not in text, "INFO lines of loraforge are hidden at LORAFORGE_LOG_LEVEL=warning"
     _stop(_serve_until_ready(tmp_path, log, LORAFORGE_LOG_LEVEL="DEBUG"))
     assert " INFO loraforge" in log.read_text(), "and shown at DEBUG"
+
+
+@pytest.mark.parametrize(("flag", "env", "asked"), [(["--base-weights", "nf4"], {}, "nf4"),
+                                                    ([], {"LORAFORGE_BASE_WEIGHTS": "FP8"}, "fp8")])
+def test_base_weights_reach_training_from_the_flag_and_the_variable(
+    tiny_models: Path, tmp_path: Path, flag: list[str], env: dict[str, str], asked: str
+) -> None:
+    from tests.training.test_train_cli import write_images
+
+    data = write_images(tmp_path / "data", count=2)
+    done = subprocess.run(
+        [sys.executable, "-m", "loraforge", "train", str(data), "--base-model", "FLUX", "--model",
+         str(tiny_models / "flux-dev"), "--trigger-word", "sks", "--steps", "1", "--resolution", "64",
+         "--device", "cpu", "--out", str(tmp_path / "out"), *flag],
+        env=_env(tmp_path, **env), capture_output=True, text=True, timeout=240, check=False,
+    )
+    # On this CPU-only machine the quantized loaders refuse; the message proves the choice arrived.
+    assert done.returncode == 2, done.stderr
+    assert f"base_weights={asked} needs a CUDA GPU" in done.stderr
