@@ -21,8 +21,8 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.errors import install_error_handlers
-from loraforge.api.raw_guard import RawRequestGuard
 from loraforge.api.key_cache import KeyCache
+from loraforge.api.raw_guard import RawRequestGuard
 from loraforge.api.responses import JsonResponse
 from loraforge.config import Settings
 from loraforge.db.accounts import create_user_with_key
