@@ -160,6 +160,9 @@ class FineTunePublic(BaseModel):
     inference_api_url: str | None = None  # POST here to generate, once AVAILABLE
     events: list[EventPublic] = []
     progress: ProgressPublic | None = None
+    samples: list[dict[str, Any]] = []  # [{step, index, prompt, url}] sample images, links signed for 1 hour
+    checkpoints: list[dict[str, Any]] = []  # [{step, url, cloud_storage_url}] intermediate LoRAs
+    files: list[dict[str, Any]] = []  # [{format, for, url, cloud_storage_url}] the file meant for each tool
 
 
 class EventPublic(BaseModel):

@@ -28,7 +28,7 @@ from loraforge.config import Settings
 from loraforge.db.models import FineTuneJob
 from loraforge.db.pipeline_models import JobRun
 from loraforge.errors import ConflictError, JobCancelled, LoraforgeError
-from loraforge.jobs import artifacts, lease
+from loraforge.jobs import artifacts, lease, training_outputs
 from loraforge.jobs.events import ProgressWriter, move, record_event
 from loraforge.jobs.statuses import JobStatus, is_terminal
 from loraforge.storage.base import ObjectStore
@@ -191,7 +191,7 @@ def _stages(ctx: WorkerContext, job_id: str, work_dir: Path, heartbeat: _Heartbe
                 with ctx.sessions() as session:
                     record_event(session, job_id, S.TRAINING_INITIATED.value,
                                  f"resumed from the checkpoint of step {step}")
-        result, loop_seconds = _train(ctx, job_id, spec, dataset, out_dir, model_ref, resume, heartbeat)
+        result, loop_seconds = _train(ctx, job_id, spec, dataset, out_dir, model_ref, resume, heartbeat, slug)
         stored, url = artifacts.upload_lora(ctx.store, job_id, slug, Path(result.lora_path),
                                             Path(result.comfy_path) if result.comfy_path else None,
                                             public=base_model == "FAST_FLUX")
@@ -201,7 +201,9 @@ def _stages(ctx: WorkerContext, job_id: str, work_dir: Path, heartbeat: _Heartbe
         _move(ctx, job_id, S.TRAINING_COMPLETED, cloud_storage_url=url,
               model_information={"sha256": stored.sha256, "size": stored.size, "steps": result.steps,
                                  "final_loss": result.final_loss,
-                                 "train_loop_seconds": round(loop_seconds, 3) if loop_seconds else None})
+                                 "train_loop_seconds": round(loop_seconds, 3) if loop_seconds else None,
+                                 "sample_seconds": round(result.sample_seconds, 3),
+                                 "sample_share": round(result.sample_share, 4)})
         status = S.TRAINING_COMPLETED
     check_cancel()
 
@@ -237,7 +239,7 @@ def _prepare(ctx: WorkerContext, job_id: str, spec: Any, data_url: str, work_dir
 
 
 def _train(ctx: WorkerContext, job_id: str, spec: Any, dataset: Any, out_dir: Path, model_ref: str,
-           resume: bool, heartbeat: _Heartbeat) -> tuple[Any, float | None]:
+           resume: bool, heartbeat: _Heartbeat, slug: str) -> tuple[Any, float | None]:
     from loraforge.training.engine import train
 
     def on_checkpoint(path: Path, step: int) -> None:
@@ -252,8 +254,24 @@ def _train(ctx: WorkerContext, job_id: str, spec: Any, dataset: Any, out_dir: Pa
 
     out_dir.mkdir(parents=True, exist_ok=True)
     writer = ProgressWriter(ctx.sessions, job_id, ctx.settings.progress_interval_s)
-    result = train(spec, dataset, out_dir, model_ref=model_ref, progress=writer,
-                   should_stop=heartbeat.should_stop, on_checkpoint=on_checkpoint, resume=resume)
+    recorder = training_outputs.LossRecorder(ctx.sessions, job_id, ctx.settings.progress_interval_s)
+
+    def progress(p: Any) -> None:
+        writer(p)
+        recorder(p)
+
+    def on_sample(step: int, index: int, prompt: str, path: Path) -> None:
+        training_outputs.store_sample(ctx.store, ctx.sessions, job_id, step, index, prompt, path)
+
+    def on_intermediate(step: int, path: Path) -> None:
+        training_outputs.store_intermediate(ctx.store, ctx.sessions, job_id, slug, step, path)
+
+    try:
+        result = train(spec, dataset, out_dir, model_ref=model_ref, progress=progress,
+                       should_stop=heartbeat.should_stop, on_checkpoint=on_checkpoint, resume=resume,
+                       on_sample=on_sample, on_intermediate=on_intermediate)
+    finally:
+        recorder.flush()
     return result, writer.loop_seconds
 
 

@@ -205,7 +205,11 @@ def _job_of_model_url(session: Session, user_id: str, key: str | None, url: str)
     parts = key.split("/") if key else []
     if len(parts) >= 3 and parts[0] == "models":
         job = session.get(FineTuneJob, parts[1])
-        return job if job is not None and job.cloud_storage_url == url else None
+        if job is None:
+            return None
+        # The LoRA itself, or one of the files beside it: its ComfyUI copy, an intermediate LoRA.
+        beside = re.fullmatch(rf"{re.escape(job.slug)}(\.comfyui|-step-\d+)\.safetensors", "/".join(parts[2:]))
+        return job if job.cloud_storage_url == url or beside else None
     # Not an object URL of the store (a FAST_FLUX token link): one of the caller's own jobs.
     query = select(FineTuneJob).where(FineTuneJob.user_id == user_id, FineTuneJob.cloud_storage_url == url)
     return session.scalars(query.limit(1)).first()

@@ -24,6 +24,7 @@ from loraforge.api.deps import CurrentUser, SettingsDep
 from loraforge.api.responses import JsonResponse
 from loraforge.errors import NotFoundError
 from loraforge.jobs import requests as jobs
+from loraforge.jobs import training_outputs
 from loraforge.jobs.events import job_details
 
 logger = logging.getLogger(__name__)
@@ -88,17 +89,22 @@ async def submit(request: Request, caller: CurrentUser, settings: SettingsDep) -
     return JsonResponse({"status": job.status, "request_id": job.id, "finetune_id": job.id, "name": job.name})
 
 
-def _render_details(session: Session, user_id: str, request_id: str) -> dict[str, Any]:
-    """The seed's fields plus the pipeline's: events, progress and model_information (one query)."""
+def _visible_job(session: Session, user_id: str, request_id: str) -> tuple[Any, ...]:
     found = job_details(session, request_id)
     if found is None or (found[0]["user_id"] != user_id and not found[0]["segmind_public"]):
         raise NotFoundError(f"request_id: no fine-tune request {request_id!r} for this API key")
-    job, events, progress = found
+    return found
+
+
+def _render_details(session: Session, store: Any, user_id: str, request_id: str) -> dict[str, Any]:
+    """The seed's fields plus the pipeline's: events, progress, model_information, samples and files."""
+    job, events, progress = _visible_job(session, user_id, request_id)
     return {
         **schemas.render_details(job),
         "events": events,
         "progress": progress,
         "model_information": job["model_information"] or {},
+        **training_outputs.listed_outputs(session, store, job),
     }
 
 
@@ -118,10 +124,26 @@ async def details(
     if request_id is not None and "request_id" not in fields:
         fields["request_id"] = request_id
     wanted = schemas.validate_payload(schemas.DetailsRequest, fields).request_id
-    body = await _in_session(request.app, lambda s: _render_details(s, caller.user_id, wanted), readonly=True)
+    store = request.app.state.store
+    body = await _in_session(request.app, lambda s: _render_details(s, store, caller.user_id, wanted),
+                             readonly=True)
     available = body["status"] == "AVAILABLE"
     body["inference_api_url"] = f"{settings.public_url}/v1/{body['slug']}" if available else None
     return JsonResponse({"finetune": body})
+
+
+@router.get(
+    "/metrics",
+    summary="Loss history of a fine-tune request: [{step, loss, lr, step_seconds}], at most 500 points",
+)
+async def metrics(
+    request: Request, caller: CurrentUser, request_id: Annotated[str, Query(min_length=1, max_length=64)]
+) -> JsonResponse:
+    def read(session: Session) -> dict[str, Any]:
+        job = _visible_job(session, caller.user_id, request_id)[0]
+        return {"request_id": job["id"], "loss_history": training_outputs.loss_history(session, job["id"])}
+
+    return JsonResponse(await _in_session(request.app, read, readonly=True))
 
 
 @router.get(
