@@ -6,6 +6,28 @@ non-zero. Messages are written for the person who sent the request: they name th
 and say what to do.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+def describe_errors(errors: Iterable[Mapping[str, Any]], prefix: str = "",
+                    sources: Mapping[str, str] | None = None) -> str:
+    """pydantic's errors as `field: what is wrong` (at most 5), joined with '; '.
+
+    The field is `prefix` + the error's location (FastAPI's `body`/`query` parts dropped), or
+    `sources[location]` when given; pydantic's `Value error, ` prefix is dropped.
+    """
+    parts = []
+    for err in list(errors)[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
+        field = (sources or {}).get(loc) or ".".join(p for p in (prefix, loc) if p)
+        msg = "is required" if err.get("type") == "missing" else str(err.get("msg", "is invalid"))
+        msg = msg.removeprefix("Value error, ")
+        parts.append(f"{field}: {msg}" if field else msg)
+    return "; ".join(parts) or "invalid request"
+
 
 class LoraforgeError(Exception):
     """Root of every error loraforge raises on purpose."""

@@ -1,7 +1,8 @@
 """Payloads of the seed API: what each endpoint reads (`...Create`/`...Request`) and renders.
 
 Requests are validated by pydantic with messages rewritten to name the field (see
-`validate_payload`); responses are built as plain dicts by `render_details` / `render_list_row`
+`validate_payload`; submit's and upload's bodies are defined in loraforge.jobs.payloads, the
+contract of the domain code they feed); responses are built as plain dicts by `render_details` / `render_list_row`
 from a job row's mapping (a table row, not an ORM instance: the fastest path) with byte-for-byte
 control over the seeds' field names. The
 `...Public` models exist to describe those dicts truthfully in the OpenAPI docs.
@@ -11,94 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from loraforge.errors import ValidationError
+from loraforge.errors import ValidationError, describe_errors
 
-BASE_MODELS = ("QWEN", "FLUX", "FAST_FLUX")
-TRAIN_TYPES = ("LORA",)
+# What submit and upload accept is the domain's contract (jobs/); the routes read it from here.
+from loraforge.jobs.payloads import FineTuneCreate, UploadRequest  # noqa: F401
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class AdvanceParameters(BaseModel):
-    """The hyper-parameters submit checks itself; other keys pass through to the training presets."""
-
-    model_config = ConfigDict(extra="allow")
-
-    steps: int | None = Field(None, ge=1, le=10000)
-    learning_rate: float | None = Field(None, gt=0, lt=1)
-    rank: int | None = Field(None, ge=1, le=256)
-    lora_rank: int | None = Field(None, ge=1, le=256)
-    resolution: int | None = Field(None, ge=64, le=2048, multiple_of=8)
-    batch_size: int | None = Field(None, ge=1, le=64)
-    train_batch_size: int | None = Field(None, ge=1, le=64)
-    auto_caption: bool | None = None
-    face_crop: bool | None = None
-    finetune_type: Literal["LORA"] | None = None
-
-
-class FineTuneCreate(BaseModel):
-    """Body of POST /finetune/request/submit (both seeds' shapes)."""
-
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
-
-    name: str = Field(min_length=1, max_length=200)
-    data_source_path: str = Field(min_length=1, max_length=2048)
-    instance_prompt: str = Field(min_length=1, max_length=2000)
-    trigger_word: str = Field(min_length=1, max_length=200)
-    base_model: str
-    theme: str | None = Field(None, max_length=200)
-    machine_type: str | None = Field(None, max_length=64)
-    train_type: str = "LORA"
-    segmind_public: bool = False
-    advance_parameters: AdvanceParameters = Field(default_factory=AdvanceParameters)
-
-    @field_validator("base_model", "train_type", mode="before")
-    @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.strip().upper() if isinstance(value, str) else value
-
-    @field_validator("base_model")
-    @classmethod
-    def _known_base_model(cls, value: str) -> str:
-        if value not in BASE_MODELS:
-            raise ValueError(f"must be one of {', '.join(BASE_MODELS)}, got {value!r}")
-        return value
-
-    @field_validator("train_type")
-    @classmethod
-    def _known_train_type(cls, value: str) -> str:
-        if value not in TRAIN_TYPES:
-            raise ValueError(f"must be LORA (the only training type), got {value!r}")
-        return value
-
-    @field_validator("data_source_path")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        from urllib.parse import urlparse
-
-        parsed = urlparse(value)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError("must be an http(s) URL of a ZIP file (a public URL or this service's s3_url)")
-        return value
-
-
 class DetailsRequest(BaseModel):
     request_id: str = Field(min_length=1, max_length=64)
-
-
-class UploadRequest(BaseModel):
-    """Body of GET /finetune/request/upload/pre-signed-url."""
-
-    model_config = ConfigDict(str_strip_whitespace=True)
-
-    name: str = Field(min_length=1, max_length=100)
-    extension: str = Field(".zip", pattern=r"^\.?[A-Za-z0-9]{1,10}$")
-    public: bool = False
 
 
 class AccessUpdateRequest(BaseModel):
@@ -216,19 +144,6 @@ def validate_payload(model: type[M], data: Any) -> M:
         return model.model_validate(data)
     except PydanticValidationError as exc:
         raise ValidationError(describe_errors(exc.errors())) from None
-
-
-def describe_errors(errors: Any) -> str:
-    """One sentence per pydantic error, `field: what is wrong`, joined with '; '."""
-    parts = []
-    for err in list(errors)[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
-        msg = str(err.get("msg", "is invalid"))
-        if err.get("type") == "missing":
-            msg = "is required"
-        msg = msg.removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts) or "invalid request"
 
 
 def timestamp(value: datetime) -> str:

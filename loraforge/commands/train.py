@@ -29,21 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="base weights: hub id or local diffusers folder (default: LORAFORGE_MODEL_*)")
     p.add_argument("--trigger-word", required=True, help="the word that calls up the LoRA in prompts")
     p.add_argument("--instance-prompt", help="caption for images without a .txt file")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--rank", type=int)
-    p.add_argument("--resolution", type=int, help="longest bucket side in px")
-    p.add_argument("--batch-size", type=int)
+    _add_advance_flags(p)
     p.add_argument("--seed", type=int)
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default LORAFORGE_CHECKPOINT_EVERY)")
-    p.add_argument("--sample-every", type=int,
-                   help="steps between sample sets (default: 4 sets per run, the last at the final step; 0: none)")
-    p.add_argument("--sample-prompt", action="append", dest="sample_prompts",
-                   help="a sample prompt (repeat for more; default: the trigger word and two captions)")
-    p.add_argument("--keep-intermediate", action=argparse.BooleanOptionalAction, default=None,
-                   help="keep the LoRA at each sample step as OUT/lora-step-N.safetensors (default: on)")
-    p.add_argument("--face-crop", action="store_true", help="crop around the largest face")
-    p.add_argument("--auto-caption", action="store_true", help="caption images with Qwen2.5-VL")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the transformer blocks (default: where it pays)")
     p.add_argument("--base-weights", choices=("bf16", "fp8", "nf4"),
@@ -55,6 +43,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _add_advance_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per advance_parameters key (the API's schema), aliases as second spellings."""
+    import typing
+
+    from loraforge.training.parameters import base_type
+    from loraforge.training.presets import AdvanceParameters, TrainSpec
+
+    for name in AdvanceParameters.model_fields:
+        info = TrainSpec.model_fields.get(name)
+        if info is None:  # the seeds' stored keys are not training parameters
+            continue
+        flags = [f"--{n.replace('_', '-')}" for n, target in [(name, name), *AdvanceParameters.ALIASES.items()]
+                 if target == name]
+        kind = base_type(info.annotation)
+        if kind is bool:
+            p.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                           help=info.description)
+        elif typing.get_origin(kind) is typing.Literal:
+            p.add_argument(*flags, dest=name, choices=typing.get_args(kind), help=info.description)
+        elif typing.get_origin(kind) in (list, tuple):
+            singular = [f.removesuffix("s") for f in flags if f.endswith("s")]  # --sample-prompt P, repeated
+            p.add_argument(*singular, *flags, dest=name, action="append", type=typing.get_args(kind)[0],
+                           help=f"{info.description} (repeat the flag for several)")
+        else:
+            p.add_argument(*flags, dest=name, type=kind, help=info.description)
+
+
+def _advance_values(args: argparse.Namespace) -> dict:
+    from loraforge.training.presets import AdvanceParameters, TrainSpec
+
+    return {name: getattr(args, name) for name in AdvanceParameters.model_fields
+            if name in TrainSpec.model_fields and getattr(args, name, None) is not None}
+
+
 def run(args: argparse.Namespace) -> int:
     from loraforge.config import load_settings
     from loraforge.training.loading import resolve_model_ref
@@ -62,12 +84,9 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     spec = resolve_spec(
-        args.base_model, {}, steps=args.steps, learning_rate=args.learning_rate, rank=args.rank,
-        resolution=args.resolution, batch_size=args.batch_size, seed=args.seed,
-        auto_caption=args.auto_caption or None, face_crop=args.face_crop or None,
+        args.base_model, {}, **_advance_values(args), seed=args.seed,
         trigger_word=args.trigger_word, instance_prompt=args.instance_prompt, compile=args.compile,
         checkpoint_every=args.checkpoint_every or settings.checkpoint_every,
-        sample_every=args.sample_every, sample_prompts=args.sample_prompts, keep_intermediate=args.keep_intermediate,
         base_weights=args.base_weights or settings.base_weights,
     )
     if not args.data.exists():

@@ -1,7 +1,7 @@
 """The fine-tune requests of the seed API: submit, details, list, access update, uploads, download.
 
 Everything a request can get wrong is checked here before a job is queued: the payload (see
-loraforge.api.schemas), the dataset URL (an upload of this service must exist and belong to the
+loraforge.jobs.payloads), the dataset URL (an upload of this service must exist and belong to the
 caller; a foreign URL must pass the SSRF guard and answer HEAD with a size under the cap), and the
 training hyper-parameters. A job is created REQUESTED; whoever runs jobs hooks in through the
 `on_submitted` callback the API passes along.
@@ -13,12 +13,12 @@ import logging
 import re
 import uuid
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import RowMapping, select
 from sqlalchemy.orm import Session
 
-from loraforge.api.schemas import AdvanceParameters, FineTuneCreate, UploadRequest
 from loraforge.config import Settings
 from loraforge.db.models import FineTuneJob, Upload
 from loraforge.errors import (
@@ -27,14 +27,17 @@ from loraforge.errors import (
     PayloadTooLargeError,
     ValidationError,
 )
+from loraforge.jobs.payloads import FineTuneCreate, UploadRequest
 from loraforge.jobs.statuses import JobStatus
 from loraforge.storage.base import ObjectStore
+from loraforge.training.presets import resolve_spec
 
 logger = logging.getLogger(__name__)
 
 DOWNLOAD_LINK_SECONDS = 3600  # the seeds promise a download link valid for one hour
 SOURCE_PUBLIC_URL = "PUBLIC_URL"
 LIST_LIMIT_MAX = 1000
+LIST_OFFSET_MAX = 10**9  # far past any real list; a bigger offset overflows the databases' int64
 JOBS = FineTuneJob.__table__  # reads select the table, skipping ORM instances: list is the hot path
 
 
@@ -69,13 +72,15 @@ def _check_uploaded_source(
     return upload
 
 
-def _check_training_parameters(base_model: str, params: AdvanceParameters) -> None:
-    """Let the training presets refuse what they cannot train, when that library is installed."""
-    try:
-        from loraforge.training.presets import resolve_spec
-    except ImportError:
-        return
-    resolve_spec(base_model, params.model_dump(exclude_none=True))
+def _check_training_parameters(payload: FineTuneCreate) -> None:
+    """Resolve the job's spec now, so whatever training would refuse is refused at submit."""
+    resolve_spec(payload.base_model, stored_parameters(payload), trigger_word=payload.trigger_word,
+                 instance_prompt=payload.instance_prompt)
+
+
+def stored_parameters(payload: FineTuneCreate) -> dict[str, Any]:
+    """advance_parameters as stored and shown: the keys given, aliases under their own names."""
+    return payload.advance_parameters.model_dump(exclude_none=True)
 
 
 def _probe_foreign(url: str, settings: Settings) -> None:
@@ -98,7 +103,7 @@ def submit(
         raise ValidationError(
             f"machine_type: must be one of {', '.join(machine_types)}, got {machine_type!r}"
         )
-    _check_training_parameters(payload.base_model, payload.advance_parameters)
+    _check_training_parameters(payload)
 
     upload_id = None
     key = store.key_from_url(payload.data_source_path)
@@ -122,7 +127,7 @@ def submit(
         machine_type=machine_type,
         train_type=payload.train_type,
         segmind_public=payload.segmind_public,
-        advance_parameters=payload.advance_parameters.model_dump(exclude_none=True),
+        advance_parameters=stored_parameters(payload),
         status=JobStatus.REQUESTED.value,
         slug=f"{_slugify(payload.name)}-{job_id[:8]}",
         source_type=source_type,
@@ -147,8 +152,8 @@ def list_jobs(session: Session, user_id: str, limit: int = 100, offset: int = 0)
     """The caller's jobs, newest first, as plain row mappings (column name -> value)."""
     if not 1 <= limit <= LIST_LIMIT_MAX:
         raise ValidationError(f"limit: must be between 1 and {LIST_LIMIT_MAX}, got {limit}")
-    if offset < 0:
-        raise ValidationError(f"offset: must be 0 or more, got {offset}")
+    if not 0 <= offset <= LIST_OFFSET_MAX:
+        raise ValidationError(f"offset: must be between 0 and {LIST_OFFSET_MAX}, got {offset}")
     query = (
         select(JOBS)
         .where(JOBS.c.user_id == user_id)

@@ -77,6 +77,14 @@ BAD_SUBMITS: list[tuple[dict[str, Any], str]] = [
     (_bad({"advance_parameters": {"resolution": 30}}), "advance_parameters.resolution"),
     (_bad({"advance_parameters": {"batch_size": 0}}), "advance_parameters.batch_size"),
     (_bad({"advance_parameters": {"finetune_type": "DREAMBOOTH"}}), "advance_parameters.finetune_type"),
+    (_bad({"advance_parameters": {"learnig_rate": 1e-4}}),
+     "advance_parameters: unknown key 'learnig_rate'; did you mean learning_rate?"),
+    (_bad({"advance_parameters": {"resolution": 72}}), "advance_parameters.resolution: Input should be a multiple of 16"),
+    (_bad({"advance_parameters": {"steps": 10**40}}), "advance_parameters.steps: Input should be less than or equal"),
+    (_bad({"advance_parameters": {"lora_rank": 300}}), "advance_parameters.rank"),
+    (_bad({"advance_parameters": {"steps": True}}), "advance_parameters.steps: must be a number"),
+    (_bad({"trigger_wrd": "TOK"}), "unknown key 'trigger_wrd'; did you mean trigger_word?"),
+    (_bad({"trigger_word": "x" * 101}), "trigger_word"),
     (_bad({"data_source_path": "ftp://example.com/a.zip"}), "data_source_path: must be an http(s) URL"),
     (_bad({"data_source_path": "not a url"}), "data_source_path: must be an http(s) URL"),
     (_bad({"data_source_path": "file:///etc/passwd"}), "data_source_path: must be an http(s) URL"),
@@ -91,6 +99,7 @@ def test_every_bad_submit_is_refused_with_a_400_naming_the_field(app_client: Api
         answer = app_client.client.post(f"{BASE}/submit", headers=app_client.headers(), json=body)
         assert answer.status_code == 400, (body, answer.text)
         assert expected in answer.json()["error"], (body, answer.json())
+        assert "Value error" not in answer.json()["error"]
     listed = app_client.client.get(f"{BASE}/list", headers=app_client.headers()).json()
     assert listed == [], "a refused submit must not create a job"
 
@@ -129,3 +138,13 @@ def test_submit_with_an_unknown_url_of_this_store_is_not_found(app_client: ApiCl
     )
     assert answer.status_code == 404
     assert "data_source_path" in answer.json()["error"]
+
+
+def test_aliases_are_stored_under_the_names_training_reads(app_client: ApiClient) -> None:
+    params = {"steps": 2, "lora_rank": 4, "train_batch_size": 2, "prompt": "sample prompt", "theme": "t"}
+    answer = submit_job(app_client, body={**QWEN_SUBMIT, "advance_parameters": params})
+    details = app_client.client.get(
+        f"{BASE}/details", params={"request_id": answer["request_id"]}, headers=app_client.headers()
+    ).json()["finetune"]
+    assert details["advance_parameters"] == {
+        "steps": 2, "rank": 4, "batch_size": 2, "prompt": "sample prompt", "theme": "t"}

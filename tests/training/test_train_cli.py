@@ -93,3 +93,22 @@ def test_train_command_with_a_bad_flag_value_names_the_field(tmp_path: Path) -> 
     out = run_cli("train", str(tmp_path), "--base-model", "FLUX", "--trigger-word", "sks", "--steps", "0",
                   "--out", str(tmp_path / "out"))
     assert out.returncode != 0 and "steps" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_train_command_honours_the_lora_rank_alias(tiny_models: Path, tmp_path: Path) -> None:
+    data = write_images(tmp_path / "data", count=2)
+    out = run_cli("train", str(data), "--base-model", "FLUX", "--model", str(tiny_models / "flux-dev"),
+                  "--trigger-word", "sks", "--steps", "2", "--lora-rank", "4", "--resolution", "64",
+                  "--out", str(tmp_path / "out"))
+    assert out.returncode == 0, out.stderr
+    with safe_open(str(tmp_path / "out" / "lora.safetensors"), "pt") as f:
+        assert f.metadata()["loraforge.rank"] == "4"
+        down = next(k for k in f.keys() if "lora_A" in k or "lora_down" in k)  # noqa: SIM118
+        assert 4 in f.get_tensor(down).shape
+
+
+def test_train_command_refuses_a_resolution_that_is_not_a_multiple_of_16(tmp_path: Path) -> None:
+    out = run_cli("train", str(tmp_path), "--base-model", "FLUX", "--trigger-word", "sks", "--resolution", "72",
+                  "--out", str(tmp_path / "out"))
+    assert out.returncode == 2
+    assert "resolution: Input should be a multiple of 16" in out.stderr and "Value error" not in out.stderr

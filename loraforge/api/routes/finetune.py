@@ -153,7 +153,7 @@ async def list_requests(
     request: Request,
     caller: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=jobs.LIST_LIMIT_MAX)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=jobs.LIST_OFFSET_MAX)] = 0,
 ) -> JsonResponse:
     rows = await _in_session(
         request.app,
