@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from loraforge.errors import ConfigError
 
 MB = 1024 * 1024
+_DEVICE = re.compile(r"cpu|cuda(:\d{1,2})?")
 
 
 class Settings(BaseSettings):
@@ -61,6 +63,12 @@ class Settings(BaseSettings):
     inference_cache_size: int = Field(4, ge=1)  # LoRAs kept loaded per base pipeline
     inference_max_side: int = Field(2048, ge=64)  # width/height cap of /v1/{slug}
     inference_max_steps: int = Field(100, ge=1)
+    # width x height x steps of one generation: 1024^2 x 50 (Qwen-Image's default) fits; 2048^2 x 100 not
+    inference_max_pixel_steps: int = Field(1024 * 1024 * 50, ge=64 * 64 * 2)
+    inference_queue_size: int = Field(8, ge=1, le=10_000)  # generations waiting; more get 503
+    inference_wait_s: float = Field(300.0, gt=0)  # longest a queued generation waits for the device
+    inference_device: str | None = None  # e.g. cuda:1; default: the device training uses
+    gpu_memory_gb: float | None = Field(None, gt=0)  # the runner's budget (10^9 bytes); default: all
     machine_type: str = "NVIDIA_H100"
     base_weights: Literal["bf16", "fp8", "nf4"] = "bf16"  # how a worker loads the base transformer
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -122,6 +130,8 @@ class Settings(BaseSettings):
                 "set both LORAFORGE_S3_ACCESS_KEY_ID and LORAFORGE_S3_SECRET_ACCESS_KEY, or neither "
                 "(then boto3's standard chain is used)"
             )
+        if self.inference_device is not None and not _DEVICE.fullmatch(self.inference_device):
+            raise ValueError("LORAFORGE_INFERENCE_DEVICE must be cpu, cuda or cuda:N (e.g. cuda:1)")
         if self.uses_broker and self.resolved_database_url.startswith("sqlite"):
             # The default (empty) database is a SQLite file too: workers on other hosts never see it.
             shown = self.database_url or f"the SQLite default in {self.data_dir}"

@@ -119,3 +119,16 @@ class InferenceError(LoraforgeError):
     """A model could not be loaded or produced no usable image (LoRA mismatch, NaN output...)."""
 
     status_code = 500
+
+
+class ServiceBusyError(LoraforgeError):
+    """The service cannot take the request now (a queue is full, the GPU is training); retry later.
+
+    `retry_after_s` is the suggested wait in seconds, sent as the `Retry-After` header.
+    """
+
+    status_code = 503
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, int(retry_after_s))

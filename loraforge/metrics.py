@@ -10,7 +10,14 @@ seconds and bytes, `_total` on counters (added by prometheus-client).
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 TRAIN_STEP_SECONDS = Histogram(
     "loraforge_train_step_seconds",
@@ -35,3 +42,53 @@ WEBHOOK_DELIVERIES = Counter(
     "Webhook delivery attempts by outcome (delivered, retry, failed, disabled, redirected).",
     ["outcome"],
 )
+
+GENERATION_QUEUE_DEPTH = Gauge(
+    "loraforge_generation_queue_depth",
+    "Generation requests waiting in this API process's generation queue (not counting the running one).",
+)
+
+GENERATIONS_IN_FLIGHT = Gauge(
+    "loraforge_generations_in_flight",
+    "Generation requests accepted by this API process and not finished (waiting plus running).",
+)
+
+
+@dataclass(frozen=True)
+class FleetFigures:
+    """What the database says at scrape time: jobs per status, REQUESTED jobs per machine type."""
+
+    jobs: dict[str, int]
+    queue_depth: dict[str, int]
+
+
+class FleetCollector(Collector):
+    """Reads FleetFigures through `read()` at scrape time, at most once per `ttl_s` seconds.
+
+    The cache keeps a scraper (or a client hammering /metrics) from turning into a database load.
+    """
+
+    def __init__(self, read: Callable[[], FleetFigures], ttl_s: float = 5.0) -> None:
+        self._read = read
+        self._ttl_s = ttl_s
+        self._cached: tuple[float, FleetFigures] | None = None
+        self._lock = threading.Lock()
+
+    def figures(self) -> FleetFigures:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] > self._ttl_s:
+                self._cached = (now, self._read())
+            return self._cached[1]
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self.figures()
+        jobs = GaugeMetricFamily("loraforge_jobs", "Jobs in the database per status.", labels=["status"])
+        for status, count in sorted(figures.jobs.items()):
+            jobs.add_metric([status], count)
+        yield jobs
+        depth = GaugeMetricFamily("loraforge_queue_depth", "Jobs waiting for a worker (REQUESTED) per machine type.",
+                                  labels=["machine_type"])
+        for machine_type, count in sorted(figures.queue_depth.items()):
+            depth.add_metric([machine_type], count)
+        yield depth

@@ -32,7 +32,7 @@ from loraforge.db.migrate import upgrade
 logger = logging.getLogger(__name__)
 
 # Mounted in this order when the module exists; finetune is the seed API itself.
-ROUTE_MODULES = ("finetune", "files", "webhooks", "jobs", "generate", "console", "ops")
+ROUTE_MODULES = ("finetune", "files", "webhooks", "jobs", "generate", "metrics", "console", "ops")
 # Modules outside api/ that may hook into the lifespan (the embedded worker).
 LIFESPAN_MODULES = ("loraforge.jobs.runtime",)
 

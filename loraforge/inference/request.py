@@ -24,6 +24,8 @@ MIN_SIDE = 64
 MIN_STEPS = 2
 MAX_PROMPT_CHARS = 4000
 MAX_SEED = 2**63 - 1
+# Steps when a request leaves them out: the model cards' defaults (FLUX.1-dev 28, Qwen-Image 50).
+DEFAULT_STEPS = {"flux": 28, "qwen": 50}
 
 
 class GenerationRequest(BaseModel):
@@ -65,20 +67,24 @@ class GenerationRequest(BaseModel):
         return self.model_copy(update={"seed": secrets.randbelow(2**32)})
 
 
-def parse_request(body: Any, settings: Settings) -> GenerationRequest:
-    """Validate an untrusted body against the schema and the operator's caps."""
+def parse_request(body: Any, settings: Settings, base_model: str | None = None) -> GenerationRequest:
+    """Validate an untrusted body against the schema and the operator's caps (for `base_model`)."""
     if not isinstance(body, Mapping):
         raise ValidationError("the request body must be a JSON object with at least a 'prompt'")
     try:
         request = GenerationRequest.model_validate(dict(body))
     except PydanticValidationError as exc:
         raise ValidationError(_describe(exc)) from None
-    check_limits(request, settings)
+    check_limits(request, settings, base_model=base_model)
     return request
 
 
-def check_limits(request: GenerationRequest, settings: Settings) -> None:
-    """Refuse sizes and step counts the operator has not allowed."""
+def check_limits(request: GenerationRequest, settings: Settings, *, base_model: str | None = None) -> None:
+    """Refuse sizes, step counts and costs (width x height x steps) the operator has not allowed.
+
+    The cost uses the base model's default steps when the request gives none; without a base
+    model it is checked only for an explicit step count. Raises ValidationError naming the fields.
+    """
     cap = settings.inference_max_side
     for field in ("width", "height"):
         value = getattr(request, field)
@@ -91,6 +97,18 @@ def check_limits(request: GenerationRequest, settings: Settings) -> None:
     if steps is not None and not MIN_STEPS <= steps <= settings.inference_max_steps:
         raise ValidationError(
             f"num_inference_steps: must be between {MIN_STEPS} and {settings.inference_max_steps} (got {steps})"
+        )
+    if steps is None and base_model is not None:
+        from loraforge.training.loading import family_of
+
+        steps = DEFAULT_STEPS[family_of(base_model)]
+    cost = request.width * request.height * (steps or 0)
+    if cost > settings.inference_max_pixel_steps:
+        raise ValidationError(
+            f"width, height, num_inference_steps: width x height x steps is {request.width} x "
+            f"{request.height} x {steps} = {cost:,}, over this service's cap of "
+            f"{settings.inference_max_pixel_steps:,} (LORAFORGE_INFERENCE_MAX_PIXEL_STEPS); "
+            "ask for a smaller image or fewer steps"
         )
 
 

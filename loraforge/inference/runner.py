@@ -1,20 +1,29 @@
-"""The inference runner: one base pipeline per base model, loaded once, and a small LRU of LoRAs.
+"""The inference runner: base pipelines within a device memory budget, and a small LRU of LoRAs.
 
 Shaped like replicate/cog's setup/run: the first request for a base model loads its pipeline
-(setup), every request runs it. The N most recently used LoRAs (settings.inference_cache_size)
-stay loaded in that pipeline as named diffusers adapters; a request switches to its adapter with
+(setup), every request runs it. Each loaded pipeline's size is measured (bytes of parameters and
+buffers, see loraforge.inference.memory) and the runner keeps the sum within its budget
+(LORAFORGE_GPU_MEMORY_GB, default the whole device): before a pipeline moves onto the device,
+the least recently used base pipelines are evicted until it fits, and a later request for an
+evicted model loads it again. The N most recently used LoRAs (settings.inference_cache_size) stay
+loaded in each pipeline as named diffusers adapters; a request switches to its adapter with
 `set_adapters` (its weight is the request's lora_strength, so 0 gives the base model's output)
-instead of reloading the base, and the least recently used adapter is deleted when a new one
-needs room. One lock per pipeline makes requests on one device queue rather than interleave,
-which also keeps the adapter switch and the denoising loop of one request together.
+instead of reloading the base. One lock per runner (one device) makes requests queue rather than
+interleave, which keeps the adapter switch and the denoising loop of one request together and
+lets loads and evictions never race a request. `release()` drops everything (the device is
+handed to training, see loraforge.inference.handoff). Resident and budget bytes are exported as
+loraforge_runner_resident_bytes / loraforge_runner_budget_bytes.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,28 +32,31 @@ import numpy as np
 import torch
 from PIL import Image
 
+from loraforge import metrics
 from loraforge.config import Settings
-from loraforge.errors import InferenceError
+from loraforge.errors import InferenceError, ServiceBusyError
+from loraforge.inference import handoff
 from loraforge.inference.adapters import load_adapter
 from loraforge.inference.lora_files import file_sha256
-from loraforge.inference.request import GenerationRequest, check_limits
+from loraforge.inference.memory import device_budget_bytes, gb, pipeline_bytes, resolve_device
+from loraforge.inference.queue import BUSY_RETRY_S
+from loraforge.inference.request import DEFAULT_STEPS, GenerationRequest, check_limits
 
 logger = logging.getLogger(__name__)
 
-# Defaults per family when a request leaves them out: FLUX.1-dev is guidance-distilled (its
-# guidance is an input of the transformer); Qwen-Image uses true classifier-free guidance.
-DEFAULT_STEPS = {"flux": 28, "qwen": 50}
+# FLUX.1-dev is guidance-distilled (its guidance is an input of the transformer); Qwen-Image uses
+# true classifier-free guidance.
 DEFAULT_GUIDANCE = {"flux": 3.5, "qwen": 4.0}
 
 
 @dataclass
 class _Slot:
-    """One loaded base pipeline and the adapters currently loaded into it."""
+    """One loaded base pipeline, its resident bytes and the adapters currently loaded into it."""
 
     family: str
     model_ref: str
     pipe: Any
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    nbytes: int = 0
     # LoRA content sha256 -> (adapter name, file it was loaded from), least recently used first.
     adapters: OrderedDict[str, tuple[str, Path]] = field(default_factory=OrderedDict)
     next_adapter: int = 0
@@ -55,14 +67,23 @@ class InferenceRunner:
 
     def __init__(self, settings: Settings, device: str | None = None) -> None:
         self.settings = settings
-        self.device = device
+        self.device = resolve_device(device or settings.inference_device)
+        self.budget = device_budget_bytes(settings, self.device)
         self.cache_size = settings.inference_cache_size
         self.base_loads = 0  # how many base pipelines were loaded (tests count them)
+        self.base_evictions = 0
         self.lora_loads = 0  # how many LoRA files were loaded as adapters
         self.lora_evictions = 0
-        self._slots: dict[str, _Slot] = {}
-        self._slots_lock = threading.Lock()
+        self._slots: OrderedDict[str, _Slot] = OrderedDict()  # least recently used first
+        self._lock = threading.RLock()
         self._digests: dict[tuple[str, int, int], str] = {}
+        metrics.RUNNER_BUDGET_BYTES.labels(self.device).set(self.budget)
+        self._publish()
+
+    @property
+    def resident_bytes(self) -> int:
+        """Bytes of parameters and buffers of every pipeline (LoRAs included) held now."""
+        return sum(slot.nbytes for slot in list(self._slots.values()))
 
     def generate(
         self,
@@ -71,9 +92,15 @@ class InferenceRunner:
         base_model: str,
         lora_path: Path | None = None,
         model_ref: str | None = None,
+        deadline: float | None = None,
     ) -> Image.Image:
-        """One image for `request`; raises InferenceError if the model produced no usable image."""
-        pixels = self.render(request, base_model=base_model, lora_path=lora_path, model_ref=model_ref)
+        """One image for `request`; raises InferenceError if the model produced no usable image.
+
+        With `deadline` (time.monotonic) the call first waits while training holds the device and
+        raises ServiceBusyError (503) if it still does at the deadline.
+        """
+        pixels = self.render(request, base_model=base_model, lora_path=lora_path, model_ref=model_ref,
+                             deadline=deadline)
         if not np.isfinite(pixels).all():
             raise InferenceError(
                 f"the {base_model} model produced NaN values for this request; if it used a LoRA, "
@@ -88,11 +115,12 @@ class InferenceRunner:
         base_model: str,
         lora_path: Path | None = None,
         model_ref: str | None = None,
+        deadline: float | None = None,
     ) -> np.ndarray:
         """The raw float image (H, W, 3) in [0, 1], NaNs included: what deploy() inspects."""
-        check_limits(request, self.settings)
-        slot = self._slot(base_model, model_ref)
-        with slot.lock:
+        check_limits(request, self.settings, base_model=base_model)
+        with self._device(deadline):
+            slot = self._slot(base_model, model_ref)
             self._activate(slot, lora_path, request.lora_strength, base_model)
             started = time.perf_counter()
             with torch.inference_mode():
@@ -106,38 +134,106 @@ class InferenceRunner:
 
     def load_lora(self, *, base_model: str, lora_path: Path, model_ref: str | None = None) -> None:
         """Load a LoRA into the cache (deploy's first step) without generating."""
-        slot = self._slot(base_model, model_ref)
-        with slot.lock:
-            self._activate(slot, lora_path, 1.0, base_model)
+        with self._lock:
+            self._activate(self._slot(base_model, model_ref), lora_path, 1.0, base_model)
 
     def loaded_loras(self, base_model: str, model_ref: str | None = None) -> list[Path]:
         """Paths of the LoRAs loaded for a base model, least recently used first."""
-        slot = self._slot(base_model, model_ref)
-        with slot.lock:
+        with self._lock:
+            slot = self._slot(base_model, model_ref)
             return [path for _, path in slot.adapters.values()]
+
+    def loaded_models(self) -> list[str]:
+        """`family:model_ref` of each base pipeline held, least recently used first."""
+        with self._lock:
+            return list(self._slots)
+
+    def release(self) -> int:
+        """Drop every pipeline (waiting for a request in flight); the bytes freed."""
+        with self._lock:
+            freed = self.resident_bytes
+            for key in list(self._slots):
+                self._evict(key)
+            self._free_cached()
+            return freed
+
+    # -- memory ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _device(self, deadline: float | None) -> Iterator[None]:
+        """Hold the runner lock; with `deadline`, only once training no longer holds the device."""
+        while True:
+            if deadline is not None and not handoff.wait_until_free(self.device, deadline):
+                raise ServiceBusyError(
+                    f"the device {self.device} is busy training a job; retry when the job is done",
+                    BUSY_RETRY_S,
+                )
+            self._lock.acquire()
+            # Checked under the lock: gpu_work marks the device busy before it takes this lock.
+            if deadline is None or not handoff.busy(self.device):
+                break
+            self._lock.release()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def _make_room(self, need: int, keep: str | None, what: str) -> None:
+        """Evict least recently used pipelines (never `keep`) until `need` more bytes fit."""
+        for key in [k for k in self._slots if k != keep]:
+            if self.resident_bytes + need <= self.budget:
+                return
+            self._evict(key)
+        self._free_cached()
+        if self.resident_bytes + need > self.budget:
+            raise InferenceError(
+                f"{what} needs {gb(need)} but the inference budget on {self.device} is {gb(self.budget)} "
+                f"({gb(self.resident_bytes)} in use); raise LORAFORGE_GPU_MEMORY_GB or serve on a "
+                "larger device (LORAFORGE_INFERENCE_DEVICE)"
+            )
+
+    def _evict(self, key: str) -> None:
+        slot = self._slots.pop(key)
+        slot.pipe = None
+        self.base_evictions += 1
+        logger.info("evicted %s (%s) from %s", key, gb(slot.nbytes), self.device)
+        self._publish()
+
+    def _free_cached(self) -> None:
+        gc.collect()  # the pipeline's modules hold reference cycles; free their tensors now
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+    def _publish(self) -> None:
+        metrics.RUNNER_RESIDENT_BYTES.labels(self.device).set(self.resident_bytes)
 
     # -- setup -------------------------------------------------------------------------------
 
     def _slot(self, base_model: str, model_ref: str | None) -> _Slot:
-        from loraforge.training.loading import family_of, load_pipeline, resolve_model_ref
+        """The pipeline for `base_model`, loaded (within the budget) if not held. Caller holds the lock."""
+        from loraforge.training.loading import dtype_for, family_of, read_pipeline, resolve_model_ref
 
         family = family_of(base_model)
         ref = resolve_model_ref(base_model, self.settings, model_ref)
         key = f"{family}:{ref}"
-        slot = self._slots.get(key)
-        if slot is not None:
-            return slot
-        # Held while loading so two first requests for one base model load it once.
-        with self._slots_lock:
+        with self._lock:
             slot = self._slots.get(key)
-            if slot is None:
-                started = time.perf_counter()
-                pipe = load_pipeline(family, ref, device=self.device)
-                pipe.set_progress_bar_config(disable=True)
-                slot = self._slots[key] = _Slot(family=family, model_ref=ref, pipe=pipe)
-                self.base_loads += 1
-                logger.info("loaded %s pipeline %s in %.1fs", family, ref, time.perf_counter() - started)
-        return slot
+            if slot is not None:
+                self._slots.move_to_end(key)
+                return slot
+            started = time.perf_counter()
+            # Read into host memory first, so its size is known before anything moves onto the device.
+            pipe = read_pipeline(family, ref, dtype_for(self.device))
+            nbytes = pipeline_bytes(pipe)
+            self._make_room(nbytes, None, f"the {base_model} pipeline ({ref})")
+            pipe.set_progress_bar_config(disable=True)
+            slot = self._slots[key] = _Slot(family=family, model_ref=ref, pipe=pipe.to(self.device),
+                                            nbytes=nbytes)
+            self.base_loads += 1
+            self._publish()
+            logger.info("loaded %s pipeline %s (%s) on %s in %.1fs", family, ref, gb(nbytes), self.device,
+                        time.perf_counter() - started)
+            return slot
 
     def _activate(self, slot: _Slot, lora_path: Path | None, strength: float, base_model: str) -> None:
         pipe = slot.pipe
@@ -154,14 +250,25 @@ class InferenceRunner:
                 _, (old_name, old_path) = slot.adapters.popitem(last=False)
                 pipe.delete_adapters(old_name)
                 self.lora_evictions += 1
+                self._remeasure(slot)
                 logger.info("evicted LoRA %s (adapter %s) from %s", old_path, old_name, slot.model_ref)
             name = f"lora{slot.next_adapter}"
             slot.next_adapter += 1
             load_adapter(pipe, lora_path, name, base_model=base_model)
             slot.adapters[digest] = (name, lora_path.resolve())
             self.lora_loads += 1
+            self._remeasure(slot)
         pipe.enable_lora()
         pipe.set_adapters([name], adapter_weights=[strength])
+
+    def _remeasure(self, slot: _Slot) -> None:
+        """Count a changed adapter set; evict other pipelines if the LoRAs pushed it over budget."""
+        grown = pipeline_bytes(slot.pipe) - slot.nbytes
+        key = f"{slot.family}:{slot.model_ref}"
+        if grown > 0:
+            self._make_room(grown, key, "a LoRA")
+        slot.nbytes += grown
+        self._publish()
 
     def _digest(self, path: Path) -> str:
         """A LoRA's cache identity is its content, so the deploy step's copy and the request path's

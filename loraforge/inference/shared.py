@@ -4,7 +4,8 @@
 the job pipeline (deploy warms the model) and `POST /v1/{slug}` both call it, so a deploy and a
 first request arriving together still build a single runner and a single base pipeline. `state`
 is anything with attributes (the app's `app.state`, or a namespace in a worker process). torch is
-imported only when the runner is first made, so the API starts without it.
+imported only when the runner is first made, so the API starts without it. The runner is
+registered with loraforge.inference.handoff, so a job's GPU work in this process can release it.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ def runner_for(state: Any, settings: Settings) -> InferenceRunner:
     with _creation_lock:
         runner = getattr(state, "runner", None)
         if runner is None:
+            from loraforge.inference import handoff
             from loraforge.inference.runner import InferenceRunner
 
             runner = InferenceRunner(settings)
+            handoff.register(runner)
             state.runner = runner
         return runner

@@ -28,6 +28,7 @@ from loraforge.config import Settings
 from loraforge.db.models import FineTuneJob
 from loraforge.db.pipeline_models import JobRun
 from loraforge.errors import ConflictError, JobCancelled, LoraforgeError
+from loraforge.inference.handoff import gpu_work
 from loraforge.jobs import artifacts, lease, training_outputs
 from loraforge.jobs.events import ProgressWriter, move, record_event
 from loraforge.jobs.statuses import JobStatus, is_terminal
@@ -118,7 +119,8 @@ def run_job(ctx: WorkerContext, job_id: str) -> None:
     heartbeat.start()
     work_dir = ctx.settings.data_dir / "work" / job_id
     try:
-        _stages(ctx, job_id, work_dir, heartbeat)
+        with gpu_work(ctx.settings):  # memory's hook: the runner hands the device over (inference.handoff)
+            _stages(ctx, job_id, work_dir, heartbeat)
     except LeaseLost:
         return
     except JobCancelled:

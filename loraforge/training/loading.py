@@ -84,16 +84,19 @@ def pipeline_class(family: Family) -> Any:
     return QwenImagePipeline if family == "qwen" else FluxPipeline
 
 
-def load_pipeline(family: Family, model_ref: str, device: str | None = None, **kwargs: Any) -> Any:
-    """Load the diffusers pipeline for `family` from `model_ref` onto `device` (auto by default)."""
+def dtype_for(device: str) -> Any:
+    """bf16 on a GPU, fp32 on the CPU (bf16 matmuls on a CPU are slow and imprecise)."""
     import torch
 
-    device = device or default_device()
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return torch.bfloat16 if device.startswith("cuda") else torch.float32
+
+
+def read_pipeline(family: Family, model_ref: str, dtype: Any, **kwargs: Any) -> Any:
+    """The diffusers pipeline for `family` from `model_ref`, in host memory in `dtype`."""
     looks_local = model_ref.startswith(("/", ".", "~")) or Path(model_ref).exists()
     if looks_local and not (Path(model_ref).expanduser() / "model_index.json").exists():
         raise TrainingError(f"model {model_ref!r} is not a diffusers pipeline folder (no model_index.json)")
-    logger.info("loading %s pipeline from %s on %s (%s)", family, model_ref, device, dtype)
+    logger.info("loading %s pipeline from %s (%s)", family, model_ref, dtype)
     try:
         pipe = pipeline_class(family).from_pretrained(
             model_ref, dtype=dtype, low_cpu_mem_usage=True, **kwargs
@@ -101,4 +104,10 @@ def load_pipeline(family: Family, model_ref: str, device: str | None = None, **k
     except (OSError, ValueError) as exc:
         raise TrainingError(f"could not load base model {model_ref!r}: {exc}") from exc
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    return pipe
+
+
+def load_pipeline(family: Family, model_ref: str, device: str | None = None, **kwargs: Any) -> Any:
+    """Load the diffusers pipeline for `family` from `model_ref` onto `device` (auto by default)."""
+    device = device or default_device()
+    return read_pipeline(family, model_ref, dtype_for(device), **kwargs).to(device)

@@ -151,3 +151,26 @@ def test_deploying_an_unreadable_or_missing_file_says_so(
         path.write_bytes(content)
     with pytest.raises(InferenceError, match="cannot deploy m: the LoRA file .*(not a readable|does not exist)"):
         deploy(InferenceRunner(inference_settings), base_model="FLUX", lora_path=path, slug="m")
+
+
+def test_a_budget_for_one_pipeline_evicts_the_least_recently_used_base_and_reloads_it(
+    inference_settings: Settings, lora_writer: LoraWriter
+) -> None:
+    runner = InferenceRunner(inference_settings.model_copy(update={"gpu_memory_gb": 0.002}))
+    flux, qwen = lora_writer("flux", 1), lora_writer("qwen", 1)
+    first = runner.generate(small(), base_model="FLUX", lora_path=flux)
+    flux_bytes = runner.resident_bytes
+    runner.generate(small(), base_model="QWEN", lora_path=qwen)
+    assert [key.split(":")[0] for key in runner.loaded_models()] == ["qwen"]
+    again = runner.generate(small(), base_model="FLUX", lora_path=flux)  # reloaded, LoRA and all
+    assert (runner.base_loads, runner.base_evictions) == (3, 2)
+    assert runner.resident_bytes == flux_bytes <= runner.budget == 2_000_000
+    assert np.array_equal(pixels(first), pixels(again))
+    assert runner.release() == flux_bytes and runner.resident_bytes == 0 and runner.loaded_models() == []
+
+
+def test_a_pipeline_larger_than_the_whole_budget_is_refused_with_the_sizes(inference_settings: Settings) -> None:
+    runner = InferenceRunner(inference_settings.model_copy(update={"gpu_memory_gb": 0.001}))
+    with pytest.raises(InferenceError, match=r"the QWEN pipeline .* needs 0.0018 GB but the inference budget "
+                                             r"on cpu is 0.001 GB .*LORAFORGE_GPU_MEMORY_GB"):
+        runner.generate(small(), base_model="QWEN")
