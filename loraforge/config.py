@@ -24,6 +24,9 @@ from loraforge.errors import ConfigError
 
 MB = 1024 * 1024
 _DEVICE = re.compile(r"cpu|cuda(:\d{1,2})?")
+# Standard Webhooks' retry schedule (https://www.standardwebhooks.com/, "Retry schedule"):
+# immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+DEFAULT_WEBHOOK_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
 
 
 class Settings(BaseSettings):
@@ -57,9 +60,14 @@ class Settings(BaseSettings):
     embedded_worker: bool = True  # without a broker: train in this process (false: an API-only node)
     job_timeout_s: int = Field(24 * 3600, ge=60)  # the longest job; broker timeouts exceed it
     progress_interval_s: float = Field(1.0, ge=0)  # progress rows are written at most this often
-    webhook_max_attempts: int = Field(8, ge=1, le=20)
-    webhook_retry_base_s: float = Field(2.0, ge=0)  # doubles each retry unless Retry-After says
-    webhook_timeout_s: float = Field(10.0, gt=0)
+    # Seconds before each delivery attempt of a webhook message (Standard Webhooks' schedule, jittered).
+    webhook_retry_schedule: str = DEFAULT_WEBHOOK_SCHEDULE
+    webhook_timeout_s: float = Field(10.0, gt=0, le=120)  # one attempt, connect to last byte
+    webhook_senders: int = Field(8, ge=1, le=64)  # concurrent deliveries per process
+    webhook_poll_s: float = Field(1.0, gt=0, le=60)  # how often a dispatcher looks for due messages
+    webhook_disable_after_s: int = Field(5 * 24 * 3600, ge=1)  # failing this long in a row disables it
+    webhook_log_days: int = Field(30, ge=1)  # finished messages and attempts are kept this long
+    requeue_after_s: int = Field(300, ge=1)  # a REQUESTED job no worker took is published again
     inference_cache_size: int = Field(4, ge=1)  # LoRAs kept loaded per base pipeline
     inference_max_side: int = Field(2048, ge=64)  # width/height cap of /v1/{slug}
     inference_max_steps: int = Field(100, ge=1)
@@ -107,6 +115,12 @@ class Settings(BaseSettings):
             raise ValueError("LORAFORGE_BROKER_URL must be redis://... or amqp://... (or empty)")
         return value
 
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule_is_seconds(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
     @field_validator("secret_key")
     @classmethod
     def _secret_long_enough(cls, value: str | None) -> str | None:
@@ -141,6 +155,11 @@ class Settings(BaseSettings):
                 "postgresql+psycopg://..., or unset LORAFORGE_BROKER_URL to use the embedded worker"
             )
         return self
+
+    @property
+    def webhook_schedule(self) -> tuple[float, ...]:
+        """Delays in seconds before attempt 1, 2, ... of a webhook message (see parse_schedule)."""
+        return parse_schedule(self.webhook_retry_schedule)
 
     @property
     def uses_broker(self) -> bool:
@@ -212,6 +231,17 @@ def start_warnings(settings: Settings) -> list[str]:
     if public:
         found.append(public)
     return found
+
+
+def parse_schedule(text: str) -> tuple[float, ...]:
+    """'0,5,300' -> (0.0, 5.0, 300.0): 1 to 20 non-negative seconds; ValueError otherwise."""
+    try:
+        delays = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"must be comma-separated seconds such as {DEFAULT_WEBHOOK_SCHEDULE}, got {text!r}") from None
+    if not 1 <= len(delays) <= 20 or any(not 0 <= d <= 7 * 24 * 3600 for d in delays):
+        raise ValueError("must list 1 to 20 delays, each between 0 and 604800 seconds")
+    return delays
 
 
 def load_settings(**overrides: object) -> Settings:

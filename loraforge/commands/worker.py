@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from loraforge.jobs.queue import CeleryQueue
     from loraforge.jobs.recovery import requeue_stale
     from loraforge.storage import open_store
-    from loraforge.webhooks.dispatch import Dispatcher
+    from loraforge.webhooks.dispatcher import OutboxDispatcher
 
     settings = load_settings()
     if not settings.uses_broker:
@@ -49,10 +49,10 @@ def run(args: argparse.Namespace) -> int:
     upgrade(url)
     sessions = make_sessionmaker(make_engine(url))
     store = open_store(settings)
-    dispatcher = Dispatcher(sessions, settings)
+    dispatcher = OutboxDispatcher(sessions, settings)  # a worker drains the webhook outbox too
+    dispatcher.start()
     holder = SimpleNamespace(runner=None)  # this worker's one runner, made on the first deploy
-    context = WorkerContext(settings, sessions, store, runner=lambda: runner_for(holder, settings),
-                            notify=lambda job_id, status: dispatcher.job_status_changed(job_id, status))
+    context = WorkerContext(settings, sessions, store, runner=lambda: runner_for(holder, settings))
     app = make_celery(settings, machine_type)
 
     @app.task(name=RUN_JOB_TASK)
@@ -71,5 +71,5 @@ def run(args: argparse.Namespace) -> int:
     try:
         worker.start()
     finally:
-        dispatcher.close(wait=True)
+        dispatcher.stop()
     return int(worker.exitcode or 0)

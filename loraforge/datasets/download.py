@@ -1,11 +1,10 @@
 """Fetching a user's dataset URL safely: HEAD probe, then a capped, streamed, atomic GET.
 
-Every request, redirects included, goes through the SSRF guard, and the connection is made to
-the very address the guard checked (the URL's host stays in the Host header and TLS SNI), so a
-DNS answer that changes between check and connect cannot reach an internal address. Redirects are
-followed by hand, at most MAX_REDIRECTS. The size cap applies to the Content-Length announced and
-to the bytes actually read; the file appears at `dest` only when complete. Proxies from the
-environment are ignored on purpose: they would connect on our behalf to unchecked addresses.
+Every request goes through loraforge.net's GuardedClient: each hop of a redirect chain (at most
+MAX_REDIRECTS) passes the SSRF guard, the connection is made to the very address the guard
+checked, proxies from the environment are ignored and the whole transfer has a deadline. The size
+cap applies to the Content-Length announced and to the bytes actually read; the file appears at
+`dest` only when complete.
 """
 
 from __future__ import annotations
@@ -15,73 +14,38 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
 from loraforge.config import Settings
-from loraforge.datasets.url_guard import resolve_safe
 from loraforge.errors import DownloadError, PayloadTooLargeError, UnsafeURLError
+from loraforge.net.client import MAX_REDIRECTS, GuardedClient, OutboundError
 from loraforge.storage.atomic import AtomicWriter, format_bytes
 
 logger = logging.getLogger(__name__)
 
-MAX_REDIRECTS = 5
 CHUNK_BYTES = 256 * 1024
 # a transfer slower than this on average is abandoned, so a trickling server cannot hold a worker
 MIN_RATE_BYTES_S = 32 * 1024
 HEADERS = {"User-Agent": "loraforge-fetch/1", "Accept-Encoding": "identity"}
 
 
-def _client(settings: Settings) -> httpx.Client:
-    return httpx.Client(timeout=httpx.Timeout(settings.download_timeout_s), follow_redirects=False,
-                        trust_env=False, headers=HEADERS)
-
-
-def send_pinned(client: httpx.Client, method: str, url: str, settings: Settings) -> httpx.Response:
-    """One request to an address of `url`'s host that passed the guard (tried in order)."""
-    host, port, addresses = resolve_safe(url, settings.allow_private_urls)
-    parts = urlsplit(url)
-    userinfo = parts.netloc.rpartition("@")[0]
-    host_header = parts.netloc.rpartition("@")[2]
-    last_error: httpx.ConnectError | None = None
-    for address in addresses:
-        literal = f"[{address}]" if address.version == 6 else str(address)
-        netloc = f"{userinfo}@{literal}:{port}" if userinfo else f"{literal}:{port}"
-        pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-        extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-        request = client.build_request(method, pinned, headers={"Host": host_header}, extensions=extensions)
-        try:
-            return client.send(request, stream=True)
-        except httpx.ConnectError as exc:
-            last_error = exc
-    if "CERTIFICATE_VERIFY_FAILED" in str(last_error):
-        raise DownloadError(f"the TLS certificate of {host} could not be verified for {url}: {last_error}")
-    raise DownloadError(f"could not connect to {host} for {url}: {last_error}")
+def _client(settings: Settings, deadline_s: float) -> GuardedClient:
+    return GuardedClient(allow_private=settings.allow_private_urls, timeout_s=settings.download_timeout_s,
+                         deadline_s=deadline_s, headers=HEADERS)
 
 
 @contextmanager
-def _open(client: httpx.Client, method: str, url: str, settings: Settings) -> Iterator[httpx.Response]:
+def _open(client: GuardedClient, method: str, url: str, settings: Settings) -> Iterator[httpx.Response]:
     """The final response for `url` after guarded redirects; it answered 2xx."""
-    current = url
     try:
-        for _hop in range(MAX_REDIRECTS + 1):
-            response = send_pinned(client, method, current, settings)
-            if not response.is_redirect:
-                break
-            response.close()
-            target = urljoin(current, response.headers["location"])
-            logger.info("%s redirected to %s", current, target)
-            current = target
-        else:
-            raise DownloadError(f"{url} redirected more than {MAX_REDIRECTS} times; give the final URL")
-        try:
+        with client.open(method, url, follow_redirects=True, max_redirects=MAX_REDIRECTS) as response:
             if not response.is_success:
                 hint = " (is the link public and not expired?)" if response.status_code in (401, 403) else ""
                 raise DownloadError(f"the server answered {response.status_code} for {url}{hint}")
             yield response
-        finally:
-            response.close()
+    except OutboundError as exc:
+        raise DownloadError(exc.message) from None
     except httpx.TimeoutException:
         raise DownloadError(
             f"{url} did not answer within {settings.download_timeout_s:g} s; try again or use another host"
@@ -104,7 +68,8 @@ def _check_size(url: str, size: int, settings: Settings) -> None:
 
 def probe(url: str, settings: Settings) -> int:
     """HEAD `url` (guarded, following redirects): its Content-Length, which must be under the cap."""
-    with _client(settings) as client, _open(client, "HEAD", url, settings) as response:
+    # A HEAD carries no body: the whole exchange gets the plain timeout (it runs inside submit).
+    with _client(settings, settings.download_timeout_s) as client, _open(client, "HEAD", url, settings) as response:
         size = _content_length(response)
     if size is None:
         raise DownloadError(
@@ -120,8 +85,9 @@ def probe(url: str, settings: Settings) -> int:
 def download(url: str, dest: Path, settings: Settings) -> Path:
     """Fetch `url` to `dest`: HEAD probe, then a streamed GET capped at settings.max_upload_bytes."""
     expected = probe(url, settings)
-    deadline = time.monotonic() + settings.download_timeout_s + settings.max_upload_bytes / MIN_RATE_BYTES_S
-    with _client(settings) as client, _open(client, "GET", url, settings) as response:
+    allowed_s = settings.download_timeout_s + settings.max_upload_bytes / MIN_RATE_BYTES_S
+    deadline = time.monotonic() + allowed_s
+    with _client(settings, allowed_s + 5) as client, _open(client, "GET", url, settings) as response:
         announced = _content_length(response)
         if announced is not None:
             _check_size(url, announced, settings)

@@ -3,7 +3,8 @@
 `move(session, job_id, new_status, ...)` is the only way the pipeline changes a job's status: it
 checks the move against the transition table in statuses.py, applies it with a conditional UPDATE
 (so a cancel and a worker racing on the same job cannot both win), and appends a timestamped
-`JobEvent` in the same transaction. `ProgressWriter` turns the trainer's progress callback into
+`JobEvent` and the webhook message of the change (the outbox, webhooks/outbox.py) in the same
+transaction, so a crash can never keep one and lose the other. `ProgressWriter` turns the trainer's progress callback into
 throttled writes of `{step, total_steps, loss, eta_seconds}`; `events_of` renders a
 job's log, and `job_details` reads a job with both in one round trip (the details
 endpoint's hot path).
@@ -26,6 +27,7 @@ from loraforge.db.pipeline_models import JobEvent, JobRun
 from loraforge.errors import ConflictError, NotFoundError
 from loraforge.jobs.lease import ensure_run
 from loraforge.jobs.statuses import JobStatus, check_transition
+from loraforge.webhooks.outbox import enqueue_job_event
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +56,9 @@ def move(
         session.rollback()
         raise ConflictError(f"job {job_id} changed status while moving it from {current} to {new}")
     session.add(JobEvent(job_id=job_id, status=new.value, message=message))
+    session.refresh(job)  # the row as updated, for the webhook payload
+    enqueue_job_event(session, job, new.value)
     session.commit()
-    session.refresh(job)
     logger.info("job %s: %s -> %s%s", job_id, current, new, f" ({message})" if message else "")
     return job
 

@@ -53,7 +53,6 @@ class WorkerContext:
     sessions: sessionmaker[Session]
     store: ObjectStore
     runner: Callable[[], Any]  # the InferenceRunner that deploy loads the LoRA into
-    notify: Callable[[str, str], None] = lambda job_id, status: None
     owner: str = field(default_factory=lease.new_owner)
 
 
@@ -290,8 +289,7 @@ def _deploy(ctx: WorkerContext, job_id: str, base_model: str, slug: str, work_di
 
 def _move(ctx: WorkerContext, job_id: str, new: JobStatus, **fields: Any) -> None:
     with ctx.sessions() as session:
-        move(session, job_id, new, **fields)
-    ctx.notify(job_id, new.value)
+        move(session, job_id, new, **fields)  # also writes the webhook message (the outbox)
 
 
 def _end(ctx: WorkerContext, job_id: str, new: JobStatus, *, message: str | None = None,

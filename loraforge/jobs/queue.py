@@ -23,7 +23,9 @@ RunJob = Callable[[str], None]
 
 
 class JobQueue(Protocol):
-    def enqueue(self, job_id: str, machine_type: str) -> None: ...
+    def enqueue(self, job_id: str, machine_type: str) -> bool:
+        """True if the queue took the id; may raise if a broker is unreachable (jobs/publish.py copes)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -40,12 +42,13 @@ class EmbeddedQueue:
         self._thread = threading.Thread(target=self._loop, name="loraforge-embedded-worker", daemon=True)
         self._thread.start()
 
-    def enqueue(self, job_id: str, machine_type: str) -> None:
+    def enqueue(self, job_id: str, machine_type: str) -> bool:
         with self._lock:
             if job_id in self._pending:
-                return
+                return True
             self._pending.add(job_id)
         self._items.put(job_id)
+        return True
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop after the current job; a job cut short keeps its checkpoint and is recovered later."""
@@ -83,13 +86,20 @@ class CeleryQueue:
 
         self._settings = settings
         self._app = make_celery(settings)
+        # Publishing gives up within a second when the broker is down (kombu would retry for long
+        # by default, holding the submit); the job stays in the database and is published again.
+        self._app.conf.broker_transport_options = {
+            **self._app.conf.broker_transport_options,
+            "max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5,
+        }
 
-    def enqueue(self, job_id: str, machine_type: str) -> None:
+    def enqueue(self, job_id: str, machine_type: str) -> bool:
         from loraforge.jobs.celery_app import RUN_JOB_TASK, job_queue
 
         queue = job_queue(self._settings, machine_type)
-        self._app.send_task(RUN_JOB_TASK, args=[job_id], queue=queue, routing_key=queue.name)
+        self._app.send_task(RUN_JOB_TASK, args=[job_id], queue=queue, routing_key=queue.name, retry=False)
         logger.info("job %s published to %s", job_id, queue.name)
+        return True
 
     def close(self) -> None:
         self._app.close()
@@ -101,8 +111,9 @@ class NoWorkerQueue:
     They stay REQUESTED until a process with a worker starts and recovery queues them.
     """
 
-    def enqueue(self, job_id: str, machine_type: str) -> None:
+    def enqueue(self, job_id: str, machine_type: str) -> bool:
         logger.info("job %s stays REQUESTED: this process runs no worker", job_id)
+        return False
 
     def close(self) -> None:
         pass

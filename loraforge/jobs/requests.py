@@ -3,8 +3,10 @@
 Everything a request can get wrong is checked here before a job is queued: the payload (see
 loraforge.jobs.payloads), the dataset URL (an upload of this service must exist and belong to the
 caller; a foreign URL must pass the SSRF guard and answer HEAD with a size under the cap), and the
-training hyper-parameters. A job is created REQUESTED; whoever runs jobs hooks in through the
-`on_submitted` callback the API passes along.
+training hyper-parameters. A job is created REQUESTED in one transaction with its run row, its
+first event and its webhook message; whoever runs jobs then publishes it through the
+`on_submitted` callback the API passes along (jobs/publish.py: a broker that is down delays the
+job, it never fails the submit).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from loraforge.config import Settings
 from loraforge.db.models import FineTuneJob, Upload
+from loraforge.db.pipeline_models import JobEvent, JobRun
 from loraforge.errors import (
     LoraforgeError,
     NotFoundError,
@@ -31,6 +34,7 @@ from loraforge.jobs.payloads import FineTuneCreate, UploadRequest
 from loraforge.jobs.statuses import JobStatus
 from loraforge.storage.base import ObjectStore
 from loraforge.training.presets import resolve_spec
+from loraforge.webhooks.outbox import enqueue_job_event
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +139,10 @@ def submit(
         model_information={},
     )
     session.add(job)
+    session.flush()  # the job row first: the rows below refer to it
+    session.add(JobRun(job_id=job_id))
+    session.add(JobEvent(job_id=job_id, status=job.status))
+    enqueue_job_event(session, job, job.status)
     session.commit()
     logger.info("job %s submitted by user %s (%s, %s)", job_id, user_id, job.base_model, source_type)
     return job

@@ -2,14 +2,16 @@
 
 `lifespan(app)` is entered by create_app's lifespan. It builds a `JobRuntime` (the embedded worker
 thread without `LORAFORGE_BROKER_URL`, else a Celery publisher), sets `app.state.on_submitted` so a
-submitted job is recorded and queued, requeues what recovery finds at start, and keeps a sweeper
-thread that requeues jobs whose worker stopped renewing its lease.
+submitted job is published, runs the webhook outbox dispatcher, requeues what recovery finds at
+start, and keeps a sweeper thread that requeues jobs whose worker stopped renewing its lease and
+publishes again REQUESTED jobs no worker took (jobs/publish.py).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,12 +23,12 @@ from starlette.concurrency import run_in_threadpool
 from loraforge.config import Settings
 from loraforge.db.models import FineTuneJob
 from loraforge.inference.shared import runner_for
-from loraforge.jobs.events import record_event
 from loraforge.jobs.pipeline import WorkerContext, preload_libraries, run_job
+from loraforge.jobs.publish import publish, republish_unclaimed
 from loraforge.jobs.queue import make_queue
 from loraforge.jobs.recovery import requeue_stale
 from loraforge.storage.base import ObjectStore
-from loraforge.webhooks.dispatch import Dispatcher
+from loraforge.webhooks.dispatcher import OutboxDispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -36,40 +38,49 @@ class JobRuntime:
                  runner: Callable[[], Any]) -> None:
         self.settings = settings
         self.sessions = sessions
-        self.dispatcher = Dispatcher(sessions, settings)
-        self.context = WorkerContext(settings, sessions, store, runner=runner,
-                                     notify=self._notify)
+        self.dispatcher = OutboxDispatcher(sessions, settings)
+        self.context = WorkerContext(settings, sessions, store, runner=runner)
         self.queue = make_queue(settings, lambda job_id: run_job(self.context, job_id), preload_libraries)
         self._halt = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, name="loraforge-recovery", daemon=True)
 
-    def _notify(self, job_id: str, status: str) -> None:
-        self.dispatcher.job_status_changed(job_id, status)
-
     def submitted(self, job_id: str) -> None:
-        """The submit hook: record the REQUESTED event, queue the job, tell the webhook."""
-        with self.sessions() as session:
-            job = session.get(FineTuneJob, job_id)
-            if job is None:
-                return
-            record_event(session, job_id, job.status)
-            machine_type = job.machine_type
-        self.queue.enqueue(job_id, machine_type)
-        self._notify(job_id, "REQUESTED")
+        """The submit hook: publish the job (submit already committed it); never raises."""
+        try:
+            with self.sessions() as session:
+                job = session.get(FineTuneJob, job_id)
+                machine_type = job.machine_type if job is not None else None
+        except Exception:  # the sweeper publishes it once the database answers again
+            logger.exception("job %s: could not read it to publish it", job_id)
+            return
+        if machine_type is not None:
+            publish(self.sessions, self.queue, job_id, machine_type)
+        self.dispatcher.wake()
 
     def start(self) -> None:
-        requeue_stale(self.sessions, self.queue, at_start=True)
+        self.dispatcher.start()
+        try:
+            requeue_stale(self.sessions, self.queue, at_start=True)
+        except Exception:  # a broker that is down at start: the sweeper retries
+            logger.exception("recovery at start failed")
         self._sweeper.start()
 
     def stop(self) -> None:
         self._halt.set()
         self.queue.close()
-        self.dispatcher.close()
+        self.dispatcher.stop()
 
     def _sweep(self) -> None:
-        while not self._halt.wait(self.settings.lease_seconds):
+        republish = self.settings.uses_broker or self.settings.embedded_worker
+        period = min(self.settings.lease_seconds, self.settings.requeue_after_s)
+        last_recovery = time.monotonic()
+        while not self._halt.wait(period):
             try:
-                requeue_stale(self.sessions, self.queue, at_start=False)
+                if time.monotonic() - last_recovery >= self.settings.lease_seconds:
+                    last_recovery = time.monotonic()
+                    requeue_stale(self.sessions, self.queue, at_start=False)
+                if republish:
+                    republish_unclaimed(self.sessions, self.queue, self.settings.requeue_after_s)
             except Exception:  # a failed sweep is retried next period
                 logger.exception("recovery sweep failed")
 

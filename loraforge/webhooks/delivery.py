@@ -1,53 +1,54 @@
-"""Delivery of one signed webhook message: POST, retry with backoff, honour Retry-After, stop on 410.
+"""One delivery attempt of a signed webhook message, and what it means for the next one.
 
-`deliver` knows nothing of the database: it reports every attempt to a callback (the dispatcher
-writes it to the dispatch log) and returns how the delivery ended. The same `webhook-id` is sent on
-every retry so a receiver that already processed a message can drop the duplicate. Redirects are
-not followed, and the URL passes the SSRF guard before each attempt because DNS may change between
-retries.
+`attempt` POSTs the body through loraforge.net's GuardedClient (the URL's addresses checked and
+pinned, no proxies, no redirects followed, one total deadline) with fresh Standard Webhooks
+headers (the same `webhook-id` on every attempt, so receivers can drop duplicates). `verdict`
+turns its result into what the outbox does next: done, retry after a delay (the schedule's,
+jittered, or the receiver's Retry-After), stop for good (a permanent redirect), or disable the
+webhook (410 Gone). Nothing here touches the database.
 """
 
 from __future__ import annotations
 
 import email.utils
-import logging
+import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 import httpx
 
 from loraforge.errors import UnsafeURLError
+from loraforge.net.client import GuardedClient, OutboundError
+from loraforge.net.guard import Resolver, system_resolve
 from loraforge.webhooks.signing import sign_headers
 
-logger = logging.getLogger(__name__)
-
 USER_AGENT = "loraforge-webhooks/1"
-
-
-class Outcome(StrEnum):
-    DELIVERED = "DELIVERED"
-    DISABLED = "DISABLED"  # the receiver answered 410 Gone: stop sending to it
-    GAVE_UP = "GAVE_UP"  # every attempt failed
-    REFUSED = "REFUSED"  # the URL failed the SSRF guard
+PERMANENT_REDIRECTS = {301, 308}
+JITTER = 0.1  # each scheduled delay is stretched or shrunk by up to 10 %
+MAX_RETRY_AFTER_S = 24 * 3600  # a receiver cannot park a message longer than a day
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 8
-    base_delay_s: float = 2.0  # doubles each retry: 2, 4, 8, ... capped by max_delay_s
-    max_delay_s: float = 600.0
-    timeout_s: float = 10.0
-
-
-@dataclass(frozen=True)
-class Attempt:
-    number: int
+class AttemptResult:
     status_code: int | None
-    error: str | None
+    error: str | None  # None when the receiver answered 2xx
+    location: str | None  # the Location of a 3xx
+    retry_after_s: float | None
     duration_ms: int
-    next_delay_s: float | None  # None when this was the last attempt
+
+
+class Next(StrEnum):
+    DELIVERED = "DELIVERED"
+    RETRY = "RETRY"
+    FAILED = "FAILED"  # retries spent, or a redirect that will not change
+    DISABLED = "DISABLED"  # the receiver answered 410 Gone
+
+
+@dataclass(frozen=True)
+class Verdict:
+    next: Next
+    delay_s: float | None = None  # for RETRY: seconds until the next attempt
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -64,65 +65,51 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def deliver(
-    url: str,
-    secret: str,
-    msg_id: str,
-    body: bytes,
-    *,
-    policy: RetryPolicy,
-    check_url: Callable[[str], None],
-    on_attempt: Callable[[Attempt], None] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Outcome:
-    """POST `body` to `url` until a 2xx, a 410, or the policy's attempts run out."""
-    with httpx.Client(timeout=policy.timeout_s, follow_redirects=False) as client:
-        for number in range(1, policy.max_attempts + 1):
-            started = time.monotonic()
-            status: int | None = None
-            error: str | None = None
-            retry_after: float | None = None
-            try:
-                check_url(url)
-            except UnsafeURLError as exc:
-                _report(on_attempt, Attempt(number, None, exc.message, 0, None))
-                return Outcome.REFUSED
-            try:
-                headers = {"content-type": "application/json", "user-agent": USER_AGENT}
-                headers.update(sign_headers(secret, msg_id, body))
-                response = client.post(url, content=body, headers=headers)
-                status = response.status_code
-                retry_after = retry_after_seconds(response.headers.get("retry-after"))
-            except httpx.TimeoutException:
-                error = f"timed out after {policy.timeout_s:g} s"
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            duration_ms = int((time.monotonic() - started) * 1000)
-
-            if status is not None and 200 <= status < 300:
-                _report(on_attempt, Attempt(number, status, None, duration_ms, None))
-                return Outcome.DELIVERED
-            if status == 410:
-                _report(on_attempt, Attempt(number, status, "410 Gone: webhook disabled", duration_ms, None))
-                return Outcome.DISABLED
-            if status is not None:
-                error = f"HTTP {status}"
-            delay: float | None = None
-            if number < policy.max_attempts:
-                backoff = policy.base_delay_s * (2 ** (number - 1))
-                delay = min(policy.max_delay_s, retry_after if retry_after is not None else backoff)
-            _report(on_attempt, Attempt(number, status, error, duration_ms, delay))
-            logger.info("webhook %s to %s failed (attempt %d): %s", msg_id, url, number, error)
-            if delay is None:
-                break
-            sleep(delay)
-    return Outcome.GAVE_UP
-
-
-def _report(on_attempt: Callable[[Attempt], None] | None, attempt: Attempt) -> None:
-    if on_attempt is None:
-        return
+def attempt(url: str, secret: str, msg_id: str, body: bytes, *, allow_private: bool, timeout_s: float,
+            resolver: Resolver = system_resolve) -> AttemptResult:
+    """POST `body` to `url` once; every failure comes back as an error string, never raised."""
+    started = time.monotonic()
+    status: int | None = None
+    location = retry_after = None
+    error: str | None = None
+    headers = {"content-type": "application/json", "user-agent": USER_AGENT, **sign_headers(secret, msg_id, body)}
     try:
-        on_attempt(attempt)
-    except Exception:  # the log must never stop a delivery
-        logger.exception("could not record webhook attempt %d", attempt.number)
+        with GuardedClient(allow_private=allow_private, timeout_s=timeout_s, deadline_s=timeout_s,
+                           resolver=resolver) as client, \
+                client.open("POST", url, content=body, headers=headers) as response:
+            status = response.status_code
+            location = response.headers.get("location")
+            retry_after = retry_after_seconds(response.headers.get("retry-after"))
+    except (UnsafeURLError, OutboundError) as exc:
+        error = exc.message
+    except httpx.TimeoutException:
+        error = f"timed out after {timeout_s:g} s"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    duration_ms = int((time.monotonic() - started) * 1000)
+    if status is not None and not 200 <= status < 300:
+        error = _status_error(status, location)
+    return AttemptResult(status, error, location if status and 300 <= status < 400 else None, retry_after,
+                         duration_ms)
+
+
+def _status_error(status: int, location: str | None) -> str:
+    if 300 <= status < 400:
+        return f"HTTP {status}: the receiver redirected to {location or '(no Location)'}; register the final URL"
+    if status == 410:
+        return "HTTP 410 Gone: the receiver asked to stop; the webhook is disabled"
+    return f"HTTP {status}"
+
+
+def verdict(result: AttemptResult, attempts_done: int, schedule: tuple[float, ...]) -> Verdict:
+    """What follows attempt number `attempts_done` (1-based) under `schedule` (delays before each)."""
+    if result.error is None:
+        return Verdict(Next.DELIVERED)
+    if result.status_code == 410:
+        return Verdict(Next.DISABLED)
+    if result.status_code in PERMANENT_REDIRECTS or attempts_done >= len(schedule):
+        return Verdict(Next.FAILED)
+    if result.retry_after_s is not None:
+        return Verdict(Next.RETRY, min(result.retry_after_s, MAX_RETRY_AFTER_S))
+    delay = schedule[attempts_done]
+    return Verdict(Next.RETRY, delay * random.uniform(1 - JITTER, 1 + JITTER))

@@ -3,13 +3,15 @@
 A user has at most one active fine-tune webhook (also enforced by a partial unique index). Its
 events are job statuses; without a choice the defaults are TRAINING_COMPLETED, INFERENCE_QUEUED
 and AVAILABLE, as the seeds describe. URLs must be http(s) and pass the SSRF guard when they are
-registered (and again before every delivery).
+registered (and again before every delivery). A webhook the service turned off says why in
+`disabled_reason`; the dispatch log lists each message (event, job, attempts, next attempt, last
+error) and each attempt.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -17,18 +19,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loraforge.config import Settings
-from loraforge.datasets.url_guard import check_url
-from loraforge.db.pipeline_models import Webhook, WebhookDispatch
+from loraforge.db.pipeline_models import Webhook, WebhookDispatch, WebhookMessage
 from loraforge.errors import ConflictError, NotFoundError, ValidationError
 from loraforge.jobs.statuses import JobStatus
+from loraforge.net.guard import check_url
+from loraforge.webhooks import outbox
 from loraforge.webhooks.signing import new_secret
 
 DEFAULT_EVENTS = [JobStatus.TRAINING_COMPLETED.value, JobStatus.INFERENCE_QUEUED.value, JobStatus.AVAILABLE.value]
 MAX_URL_LENGTH = 2048
 
 
-def _iso(ts: datetime) -> str:
-    return ts.isoformat().replace("+00:00", "Z")
+def _iso(ts: datetime | None) -> str | None:
+    return ts.isoformat().replace("+00:00", "Z") if ts is not None else None
+
+
+def _iso_unix(ts: float | None) -> str | None:
+    return _iso(datetime.fromtimestamp(ts, UTC)) if ts is not None else None
 
 
 def render(hook: Webhook) -> dict[str, Any]:
@@ -38,6 +45,8 @@ def render(hook: Webhook) -> dict[str, Any]:
         "event": {"types": list(hook.event_types)},
         "secret": hook.secret,
         "active": hook.active,
+        "disabled_reason": hook.disabled_reason,
+        "failing_since": _iso_unix(hook.failing_since),
         "created_at": _iso(hook.created_at),
         "updated_at": _iso(hook.updated_at),
     }
@@ -120,6 +129,7 @@ def list_for(session: Session, user_id: str) -> list[Webhook]:
 def deactivate(session: Session, user_id: str, webhook_id: object) -> Webhook:
     hook = _owned(session, user_id, webhook_id)
     hook.active = False
+    outbox.drop_pending(session, hook.id, "webhook deactivated by its owner")
     session.commit()
     return hook
 
@@ -128,15 +138,31 @@ def owned(session: Session, user_id: str, webhook_id: object) -> Webhook:
     return _owned(session, user_id, webhook_id)
 
 
-def dispatch_log(session: Session, user_id: str, webhook_id: object, limit: int = 200) -> list[dict[str, Any]]:
+def dispatch_log(session: Session, user_id: str, webhook_id: object,
+                 limit: int = 200) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(messages, attempts) of the caller's webhook, newest first, at most `limit` of each."""
     hook = _owned(session, user_id, webhook_id)
-    rows = session.execute(
+    messages = session.execute(
+        select(WebhookMessage).where(WebhookMessage.webhook_id == hook.id)
+        .order_by(WebhookMessage.id.desc()).limit(limit)
+    ).scalars()
+    attempts = session.execute(
         select(WebhookDispatch).where(WebhookDispatch.webhook_id == hook.id)
         .order_by(WebhookDispatch.id.desc()).limit(limit)
     ).scalars()
-    return [
-        {"message_id": r.message_id, "event_type": r.event_type, "request_id": r.job_id, "attempt": r.attempt,
-         "status_code": r.status_code, "error": r.error, "duration_ms": r.duration_ms,
-         "timestamp": _iso(r.created_at)}
-        for r in rows
-    ]
+    return [render_message(m) for m in messages], [render_attempt(r) for r in attempts]
+
+
+def render_message(m: WebhookMessage) -> dict[str, Any]:
+    return {
+        "message_id": m.message_id, "event_type": m.event_type, "request_id": m.job_id, "state": m.state,
+        "attempts": m.attempts, "next_attempt_at": _iso_unix(m.next_attempt_at) if m.state == "PENDING" else None,
+        "last_status_code": m.last_status_code, "last_error": m.last_error, "created_at": _iso(m.created_at),
+        "finished_at": _iso(m.finished_at),
+    }
+
+
+def render_attempt(r: WebhookDispatch) -> dict[str, Any]:
+    return {"message_id": r.message_id, "event_type": r.event_type, "request_id": r.job_id, "attempt": r.attempt,
+            "status_code": r.status_code, "location": r.location, "error": r.error, "duration_ms": r.duration_ms,
+            "timestamp": _iso(r.created_at)}

@@ -49,7 +49,8 @@ def pipeline_settings(tiny_models: Path, **overrides: Any) -> dict[str, Any]:
         "lease_seconds": 10,
         "checkpoint_every": 2,
         "progress_interval_s": 0.0,
-        "webhook_retry_base_s": 0.05,
+        "webhook_retry_schedule": "0,0.05,0.05,0.1",
+        "webhook_poll_s": 0.1,
     }
     values.update(overrides)
     return values

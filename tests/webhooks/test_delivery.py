@@ -1,18 +1,15 @@
-"""Signing and delivery against a real loopback receiver."""
+"""Signing, one delivery attempt against a real loopback receiver, and the retry verdicts."""
 
 from __future__ import annotations
 
-import json
+import ipaddress
 
-from loraforge.errors import UnsafeURLError
-from loraforge.webhooks.delivery import Attempt, Outcome, RetryPolicy, deliver, retry_after_seconds
+from standardwebhooks import Webhook as StandardWebhook
+
+from loraforge.webhooks.delivery import AttemptResult, Next, attempt, retry_after_seconds, verdict
 from loraforge.webhooks.signing import new_secret, sign_headers, verify
 
-FAST = RetryPolicy(max_attempts=4, base_delay_s=0.01, max_delay_s=2.0, timeout_s=5.0)
-
-
-def _allow(url: str) -> None:
-    pass
+SCHEDULE = (0.0, 5.0, 300.0)
 
 
 def test_a_signature_verifies_and_a_tampered_body_does_not() -> None:
@@ -24,6 +21,7 @@ def test_a_signature_verifies_and_a_tampered_body_does_not() -> None:
     assert verify(secret, headers, body)
     assert not verify(secret, headers, body + b" ")
     assert not verify(new_secret(), headers, body)
+    StandardWebhook(secret).verify(body, headers)  # the reference implementation agrees
 
 
 def test_a_stale_timestamp_fails_verification() -> None:
@@ -32,49 +30,48 @@ def test_a_stale_timestamp_fails_verification() -> None:
     assert not verify(secret, headers, b"{}")
 
 
-def test_a_receiver_failing_twice_gets_the_message_on_the_third_attempt(receiver) -> None:
-    receiver.script = [(500, {}), (503, {"Retry-After": "1"})]
-    attempts: list[Attempt] = []
+def test_an_attempt_reports_the_status_and_a_retry_after(receiver) -> None:
+    receiver.script = [(503, {"Retry-After": "7"})]
     secret = new_secret()
-    body = json.dumps({"type": "AVAILABLE"}).encode()
-    slept: list[float] = []
-    outcome = deliver(receiver.url, secret, "msg_x", body, policy=FAST, check_url=_allow,
-                      on_attempt=attempts.append, sleep=slept.append)
-    assert outcome is Outcome.DELIVERED
-    assert [a.status_code for a in attempts] == [500, 503, 200]
-    assert slept == [0.01, 1.0]  # backoff, then the receiver's Retry-After
-    assert len(receiver.accepted()) == 1
-    ids = {r.headers["webhook-id"] for r in receiver.requests}
-    assert ids == {"msg_x"}  # the same id on every retry, so receivers can de-duplicate
-    assert all(verify(secret, r.headers, r.body) for r in receiver.requests)
+    result = attempt(receiver.url, secret, "msg_x", b'{"a":1}', allow_private=True, timeout_s=5)
+    assert (result.status_code, result.error, result.retry_after_s) == (503, "HTTP 503", 7.0)
+    got = receiver.requests[0]
+    assert got.headers["webhook-id"] == "msg_x"
+    StandardWebhook(secret).verify(got.body, got.headers)
+    assert verdict(result, 1, SCHEDULE).delay_s == 7.0  # the receiver's Retry-After, not the schedule
 
 
-def test_a_410_stops_delivery_and_reports_disabled(receiver) -> None:
-    receiver.script = [(410, {})]
-    attempts: list[Attempt] = []
-    outcome = deliver(receiver.url, new_secret(), "m", b"{}", policy=FAST, check_url=_allow,
-                      on_attempt=attempts.append, sleep=lambda s: None)
-    assert outcome is Outcome.DISABLED
-    assert len(attempts) == 1 and len(receiver.requests) == 1
+def test_a_redirect_is_not_followed_and_names_the_final_url(receiver) -> None:
+    receiver.script = [(308, {"Location": "http://127.0.0.1:9/final"})]
+    result = attempt(receiver.url, new_secret(), "m", b"{}", allow_private=True, timeout_s=5)
+    assert len(receiver.requests) == 1
+    assert result.location == "http://127.0.0.1:9/final"
+    assert result.error and "redirected to http://127.0.0.1:9/final; register the final URL" in result.error
+    assert verdict(result, 1, SCHEDULE).next is Next.FAILED  # permanent: no retry
+    temporary = AttemptResult(307, "HTTP 307", "http://127.0.0.1:9/x", None, 1)
+    assert verdict(temporary, 1, SCHEDULE).next is Next.RETRY
 
 
-def test_an_unreachable_receiver_is_retried_then_given_up() -> None:
-    attempts: list[Attempt] = []
-    outcome = deliver("http://127.0.0.1:9/hook", new_secret(), "m", b"{}", policy=FAST,
-                      check_url=_allow, on_attempt=attempts.append, sleep=lambda s: None)
-    assert outcome is Outcome.GAVE_UP
-    assert len(attempts) == 4 and all(a.error for a in attempts)
-    assert attempts[-1].next_delay_s is None
+def test_an_unreachable_or_refused_receiver_comes_back_as_an_error() -> None:
+    dead = attempt("http://127.0.0.1:9/hook", new_secret(), "m", b"{}", allow_private=True, timeout_s=2)
+    assert dead.status_code is None and "could not connect" in (dead.error or "")
+
+    def metadata(host: str, port: int) -> list:
+        return [ipaddress.ip_address("169.254.169.254")]
+
+    refused = attempt("http://hooks.test/x", new_secret(), "m", b"{}", allow_private=True, timeout_s=2,
+                      resolver=metadata)
+    assert refused.status_code is None and "cloud metadata" in (refused.error or "")
 
 
-def test_a_url_refused_by_the_guard_is_never_contacted(receiver) -> None:
-    def refuse(url: str) -> None:
-        raise UnsafeURLError("webhook_url resolves to a loopback address")
-
-    outcome = deliver(receiver.url, new_secret(), "m", b"{}", policy=FAST, check_url=refuse,
-                      sleep=lambda s: None)
-    assert outcome is Outcome.REFUSED
-    assert receiver.requests == []
+def test_the_schedule_is_followed_with_jitter_then_exhausted() -> None:
+    failed = AttemptResult(500, "HTTP 500", None, None, 1)
+    first = verdict(failed, 1, SCHEDULE)
+    assert first.next is Next.RETRY and 4.5 <= (first.delay_s or 0) <= 5.5
+    assert 270 <= (verdict(failed, 2, SCHEDULE).delay_s or 0) <= 330
+    assert verdict(failed, 3, SCHEDULE).next is Next.FAILED
+    assert verdict(AttemptResult(410, "gone", None, None, 1), 1, SCHEDULE).next is Next.DISABLED
+    assert verdict(AttemptResult(204, None, None, None, 1), 1, SCHEDULE).next is Next.DELIVERED
 
 
 def test_retry_after_accepts_seconds_and_http_dates() -> None:

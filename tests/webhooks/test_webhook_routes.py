@@ -7,7 +7,7 @@ import json
 from loraforge.webhooks.signing import verify
 from tests.e2e.flow import wait_for
 
-FAST = {"allow_private_urls": True, "webhook_retry_base_s": 0.05}
+FAST = {"allow_private_urls": True, "webhook_retry_schedule": "0,0.05,0.05,0.1", "webhook_poll_s": 0.1}
 
 
 def _add(api, url: str, types: list[str] | None = None):

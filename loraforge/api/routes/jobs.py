@@ -26,7 +26,5 @@ async def cancel(request: Request, caller: CurrentUser, settings: SettingsDep) -
             job, done = request_cancel(session, caller.user_id, fields.get("request_id"))
             return job.id, job.status, done
 
-    job_id, status, done = await run_in_threadpool(work)
-    if done:
-        request.app.state.jobs.dispatcher.job_status_changed(job_id, status)
+    job_id, status, _done = await run_in_threadpool(work)
     return JSONResponse({"request_id": job_id, "status": status, "cancel_requested": True})

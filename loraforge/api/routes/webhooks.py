@@ -1,13 +1,14 @@
 """The webhook endpoints of the SDK's webhook namespace: get, add, update, inactive, dispatch-logs, test.
 
 Bodies are read like the seed endpoints' (JSON, with or without the header). Registration and
-the log live in loraforge.webhooks.registry; sending lives in the dispatcher that the job runtime
-puts on `app.state.jobs`.
+the log live in loraforge.webhooks.registry; a test send is an outbox message like any other,
+delivered by the dispatcher that the job runtime runs (`app.state.jobs.dispatcher`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -19,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from loraforge.api.bodies import read_fields
 from loraforge.api.deps import CurrentUser, SettingsDep
 from loraforge.errors import ConflictError, NotFoundError
-from loraforge.webhooks import registry
+from loraforge.webhooks import outbox, registry
 
 router = APIRouter(prefix="/webhook", tags=["webhooks"])
 T = TypeVar("T")
@@ -62,10 +63,11 @@ async def deactivate_webhook(request: Request, caller: CurrentUser, webhook_id: 
     return JSONResponse(hook)
 
 
-@router.get("/dispatch-logs", summary="Every delivery attempt to a webhook (?webhook_id=), newest first")
+@router.get("/dispatch-logs",
+            summary="A webhook's messages (state, attempts, next attempt, last error) and attempts (?webhook_id=)")
 async def dispatch_logs(request: Request, caller: CurrentUser, webhook_id: WebhookId = None) -> JSONResponse:
-    logs = await _db(request, lambda s: registry.dispatch_log(s, caller.user_id, webhook_id))
-    return JSONResponse({"webhook_id": webhook_id, "logs": logs})
+    messages, attempts = await _db(request, lambda s: registry.dispatch_log(s, caller.user_id, webhook_id))
+    return JSONResponse({"webhook_id": webhook_id, "messages": messages, "logs": attempts})
 
 
 @router.post("/test", summary="Send a sample payload to your active webhook now ({webhook_id} optional)")
@@ -84,11 +86,15 @@ async def test_webhook(request: Request, caller: CurrentUser, settings: Settings
     hook = await _db(request, pick)
     if not hook.active:
         raise ConflictError(f"webhook {hook.id} is inactive; add a new one with POST /webhook/add")
-    msg_id, future = request.app.state.jobs.dispatcher.send_test(hook)
-    try:
-        # Answer with the first outcome when the receiver is quick; retries go on in the background.
-        outcome = await asyncio.wait_for(asyncio.wrap_future(future), settings.webhook_timeout_s + 2)
-        result = outcome.value
-    except TimeoutError:
-        result = "RETRYING"
-    return JSONResponse({"webhook_id": hook.id, "message_id": msg_id, "outcome": result})
+    message = await _db(request, lambda s: outbox.enqueue_test(s, hook))
+    request.app.state.jobs.dispatcher.wake()
+    # Answer with the outcome when the receiver is quick; retries go on in the background.
+    deadline = time.monotonic() + settings.webhook_timeout_s + 2
+    state = outbox.PENDING
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        state = await _db(request, lambda s: outbox.state_of(s, message.id))
+        if state != outbox.PENDING:
+            break
+    return JSONResponse({"webhook_id": hook.id, "message_id": message.message_id,
+                         "outcome": "RETRYING" if state == outbox.PENDING else state})

@@ -5,25 +5,34 @@ check they could make it read cloud metadata (169.254.169.254) or internal servi
 AAAA record of the host is checked, since an attacker controls which one a later connect would
 pick; `resolve_safe` returns the checked addresses so callers can pin the connection to them and
 close the DNS-rebinding window. `allow_private` (LORAFORGE_ALLOW_PRIVATE_URLS) lifts the address
-checks for tests and local demos; the http/https rule and the ban on cloud metadata addresses
-always hold (no dataset or webhook ever lives there, and credentials do).
+checks for tests and local demos; the http/https rule and the ban on cloud metadata endpoints
+always hold (no dataset or webhook ever lives there, and credentials do). Resolution goes
+through a `Resolver` callable so tests can answer with addresses they control.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from loraforge.errors import UnsafeURLError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# (host, port) -> every address the host resolves to; raises UnsafeURLError if it resolves to none.
+Resolver = Callable[[str, int], list[IPAddress]]
 
+# Cloud instance-metadata and credential endpoints, refused even with LORAFORGE_ALLOW_PRIVATE_URLS.
 METADATA_ADDRESSES = {
-    ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack...
-    ipaddress.ip_address("fd00:ec2::254"),  # AWS over IPv6
+    ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack, DigitalOcean...
+    ipaddress.ip_address("fd00:ec2::254"),  # AWS IMDS over IPv6
+    ipaddress.ip_address("169.254.170.2"),  # AWS ECS task credentials
+    ipaddress.ip_address("192.0.0.192"),  # Oracle Cloud
     ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
 }
+# Refused by name before any lookup: a private resolver may map it anywhere.
+METADATA_HOSTS = {"metadata.google.internal", "metadata.goog", "metadata"}
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 METADATA_REASON = "a cloud metadata address"
@@ -73,12 +82,8 @@ def split_url(url: str) -> tuple[str, str, int]:
     return parts.scheme, host, port or (443 if parts.scheme == "https" else 80)
 
 
-def resolve(host: str, port: int) -> list[IPAddress]:
-    """Every address `host` resolves to (an IP literal resolves to itself)."""
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
+def system_resolve(host: str, port: int) -> list[IPAddress]:
+    """Every address the system resolver gives for `host`, in its order, without duplicates."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
@@ -94,22 +99,30 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     return addresses
 
 
-def _is_literal(host: str) -> bool:
+def _literal(host: str) -> IPAddress | None:
     try:
-        ipaddress.ip_address(host)
-        return True
+        return ipaddress.ip_address(host)
     except ValueError:
-        return False
+        return None
 
 
-def resolve_safe(url: str, allow_private: bool) -> tuple[str, int, list[IPAddress]]:
-    """(host, port, addresses) of `url` once every address has passed the guard."""
+def resolve_safe(
+    url: str, allow_private: bool, resolver: Resolver = system_resolve
+) -> tuple[str, int, list[IPAddress]]:
+    """(host, port, addresses) of `url` once every address has passed the guard.
+
+    Raises UnsafeURLError naming the host and the reason. Callers connect only to the returned
+    addresses: resolving again could answer differently (DNS rebinding).
+    """
     _scheme, host, port = split_url(url)
-    addresses = resolve(host, port)
+    if host.rstrip(".").lower() in METADATA_HOSTS:
+        raise UnsafeURLError(f"refusing to fetch {url}: the host {host} is {METADATA_REASON}")
+    literal = _literal(host)
+    addresses = [literal] if literal is not None else resolver(host, port)
     for address in addresses:
         reason = refusal_reason(address)
         if reason and (not allow_private or METADATA_REASON in reason):
-            shown = host if _is_literal(host) else f"{host} (resolves to {address})"
+            shown = host if literal is not None else f"{host} (resolves to {address})"
             advice = "" if allow_private else " (set LORAFORGE_ALLOW_PRIVATE_URLS=true for local use)"
             raise UnsafeURLError(
                 f"refusing to fetch {url}: the host {shown} is {reason}; only public "
@@ -118,6 +131,6 @@ def resolve_safe(url: str, allow_private: bool) -> tuple[str, int, list[IPAddres
     return host, port, addresses
 
 
-def check_url(url: str, allow_private: bool) -> None:
+def check_url(url: str, allow_private: bool, resolver: Resolver = system_resolve) -> None:
     """Raise UnsafeURLError unless `url` is http(s) and every address of its host is public."""
-    resolve_safe(url, allow_private)
+    resolve_safe(url, allow_private, resolver)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from loraforge.datasets.url_guard import check_url
 from loraforge.errors import UnsafeURLError
+from loraforge.net.guard import check_url
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,22 @@ def test_guard_refuses_malformed_or_non_http_urls(url: str) -> None:
 def test_unresolvable_hosts_get_a_clear_message() -> None:
     with pytest.raises(UnsafeURLError, match="cannot be resolved"):
         check_url("http://no-such-host.invalid/data.zip", allow_private=False)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.170.2/v2/credentials",  # ECS task credentials
+        "http://192.0.0.192/opc/v2/instance/",  # Oracle Cloud
+        "http://100.100.100.200/latest/meta-data/",  # Alibaba Cloud
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://METADATA.google.internal./computeMetadata/v1/",
+    ],
+)
+def test_cloud_metadata_endpoints_are_refused_even_when_private_urls_are_allowed(url: str) -> None:
+    def resolver(host: str, port: int) -> list:
+        raise AssertionError("a metadata host name must be refused before any lookup")
+
+    with pytest.raises(UnsafeURLError, match="cloud metadata"):
+        check_url(url, allow_private=True, resolver=resolver)

@@ -1,6 +1,6 @@
 """HTTPS fetches stay verified when the connection is pinned to the guard-checked address.
 
-The downloader connects to an IP address but must still send the URL's host name in TLS SNI and
+The guarded client connects to an IP address but must still send the URL's host name in TLS SNI and
 verify the certificate against it; a loopback HTTPS server with a certificate for `localhost`,
 signed by a throwaway CA made here with the openssl CLI, proves both.
 """
@@ -14,12 +14,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 import pytest
 
-from loraforge.datasets.download import send_pinned
-from loraforge.errors import DownloadError
-from tests.fixtures.backends import make_settings
+from loraforge.net.client import GuardedClient, OutboundError
 
 
 class EchoHost(BaseHTTPRequestHandler):
@@ -58,22 +55,19 @@ def tls_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Pa
     server.server_close()
 
 
-def test_a_pinned_https_fetch_verifies_the_certificate_for_the_host_name(
-    tls_host: tuple[int, Path], tmp_path: Path
-) -> None:
+def test_a_pinned_https_fetch_verifies_the_certificate_for_the_host_name(tls_host: tuple[int, Path]) -> None:
     port, ca = tls_host
-    settings = make_settings(tmp_path, "local", allow_private_urls=True)
-    with httpx.Client(verify=ssl.create_default_context(cafile=str(ca)), trust_env=False) as client:
-        response = send_pinned(client, "GET", f"https://localhost:{port}/", settings)
+    verify = ssl.create_default_context(cafile=str(ca))
+    with GuardedClient(allow_private=True, timeout_s=10, deadline_s=20, verify=verify) as client, \
+            client.open("GET", f"https://localhost:{port}/") as response:
         response.read()
     assert response.status_code == 200
     assert response.text == f"localhost:{port}"
 
 
-def test_a_certificate_from_an_unknown_authority_is_refused(tls_host: tuple[int, Path], tmp_path: Path) -> None:
+def test_a_certificate_from_an_unknown_authority_is_refused(tls_host: tuple[int, Path]) -> None:
     port, _ca = tls_host
-    settings = make_settings(tmp_path, "local", allow_private_urls=True)
-    with httpx.Client(trust_env=False) as client, pytest.raises(
-        DownloadError, match="TLS certificate of localhost could not be verified"
+    with GuardedClient(allow_private=True, timeout_s=10, deadline_s=20) as client, pytest.raises(
+        OutboundError, match="TLS certificate of localhost could not be verified"
     ):
-        send_pinned(client, "GET", f"https://localhost:{port}/", settings)
+        client.send("GET", f"https://localhost:{port}/")

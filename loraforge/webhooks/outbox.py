@@ -1,0 +1,181 @@
+"""The webhook outbox: messages written with the status change they report, claimed and settled.
+
+`enqueue_job_event` runs inside the caller's transaction (jobs.events.move, submit), so a status
+change and its message commit together or not at all. A dispatcher `claim`s due messages: on
+PostgreSQL with `FOR UPDATE SKIP LOCKED`, on SQLite (one writer at a time) with a conditional
+UPDATE; either way a claim is a token and an expiry written on the row, so several dispatchers
+(API processes, workers) share the work and a dead one's claims lapse. A message waits while an
+earlier message for the same job and webhook is still PENDING: receivers get a job's events in
+status order. `settle` records an attempt's outcome; `prune` bounds what stays.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, exists, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from loraforge.db.base import utcnow
+from loraforge.db.models import FineTuneJob
+from loraforge.db.pipeline_models import Webhook, WebhookDispatch, WebhookMessage
+
+M = WebhookMessage
+PENDING, DELIVERED, FAILED, DISABLED, DROPPED = "PENDING", "DELIVERED", "FAILED", "DISABLED", "DROPPED"
+
+
+def new_message_id() -> str:
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def job_payload(job: FineTuneJob, event_type: str) -> dict[str, Any]:
+    """The thin body of a job event; `inference_api_url` is a path until `render_body` adds the host."""
+    return {
+        "type": event_type,
+        "request_id": job.id,
+        "finetune_id": job.id,
+        "name": job.name,
+        "status": job.status,
+        "trained_model_url": job.cloud_storage_url,
+        "cloud_storage_url": job.cloud_storage_url,
+        "inference_api_url": f"/v1/{job.slug}" if job.status == "AVAILABLE" else None,
+        "error_message": job.error_message,
+        "timestamp": int(time.time()),
+    }
+
+
+def test_payload() -> dict[str, Any]:
+    return {"type": "TEST", "request_id": None, "finetune_id": None, "name": "webhook test", "status": "AVAILABLE",
+            "trained_model_url": None, "cloud_storage_url": None, "inference_api_url": None,
+            "error_message": None, "timestamp": int(time.time())}
+
+
+def render_body(payload: dict[str, Any], public_url: str) -> dict[str, Any]:
+    path = payload.get("inference_api_url")
+    if isinstance(path, str) and path.startswith("/"):
+        return {**payload, "inference_api_url": public_url + path}
+    return payload
+
+
+def enqueue_job_event(session: Session, job: FineTuneJob, event_type: str) -> WebhookMessage | None:
+    """Add the message for `job` reaching `event_type` if its owner's webhook subscribes (no commit)."""
+    hook = session.execute(
+        select(Webhook).where(Webhook.user_id == job.user_id, Webhook.active.is_(True))
+    ).scalar_one_or_none()
+    if hook is None or event_type not in hook.event_types:
+        return None
+    return _add(session, hook.id, job.id, event_type, job_payload(job, event_type))
+
+
+def enqueue_test(session: Session, hook: Webhook) -> WebhookMessage:
+    message = _add(session, hook.id, None, "TEST", test_payload())
+    session.commit()
+    return message
+
+
+def _add(session: Session, hook_id: str, job_id: str | None, event_type: str,
+         payload: dict[str, Any]) -> WebhookMessage:
+    message = M(message_id=new_message_id(), webhook_id=hook_id, job_id=job_id, event_type=event_type,
+                payload=payload, state=PENDING, attempts=0, next_attempt_at=time.time())
+    session.add(message)
+    return message
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    message_id: str
+    webhook_id: str
+    job_id: str | None
+    event_type: str
+    payload: dict[str, Any]
+    attempts: int
+    url: str
+    secret: str
+
+
+def claim(session: Session, token: str, limit: int, hold_s: float, busy_hooks: set[str]) -> list[Claimed]:
+    """Claim up to `limit` due messages, at most one per webhook and none of `busy_hooks`; commits."""
+    now = time.time()
+    earlier = aliased(M)
+    waits = exists().where(earlier.webhook_id == M.webhook_id, earlier.job_id == M.job_id,
+                           earlier.state == PENDING, earlier.id < M.id)
+    query = (
+        select(M.id, M.webhook_id)
+        .join(Webhook, Webhook.id == M.webhook_id)
+        .where(M.state == PENDING, M.next_attempt_at <= now, Webhook.active.is_(True), ~waits,
+               or_(M.claimed_by.is_(None), M.claim_expires_at < now))
+        .order_by(M.next_attempt_at, M.id)
+        .limit(limit * 4)
+    )
+    if busy_hooks:
+        query = query.where(M.webhook_id.not_in(busy_hooks))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=M)
+    picked: dict[str, int] = {}
+    for message_id, hook_id in session.execute(query):
+        if hook_id not in picked and len(picked) < limit:
+            picked[hook_id] = message_id  # one per webhook: a slow receiver holds one sender at most
+    if not picked:
+        session.rollback()
+        return []
+    # The WHERE repeats the claim test, so on SQLite a row another dispatcher claimed meanwhile is skipped.
+    session.execute(
+        update(M).where(M.id.in_(picked.values()), M.state == PENDING,
+                        or_(M.claimed_by.is_(None), M.claim_expires_at < now))
+        .values(claimed_by=token, claim_expires_at=now + hold_s)
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.execute(
+        select(M, Webhook.url, Webhook.secret).join(Webhook, Webhook.id == M.webhook_id)
+        .where(M.claimed_by == token)
+    ).all()
+    session.commit()
+    return [Claimed(m.id, m.message_id, m.webhook_id, m.job_id, m.event_type, m.payload, m.attempts, url, secret)
+            for m, url, secret in rows]
+
+
+def settle(session: Session, claimed: Claimed, token: str, *, state: str, next_attempt_at: float | None,
+           status_code: int | None, error: str | None, location: str | None, duration_ms: int) -> None:
+    """Record one attempt: the message's new state and a dispatch-log row; commits."""
+    values: dict[str, Any] = {
+        "attempts": M.attempts + 1, "state": state, "claimed_by": None, "claim_expires_at": None,
+        "last_status_code": status_code, "last_error": error,
+    }
+    if next_attempt_at is not None:
+        values["next_attempt_at"] = next_attempt_at
+    if state != PENDING:
+        values["finished_at"] = utcnow()
+    session.execute(update(M).where(M.id == claimed.id, M.claimed_by == token).values(**values)
+                    .execution_options(synchronize_session=False))
+    session.add(WebhookDispatch(webhook_id=claimed.webhook_id, message_id=claimed.message_id,
+                                event_type=claimed.event_type, job_id=claimed.job_id,
+                                attempt=claimed.attempts + 1, status_code=status_code, error=error,
+                                duration_ms=duration_ms, location=location))
+    session.commit()
+
+
+def state_of(session: Session, message_pk: int) -> str | None:
+    return session.scalar(select(M.state).where(M.id == message_pk))
+
+
+def drop_pending(session: Session, webhook_id: str, reason: str) -> int:
+    """End every PENDING message of a webhook that was turned off (no commit); returns how many."""
+    result = session.execute(
+        update(M).where(M.webhook_id == webhook_id, M.state == PENDING)
+        .values(state=DROPPED, last_error=reason, finished_at=utcnow(), claimed_by=None, claim_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
+
+
+def prune(session: Session, keep_days: int) -> None:
+    """Delete finished messages and attempts older than `keep_days`; commits."""
+    cutoff = utcnow() - timedelta(days=keep_days)
+    session.execute(delete(M).where(M.state != PENDING, M.finished_at < cutoff))
+    session.execute(delete(WebhookDispatch).where(WebhookDispatch.created_at < cutoff))
+    session.commit()
