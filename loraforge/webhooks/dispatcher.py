@@ -116,6 +116,7 @@ class OutboxDispatcher:
                           status_code=result.status_code, error=result.error, location=result.location,
                           duration_ms=result.duration_ms)
             self._track_health(session, message.webhook_id, result, done)
+            session.commit()  # one transaction: whoever sees the message settled sees the webhook's state
         WEBHOOK_DELIVERIES.labels(outcome=_metric_outcome(result, done)).inc()
         logger.info("webhook %s message %s (%s, job %s) attempt %d: %s%s", message.webhook_id,
                     message.message_id, message.event_type, message.job_id, message.attempts + 1, done.next,
@@ -142,7 +143,6 @@ class OutboxDispatcher:
             hook.disabled_reason = reason
             outbox.drop_pending(session, webhook_id, f"webhook disabled: {reason}")
             logger.warning("webhook %s disabled: %s", webhook_id, reason)
-        session.commit()
 
 
 def _state_of(done: Verdict) -> tuple[str, float | None]:

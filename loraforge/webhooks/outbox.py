@@ -141,7 +141,7 @@ def claim(session: Session, token: str, limit: int, hold_s: float, busy_hooks: s
 
 def settle(session: Session, claimed: Claimed, token: str, *, state: str, next_attempt_at: float | None,
            status_code: int | None, error: str | None, location: str | None, duration_ms: int) -> None:
-    """Record one attempt: the message's new state and a dispatch-log row; commits."""
+    """Record one attempt: the message's new state and a dispatch-log row (the caller commits)."""
     values: dict[str, Any] = {
         "attempts": M.attempts + 1, "state": state, "claimed_by": None, "claim_expires_at": None,
         "last_status_code": status_code, "last_error": error,
@@ -156,7 +156,6 @@ def settle(session: Session, claimed: Claimed, token: str, *, state: str, next_a
                                 event_type=claimed.event_type, job_id=claimed.job_id,
                                 attempt=claimed.attempts + 1, status_code=status_code, error=error,
                                 duration_ms=duration_ms, location=location))
-    session.commit()
 
 
 def state_of(session: Session, message_pk: int) -> str | None:
