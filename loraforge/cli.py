@@ -1,4 +1,4 @@
-"""The `loraforge` command line: serve | worker | keys | train | models | generate | doctor.
+"""The `loraforge` command line: serve | worker | keys | train | models | generate | doctor | plan.
 
 Each subcommand lives in its own module under `loraforge.commands` with `register(subparsers)`;
 this module only wires them together and turns a LoraforgeError into one clear line on stderr and
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from loraforge.errors import LoraforgeError
 
-COMMAND_MODULES = ("serve", "worker", "keys", "train", "models", "generate", "doctor")
+COMMAND_MODULES = ("serve", "worker", "keys", "train", "models", "generate", "doctor", "plan")
 
 
 def build_parser() -> argparse.ArgumentParser:
