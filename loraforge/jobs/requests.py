@@ -45,6 +45,10 @@ LIST_OFFSET_MAX = 10**9  # far past any real list; a bigger offset overflows the
 JOBS = FineTuneJob.__table__  # reads select the table, skipping ORM instances: list is the hot path
 
 
+# Signatures a ZIP starts with: a local file header, an empty archive, a spanned archive (PKWARE APPNOTE 4.3.7).
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+
+
 def _slugify(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60].strip("-")
     return slug or "model"
@@ -71,6 +75,11 @@ def _check_uploaded_source(
         raise PayloadTooLargeError(
             f"data_source_path: the upload is {size} bytes, over the {settings.max_upload_bytes}-byte cap"
         )
+    with store.open_read(key) as head:
+        magic = head.read(4)
+    if magic not in ZIP_MAGIC:
+        # Refused now, beside the upload, rather than as a FAILED job a minute later.
+        raise ValidationError("data_source_path: the uploaded file is not a ZIP archive; upload a .zip of images")
     upload.size = size
     upload.sha256 = store.sha256(key)  # recorded once, when the dataset is first used
     return upload

@@ -170,9 +170,12 @@ async def list_requests(
     openapi_extra=_body_doc(schemas.UploadRequest, "application/json"),
 )
 async def upload_url(request: Request, caller: CurrentUser, settings: SettingsDep) -> JsonResponse:
-    wanted = schemas.validate_payload(
-        schemas.UploadRequest, await read_fields(request, settings.max_request_bytes)
-    )
+    fields = await read_fields(request, settings.max_request_bytes)
+    # Browsers cannot send a body on GET: the query string carries the same fields for them.
+    for name in ("name", "extension", "public"):
+        if name not in fields and name in request.query_params:
+            fields[name] = request.query_params[name]
+    wanted = schemas.validate_payload(schemas.UploadRequest, fields)
     store = request.app.state.store
     presigned, s3_url = await _in_session(
         request.app, lambda s: jobs.create_upload(s, store, settings, caller.user_id, wanted)
