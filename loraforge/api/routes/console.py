@@ -59,11 +59,13 @@ def _asset(name: str) -> FileResponse:
 @router.get("/finetune/presets", tags=["finetune"],
             summary="Each base model's training defaults and the advance_parameters' bounds (no key needed)")
 async def presets() -> JsonResponse:
-    from loraforge.training.presets import ADVANCE_KEYS, PRESETS, TrainSpec, resolve_spec
+    from loraforge.training.parameters import is_advance
+    from loraforge.training.presets import PRESETS, AdvanceParameters, TrainSpec, resolve_spec
 
-    properties = TrainSpec.model_json_schema()["properties"]
-    defaults = {name: resolve_spec(name).model_dump(mode="json", include=set(ADVANCE_KEYS)) for name in PRESETS}
-    bounds: dict[str, Any] = {key: _bounds(properties.get(key, {})) for key in ADVANCE_KEYS}
+    keys = [key for key, info in TrainSpec.model_fields.items() if is_advance(info)]
+    properties = AdvanceParameters.model_json_schema()["properties"]
+    defaults = {name: resolve_spec(name).model_dump(mode="json", include=set(keys)) for name in PRESETS}
+    bounds: dict[str, Any] = {key: _bounds(properties.get(key, {})) for key in keys}
     return JsonResponse({"base_models": defaults, "parameters": bounds})
 
 

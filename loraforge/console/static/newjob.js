@@ -68,7 +68,8 @@ export function newJobView(main) {
     for (const [name] of ADVANCED) {
       const bounds = presets?.parameters?.[name] || {};
       const range = bounds.minimum !== undefined && bounds.maximum !== undefined ? ` (${bounds.minimum}–${bounds.maximum})` : "";
-      hints[name].textContent = `Default for ${controls.base_model.value}: ${describe(defaults[name])}${range}`;
+      const about = bounds.description ? ` · ${bounds.description}` : "";
+      hints[name].textContent = `Default for ${controls.base_model.value}: ${describe(defaults[name])}${range}${about}`;
       if (advanced[name].tagName === "INPUT") advanced[name].placeholder = describe(defaults[name]);
     }
   }
