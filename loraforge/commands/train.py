@@ -40,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cuda, cuda:1 or cpu (default: cuda when present)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--dry-run", action="store_true",
+                   help="prepare the dataset, print its warnings and report path, and stop before training")
     p.set_defaults(func=run)
 
 
@@ -98,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
     dataset = _prepare(args, spec, settings, model_ref)
     for warning in dataset.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if args.dry_run:
+        print(dataset.report_path)
+        return 0
     result = _train(args, spec, dataset, model_ref)
     (args.out / "loss_history.json").write_text(json.dumps(result.loss_history, indent=1))
     if result.samples:

@@ -1,8 +1,8 @@
 """Captions for dataset images, each of which contains the trigger word.
 
-The order of preference is: a same-name `.txt` beside the image (`dir/a.jpg` and `dir/a.txt`,
-any extension case), then the captioner when auto-captioning is on, then the instance prompt,
-then the trigger word alone. `with_trigger` prepends the trigger word when a caption lacks it
+The order of preference is: the image's caption file (`.txt`, `.caption` or a metadata row, see
+loraforge.datasets.caption_files), then the captioner when auto-captioning is on, then the instance
+prompt, then the trigger word alone. `with_trigger` prepends the trigger word when a caption lacks it
 as a whole word, so the LoRA always learns to respond to it.
 """
 
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable
 
 from PIL import Image
+
+from loraforge.datasets.caption_files import FoundCaption
 
 logger = logging.getLogger(__name__)
 
@@ -40,28 +41,9 @@ def with_trigger(caption: str, trigger_word: str) -> str:
     return f"{trigger_word}, {caption}"
 
 
-def caption_key(name: str) -> str:
-    """The key pairing `dir/a.JPG` with `dir/a.txt`: the path without its suffix."""
-    return str(PurePosixPath(name).with_suffix(""))
-
-
-def caption_files(files: Mapping[str, Path]) -> dict[str, Path]:
-    """The `.txt` files among a dataset's files, keyed by caption_key."""
-    return {
-        caption_key(name): path
-        for name, path in files.items()
-        if PurePosixPath(name).suffix.lower() == ".txt"
-    }
-
-
-def read_caption_file(path: Path) -> str:
-    """A caption file's text; a BOM is dropped and undecodable bytes replaced, never fatal."""
-    return clean(path.read_bytes()[: MAX_CAPTION_CHARS * 4].decode("utf-8-sig", errors="replace"))
-
-
 def choose_caption(
     *,
-    caption_file: Path | None,
+    found: FoundCaption | None,
     image: Image.Image,
     captioner: Captioner | None,
     instance_prompt: str | None,
@@ -69,12 +51,15 @@ def choose_caption(
     warnings: list[str],
     name: str,
 ) -> tuple[str, str]:
-    """The caption for one image and where it came from (txt, captioner, instance_prompt, trigger_word)."""
-    if caption_file is not None:
-        text = read_caption_file(caption_file)
+    """The caption for one image and where it came from.
+
+    Sources: txt, caption, metadata (see caption_files), captioner, instance_prompt, trigger_word.
+    """
+    if found is not None:
+        text = clean(found.text)
         if text:
-            return with_trigger(text, trigger_word), "txt"
-        warnings.append(f"{name}: its caption file is empty; using the default caption")
+            return with_trigger(text, trigger_word), found.source
+        warnings.append(f"{name}: its caption in {found.file} is empty; using the default caption")
     if captioner is not None:
         try:
             text = clean(captioner(image))

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from loraforge.datasets.buckets import Size, center_box, fit_to_bucket, make_buckets, nearest_bucket
-from loraforge.datasets.captions import Captioner, caption_files, caption_key, choose_caption
+from loraforge.datasets.caption_files import find_captions
+from loraforge.datasets.captions import Captioner, choose_caption
 from loraforge.datasets.face_crop import FaceFinder, face_box
 from loraforge.datasets.images import ImageRejected, load_image
 from loraforge.datasets.limits import DatasetLimits
 from loraforge.datasets.report import REPORT_NAME, DatasetDigest, DatasetReport, DroppedFile, KeptImage
-from loraforge.datasets.sources import gather_files, is_image_name
+from loraforge.datasets.sources import gather_files, is_image_name, is_os_junk
 from loraforge.errors import DatasetError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -90,10 +91,15 @@ def _too_few_message(report: DatasetReport, found: int, min_images: int) -> str:
     dropped = "; ".join(f"{d.source}: {d.reason}" for d in report.dropped[:10])
     more = f" (and {len(report.dropped) - 10} more)" if len(report.dropped) > 10 else ""
     why = f" ({dropped}{more})" if dropped else ""
+    # Skipped files may be the photos the user counted on (an unsupported format, say): name them.
+    skipped = [d for d in report.ignored if not d.os_junk]
+    listed = "; ".join(f"{d.source}: {d.reason}" for d in skipped[:10])
+    more_skipped = f" (and {len(skipped) - 10} more)" if len(skipped) > 10 else ""
+    also = f"; not used: {listed}{more_skipped}" if listed else ""
     return (
         f"the dataset has {len(report.kept)} usable image{'' if len(report.kept) == 1 else 's'} "
         f"but needs at least {min_images}: "
-        f"found {found}, dropped {len(report.dropped)}{why}; add more JPEG, PNG or WEBP images "
+        f"found {found}, dropped {len(report.dropped)}{why}{also}; add more JPEG, PNG or WEBP images "
         "or replace the broken ones"
     )
 
@@ -135,15 +141,12 @@ def prepare_dataset(
     staging = Path(tempfile.mkdtemp(prefix=".images-", dir=work_dir))
     try:
         gathered = gather_files(source, scratch, work_dir, limits)
-        report.ignored = [DroppedFile(name, reason) for name, reason in gathered.ignored]
-        captions = caption_files(gathered.files)
+        report.ignored = [DroppedFile(name, reason, is_os_junk(name)) for name, reason in gathered.ignored]
+        report.warnings += [f"{d.source} was not used: {d.reason}" for d in report.ignored if not d.os_junk]
         names = sorted(name for name in gathered.files if is_image_name(name))
-        paired = {caption_key(name) for name in names}
-        report.ignored += [
-            DroppedFile(name, "caption file with no image of the same name")
-            for name in sorted(gathered.files)
-            if not is_image_name(name) and caption_key(name) not in paired
-        ]
+        captions = find_captions(gathered.files, names)
+        report.ignored += [DroppedFile(name, reason) for name, reason in captions.unused]
+        report.warnings += captions.warnings
         finder = FaceFinder() if face_crop else None
         buckets = make_buckets(resolution)
         min_side = max(1, resolution // 4)
@@ -169,8 +172,9 @@ def prepare_dataset(
                 report.warnings.append(f"{name}: no face found for face_crop; used a centre crop")
             box = face_box(face, image.size, bucket) if face else center_box(image.size, bucket)
             processed = fit_to_bucket(image, bucket, box)
+            found = captions.captions.get(name)
             caption, caption_source = choose_caption(
-                caption_file=captions.get(caption_key(name)),
+                found=found,
                 image=processed,
                 captioner=captioner,
                 instance_prompt=instance_prompt,
@@ -194,6 +198,7 @@ def prepare_dataset(
                     bucket=bucket,
                     caption=caption,
                     caption_source=caption_source,
+                    caption_file=found.file if found is not None and caption_source == found.source else None,
                     face=face,
                 )
             )

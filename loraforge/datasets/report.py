@@ -34,6 +34,7 @@ class KeptImage:
     bucket: tuple[int, int]
     caption: str
     caption_source: str
+    caption_file: str | None = None  # the dataset file the caption was read from
     face: tuple[int, int, int, int] | None = None
 
 
@@ -41,6 +42,7 @@ class KeptImage:
 class DroppedFile:
     source: str
     reason: str
+    os_junk: bool = False  # __MACOSX, .DS_Store, Thumbs.db: listed, never warned about
 
 
 @dataclass
@@ -61,6 +63,8 @@ class DatasetReport:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        for key in ("dropped", "ignored"):  # `os_junk` only where it is true
+            data[key] = [{k: v for k, v in entry.items() if k != "os_junk" or v} for entry in data[key]]
         buckets: dict[str, int] = {}
         for item in self.kept:
             key = f"{item.bucket[0]}x{item.bucket[1]}"

@@ -121,7 +121,7 @@ def test_a_zip_without_images_says_so(tmp_path: Path) -> None:
         tmp_path / "none.zip", {"readme.md": "hi", "__MACOSX/._a.png": b"x", "a.txt": "cap"}
     )
     error = assert_refused(archive, tmp_path / "work", r"holds no images .* add at least 2")
-    assert "3 other entries were ignored (readme.md: not an image or caption" in error.message
+    assert "3 other entries were ignored (readme.md: a text file in no caption layout" in error.message
     assert "__MACOSX/._a.png: macOS metadata" in error.message
     assert "a.txt: caption file with no image of the same name" in error.message
 

@@ -80,8 +80,9 @@ def test_junk_entries_are_ignored_and_listed_in_the_report(awkward_zip: Path, tm
         entry["source"]: entry["reason"] for entry in json.loads(dataset.report_path.read_text())["ignored"]
     }
     assert ignored["__MACOSX/set/._Ann.JPG"].startswith("macOS metadata")
-    assert ignored["set/.DS_Store"] == "hidden file"
-    assert "not an image" in ignored["set/notes.pdf"] and "not an image" in ignored["set/Thumbs.db"]
+    assert ignored["set/.DS_Store"] == "operating-system metadata"
+    assert ignored["set/Thumbs.db"] == "operating-system metadata"
+    assert "not an image" in ignored["set/notes.pdf"]
 
 
 def test_captions_come_from_txt_files_else_the_instance_prompt_and_all_hold_the_trigger(

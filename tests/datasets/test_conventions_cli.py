@@ -1,0 +1,102 @@
+"""Captions and names as people really send them, through `loraforge train --dry-run` (no training).
+
+Each test is one example of issue 10: a caption file in a legacy encoding or with a byte-order
+mark, kohya's `.caption` files, Hugging Face imagefolder metadata, a text file that goes unused.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.datasets import samples
+from tests.training.test_train_cli import run_cli
+
+PORTRAIT = "ñandú’s portrait, standing in a café garden"
+
+
+@pytest.fixture(scope="module")
+def flux(tiny_models: Path) -> str:
+    return str(tiny_models / "flux-dev")
+
+
+def dry_run(model: str, data: Path, out: Path, trigger: str = "TOK") -> tuple[dict, list[str]]:
+    """(the dataset report, the `warning:` lines) of `loraforge train --dry-run`."""
+    result = run_cli("train", str(data), "--base-model", "FLUX", "--model", model, "--trigger-word", trigger,
+                     "--resolution", "64", "--out", str(out), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    return report, warnings
+
+
+def captions(report: dict) -> dict[str, tuple[str, str]]:
+    return {k["source"]: (k["caption"], k["caption_source"]) for k in report["kept"]}
+
+
+def test_windows_1252_captions_are_read_right_and_named_in_a_warning(flux: str, tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"img{i}.jpg").write_bytes(samples.jpeg(seed=i))
+        (folder / f"img{i}.txt").write_bytes(PORTRAIT.encode("cp1252"))
+    report, warnings = dry_run(flux, folder, tmp_path / "out", "ñandú")
+    assert captions(report) == {f"img{i}.jpg": (PORTRAIT, "txt") for i in range(3)}
+    for i in range(3):
+        assert any(f"img{i}.txt" in w and "cp1252" in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16-le", "utf-16-be"])
+def test_byte_order_marks_decide_the_encoding(flux: str, tmp_path: Path, encoding: str) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    bom = {"utf-8-sig": b"", "utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}[encoding]
+    for i in range(2):
+        (folder / f"img{i}.jpg").write_bytes(samples.jpeg(seed=i))
+        (folder / f"img{i}.txt").write_bytes(bom + f"{PORTRAIT}\x00".encode(encoding))
+    report, _ = dry_run(flux, folder, tmp_path / "out", "ñandú")
+    assert captions(report) == {f"img{i}.jpg": (PORTRAIT, "txt") for i in range(2)}
+    assert not any("\ufffd" in c or "\x00" in c for c, _ in captions(report).values())
+
+
+def test_kohya_caption_files_are_read(flux: str, tmp_path: Path) -> None:
+    archive = samples.make_zip(tmp_path / "kohya.zip", {
+        **{f"img{i}.jpg": samples.jpeg(seed=i) for i in range(3)},
+        **{f"img{i}.caption": f"TOK on a red bike, view {i}" for i in range(3)},
+    })
+    report, warnings = dry_run(flux, archive, tmp_path / "out")
+    assert captions(report) == {f"img{i}.jpg": (f"TOK on a red bike, view {i}", "caption") for i in range(3)}
+    assert report["ignored"] == [] and warnings == []
+
+
+def test_imagefolder_metadata_jsonl_and_csv_give_captions(flux: str, tmp_path: Path) -> None:
+    rows = [{"file_name": f"img{i}.jpg", "text": f"TOK in the rain {i}"} for i in range(2)]
+    archive = samples.make_zip(tmp_path / "hf.zip", {
+        "train/img0.jpg": samples.jpeg(), "train/img1.jpg": samples.jpeg(seed=1),
+        "train/metadata.jsonl": "\n".join(json.dumps(r) for r in rows) + "\n",
+        "val/a.png": samples.png(), "val/metadata.csv": 'file_name,text\na.png,"TOK, smiling"\nmissing.png,x\n',
+    })
+    report, warnings = dry_run(flux, archive, tmp_path / "out")
+    assert captions(report) == {
+        "train/img0.jpg": ("TOK in the rain 0", "metadata"), "train/img1.jpg": ("TOK in the rain 1", "metadata"),
+        "val/a.png": ("TOK, smiling", "metadata"),
+    }
+    assert any("val/metadata.csv row 3" in w and "missing.png" in w for w in warnings), warnings
+
+
+def test_every_unused_text_file_is_named_and_os_junk_stays_quiet(flux: str, tmp_path: Path) -> None:
+    archive = samples.make_zip(tmp_path / "mixed.zip", {
+        "a.jpg": samples.jpeg(), "b.jpg": samples.jpeg(seed=1),
+        "a.txt": "TOK from the txt", "a.caption": "TOK from the caption file",
+        "notes.txt": "remember to crop", "captions.json": "{}",
+        "__MACOSX/._a.jpg": b"x", ".DS_Store": b"x", "Thumbs.db": b"x",
+    })
+    report, warnings = dry_run(flux, archive, tmp_path / "out")
+    assert captions(report)["a.jpg"] == ("TOK from the txt", "txt")
+    named = {name for name in ("a.caption", "notes.txt", "captions.json") if any(name in w for w in warnings)}
+    assert named == {"a.caption", "notes.txt", "captions.json"}, warnings
+    assert not any(junk in w for w in warnings for junk in ("__MACOSX", ".DS_Store", "Thumbs.db")), warnings
+    assert {d["source"] for d in report["ignored"]} >= {"a.caption", "notes.txt", "captions.json", "Thumbs.db"}
