@@ -143,6 +143,9 @@ def prepare_dataset(
         gathered = gather_files(source, scratch, work_dir, limits)
         report.ignored = [DroppedFile(name, reason, is_os_junk(name)) for name, reason in gathered.ignored]
         report.warnings += [f"{d.source} was not used: {d.reason}" for d in report.ignored if not d.os_junk]
+        if gathered.name_encoding:
+            report.warnings.append(f"the archive's file names are not marked UTF-8; read them as "
+                                   f"{gathered.name_encoding}")
         names = sorted(name for name in gathered.files if is_image_name(name))
         captions = find_captions(gathered.files, names)
         report.ignored += [DroppedFile(name, reason) for name, reason in captions.unused]

@@ -1,6 +1,8 @@
 """Safe extraction of a user's dataset ZIP.
 
-`extract_zip` refuses, before writing anything, archives that are too big, have too many
+Entry names without the UTF-8 flag are read in the archive's own code page (`name_encoding`), so
+a photo is never skipped for what a misread name seems to say. `extract_zip` refuses, before
+writing anything, archives that are too big, have too many
 entries, declare entries or a total that is too large, compress suspiciously well, hold a path
 that escapes the destination (`../`, absolute, drive letter) or a symbolic link, or are
 encrypted. It then streams the entries the caller wants to disk (the rest are listed with the
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from loraforge.datasets.limits import MIB, DatasetLimits
+from loraforge.datasets.text import detect_encoding
 from loraforge.errors import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -36,6 +39,7 @@ class Extraction:
 
     files: dict[str, Path] = field(default_factory=dict)
     ignored: list[tuple[str, str]] = field(default_factory=list)
+    name_encoding: str | None = None  # the legacy code page the names were read in, if not UTF-8
 
 
 def safe_name(raw: str) -> str:
@@ -126,9 +130,40 @@ def _open_archive(archive: Path, limits: DatasetLimits) -> zipfile.ZipFile:
                 f"the archive has {entries} entries, over the cap of {limits.max_entries}; upload fewer files"
             )
     try:
-        return zipfile.ZipFile(archive)
+        zf = zipfile.ZipFile(archive)
+        encoding = name_encoding(zf)
+        if encoding is None:
+            return zf
+        zf.close()
+        return zipfile.ZipFile(archive, metadata_encoding=encoding)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
         raise DatasetError(f"{archive.name!r} is a corrupt ZIP archive ({exc}); re-create it") from None
+
+
+def name_encoding(zf: zipfile.ZipFile) -> str | None:
+    """The encoding of the entry names not flagged UTF-8, when it is not CP437; None if nothing to do.
+
+    The ZIP format says unflagged names are CP437, but archivers write the system's code page
+    (Windows' "Compressed folder" writes Shift-JIS on a Japanese system, whose second bytes include
+    0x5C, a backslash in CP437) or UTF-8 without the flag (Info-ZIP, macOS). So: all names valid
+    UTF-8 means UTF-8; otherwise the code page is detected once for the whole archive from all the
+    unflagged names together (charset-normalizer, see datasets.text), kept only if it reads every
+    one of them.
+    """
+    # zipfile decoded unflagged names as CP437, which maps every byte: encoding back is lossless.
+    raw = [info.orig_filename.encode("cp437") for info in zf.infolist() if not info.flag_bits & 0x800]
+    if all(name.isascii() for name in raw):
+        return None
+    for candidate in ("utf-8", detect_encoding(b"\n".join(raw))):
+        if candidate is None or candidate == "cp437":
+            continue
+        try:
+            for name in raw:
+                name.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+        return candidate
+    return None
 
 
 def _plan(
@@ -210,6 +245,7 @@ def extract_zip(
     """Check `archive` whole, then extract into `dest` the entries for which skip_reason is None."""
     out = Extraction()
     with _open_archive(archive, limits) as zf:
+        out.name_encoding = zf.metadata_encoding if zf.metadata_encoding != "utf-8" else None
         plan = _plan(zf, limits, skip_reason, out)
         budget = limits.max_total_bytes
         for info, name in plan:

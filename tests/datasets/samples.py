@@ -113,6 +113,28 @@ def add_raw_name(path: Path, name: str, data: bytes) -> None:
         archive.writestr(zipfile.ZipInfo(name), data)
 
 
+def legacy_names_zip(path: Path, entries: dict[str, bytes | str], encoding: str) -> Path:
+    """A ZIP whose names are in `encoding` without the UTF-8 flag, as Windows' "Compressed folder" writes.
+
+    zipfile always writes non-ASCII names as flagged UTF-8, so each entry is written under an ASCII
+    stand-in of the same byte length, then the stand-in's bytes are replaced in every header.
+    """
+    raw = {name: name.encode(encoding) for name in entries}
+    stand_ins = {name: f"{i:0{len(b)}d}".encode() for i, (name, b) in enumerate(raw.items())}
+    make_zip(path, {stand_ins[name].decode(): data for name, data in entries.items()})
+    data = path.read_bytes()
+    for name, stand_in in stand_ins.items():
+        for header in (b"PK\x03\x04", b"PK\x01\x02"):
+            start = 0
+            while (at := data.find(header, start)) != -1:
+                name_at = at + (30 if header == b"PK\x03\x04" else 46)
+                if data[name_at:name_at + len(stand_in)] == stand_in:
+                    data = data[:name_at] + raw[name] + data[name_at + len(stand_in):]
+                start = at + 4
+    path.write_bytes(data)
+    return path
+
+
 def lie_about_size(path: Path, declared: int) -> None:
     """Rewrite every local and central header so each entry claims `declared` bytes uncompressed."""
     data = bytearray(path.read_bytes())

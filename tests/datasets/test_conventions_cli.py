@@ -100,3 +100,26 @@ def test_every_unused_text_file_is_named_and_os_junk_stays_quiet(flux: str, tmp_
     assert named == {"a.caption", "notes.txt", "captions.json"}, warnings
     assert not any(junk in w for w in warnings for junk in ("__MACOSX", ".DS_Store", "Thumbs.db")), warnings
     assert {d["source"] for d in report["ignored"]} >= {"a.caption", "notes.txt", "captions.json", "Thumbs.db"}
+
+
+def test_shift_jis_names_from_windows_compressed_folders_lose_no_photo(flux: str, tmp_path: Path) -> None:
+    archive = samples.legacy_names_zip(tmp_path / "jp.zip", {
+        "ソ.jpg": samples.jpeg(), "ソ.txt": "TOK, a cat on a wall", "表.jpg": samples.jpeg(seed=1),
+        "犬.jpg": samples.jpeg(seed=2), "犬.txt": "TOK, a dog in the snow",
+    }, "cp932")
+    report, warnings = dry_run(flux, archive, tmp_path / "out")
+    assert captions(report) == {
+        "ソ.jpg": ("TOK, a cat on a wall", "txt"), "表.jpg": ("TOK", "trigger_word"),
+        "犬.jpg": ("TOK, a dog in the snow", "txt"),
+    }
+    assert report["ignored"] == [] and report["dropped"] == []
+    assert any("cp932" in w for w in warnings), warnings
+
+
+def test_utf8_names_without_the_flag_are_utf8(flux: str, tmp_path: Path) -> None:
+    archive = samples.legacy_names_zip(tmp_path / "mac.zip", {
+        "café.jpg": samples.jpeg(), "café.txt": "TOK at the café", "ñu.jpg": samples.jpeg(seed=1),
+    }, "utf-8")
+    report, warnings = dry_run(flux, archive, tmp_path / "out")
+    assert captions(report) == {"café.jpg": ("TOK at the café", "txt"), "ñu.jpg": ("TOK", "trigger_word")}
+    assert warnings == []
