@@ -8,6 +8,11 @@ CPU mode (default) uses the tiny models and the service's own InferenceRunner:
   * switch: the runner with both LoRAs cached, so a switch is `set_adapters`;
   * throughput: sequential 64 px requests alternating between the two LoRAs, in requests/s.
 
+Evict mode measures the memory budget's price on the tiny models: requests alternating between
+QWEN and FLUX (each with its LoRA) through a runner whose LORAFORGE_GPU_MEMORY_GB holds one base
+pipeline, so every request evicts the other and reloads its own, against the same requests with a
+budget that holds both (the reference, no eviction), as a ratio.
+
 GPU mode builds FLUX.1-dev's architecture with random bf16 weights (the full transformer from
 loraforge.training.architectures and a full-size FLUX VAE; random text embeddings of the T5/CLIP
 shapes stand in for the text encoders, which run once per prompt and are not what compile speeds
@@ -15,6 +20,7 @@ up), attaches a rank-16 LoRA as the service does, and times 1024 px, 28-step gen
 and with the transformer's repeated blocks compiled (torch.compile, regional).
 
     python bench/inference.py [--repeats 10] [--requests 40] [--steps 2] [--threads 1]
+    python bench/inference.py evict [--requests 20] [--steps 2]
     python bench/inference.py gpu [--size 1024] [--steps 28] [--runs 3]
     python bench/inference.py gpu --device cpu --smoke --size 64 --steps 2 --runs 1   # code path check
 """
@@ -95,6 +101,42 @@ def cpu_bench(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def evict_bench(args: argparse.Namespace) -> dict[str, Any]:
+    from loraforge.config import load_settings
+    from loraforge.inference.request import GenerationRequest
+    from loraforge.inference.runner import InferenceRunner
+    from loraforge.training.loading import ensure_tiny_models
+    from tests.inference.conftest import write_random_lora
+
+    work = Path(tempfile.mkdtemp(prefix="bench-evict-"))
+    models = ensure_tiny_models(work / "tiny")
+    loras = {family: write_random_lora(models[family], family, 1, work / f"lora-{family}") for family in models}
+    settings = load_settings(data_dir=work / "data", model_flux=str(models["flux"]), model_qwen=str(models["qwen"]))
+    request = GenerationRequest(prompt="a photo of a cat", width=64, height=64,
+                                num_inference_steps=args.steps, seed=0)
+
+    def alternate(budget_gb: float) -> tuple[float, InferenceRunner]:
+        runner = InferenceRunner(settings.model_copy(update={"gpu_memory_gb": budget_gb}))
+        for family in ("qwen", "flux"):  # first loads are not part of the steady state
+            runner.generate(request, base_model=family.upper(), lora_path=loras[family])
+        started = time.perf_counter()
+        for i in range(args.requests):
+            family = ("qwen", "flux")[i % 2]
+            runner.generate(request, base_model=family.upper(), lora_path=loras[family])
+        return (time.perf_counter() - started) / args.requests, runner
+
+    both_s, both = alternate(1.0)
+    one_s, one = alternate(0.002)
+    return {
+        "mode": "evict", "requests": args.requests, "steps": args.steps, "size": 64,
+        "budget_for_both_ms_per_request": round(both_s * 1000, 1),
+        "budget_for_one_ms_per_request": round(one_s * 1000, 1),
+        "evicting_over_resident": round(one_s / both_s, 1),
+        "base_loads": {"both": both.base_loads, "one": one.base_loads},
+        "base_evictions": {"both": both.base_evictions, "one": one.base_evictions},
+    }
+
+
 def _flux_pipeline(device: str, dtype: Any, smoke: bool) -> Any:
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline
     from peft import LoraConfig
@@ -165,7 +207,7 @@ def gpu_bench(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", nargs="?", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("mode", nargs="?", choices=("cpu", "evict", "gpu"), default="cpu")
     parser.add_argument("--family", choices=("flux", "qwen"), default="flux", help="cpu mode: tiny model")
     parser.add_argument("--repeats", type=int, default=10, help="cpu mode: timed reloads and switches")
     parser.add_argument("--requests", type=int, default=40, help="cpu mode: timed generations")
@@ -181,7 +223,7 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    results = gpu_bench(args) if args.mode == "gpu" else cpu_bench(args)
+    results = {"gpu": gpu_bench, "evict": evict_bench, "cpu": cpu_bench}[args.mode](args)
     print(json.dumps(results, indent=2))
 
 
