@@ -88,6 +88,9 @@ class FineTunePublic(BaseModel):
     inference_api_url: str | None = None  # POST here to generate, once AVAILABLE
     events: list[EventPublic] = []
     progress: ProgressPublic | None = None
+    # The dataset report's summary once prepared: images_used, dropped and not_used files with
+    # reasons, caption_sources, buckets, warnings, counts, error, report_url (signed, 1 hour).
+    dataset: dict[str, Any] | None = None
     samples: list[dict[str, Any]] = []  # [{step, index, prompt, url}] sample images, links signed for 1 hour
     checkpoints: list[dict[str, Any]] = []  # [{step, url, cloud_storage_url}] intermediate LoRAs
     files: list[dict[str, Any]] = []  # [{format, for, url, cloud_storage_url}] the file meant for each tool

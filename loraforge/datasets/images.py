@@ -2,7 +2,7 @@
 
 `load_image` verifies the file's structure, checks the pixel count against the cap before any
 pixel is decoded (a decompression bomb is refused from its header), fully decodes it, applies
-the EXIF orientation, maps an embedded ICC colour profile to sRGB and converts any mode (CMYK,
+the EXIF orientation (HEIC: libheif applies the container's rotation itself), maps an embedded ICC colour profile to sRGB and converts any mode (CMYK,
 RGBA and LA composited on white, 16-bit grayscale, palette, bilevel...) to 8-bit RGB. A file
 that cannot be used raises `ImageRejected` with a reason a person can act on; the caller decides
 whether that is a warning or an error. Broken EXIF or colour profiles only add a note.
@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
-ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP"})  # MPO: phone JPEGs with extra frames
+# MPO: phone JPEGs with extra frames; HEIF: iPhone photos (pillow-heif); AVIF: Pillow's own (>= 11.3).
+ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "HEIF", "AVIF"})
 _SIXTEEN_BIT = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 
 
@@ -69,8 +70,17 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+@functools.cache
+def _register_heif() -> None:
+    """Teach Pillow HEIC/HEIF (iPhones' default format) through pillow-heif, once per process."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+
+
 def _decode(path: Path, max_pixels: int) -> Image.Image:
     """Check the header and structure, then decode every pixel; ImageRejected if unusable."""
+    _register_heif()
     try:
         with warnings.catch_warnings():
             # Our own pixel cap decides; Pillow's bomb warning would only add noise to the logs.
@@ -78,7 +88,7 @@ def _decode(path: Path, max_pixels: int) -> Image.Image:
             with Image.open(path) as probe:
                 fmt = probe.format or "unknown"
                 if fmt not in ACCEPTED_FORMATS:
-                    raise ImageRejected(f"unsupported format {fmt}; use JPEG, PNG or WEBP")
+                    raise ImageRejected(f"unsupported format {fmt}; use JPEG, PNG, WEBP, HEIC or AVIF")
                 width, height = probe.size
                 if width * height > max_pixels:
                     raise ImageRejected(

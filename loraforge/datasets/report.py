@@ -84,6 +84,46 @@ class DatasetReport:
         return path
 
 
+SUMMARY_LIST_MAX = 100  # files and warnings listed in a summary; the counts are always whole
+
+
+def summarize(report: dict[str, Any]) -> dict[str, Any]:
+    """The part of a report (`DatasetReport.to_json()`) a job's details show, lists capped.
+
+    Keys: images_used, dropped and not_used (each `{file, reason}`; OS junk only counted, in
+    os_junk_skipped), caption_sources (source -> images), buckets ("WxH" -> images), warnings,
+    counts, and error when the dataset was refused.
+    """
+    kept = report.get("kept", [])
+    sources: dict[str, int] = {}
+    for item in kept:
+        sources[item["caption_source"]] = sources.get(item["caption_source"], 0) + 1
+    ignored = report.get("ignored", [])
+    user_files = [d for d in ignored if not d.get("os_junk")]
+    dropped = report.get("dropped", [])
+    warnings = report.get("warnings", [])
+    return {
+        "images_used": len(kept),
+        "dropped": [{"file": d["source"], "reason": d["reason"]} for d in dropped[:SUMMARY_LIST_MAX]],
+        "not_used": [{"file": d["source"], "reason": d["reason"]} for d in user_files[:SUMMARY_LIST_MAX]],
+        "os_junk_skipped": len(ignored) - len(user_files),
+        "caption_sources": dict(sorted(sources.items())),
+        "buckets": report.get("buckets", {}),
+        "warnings": warnings[:SUMMARY_LIST_MAX],
+        "counts": {"images_used": len(kept), "dropped": len(dropped), "not_used": len(user_files),
+                   "warnings": len(warnings)},
+        "error": report.get("error"),
+    }
+
+
+def counts_line(summary: dict[str, Any]) -> str:
+    """`dataset: 3 images used, 2 dropped, 1 file not used, 4 warnings; captions: 2 txt, 1 instance_prompt`."""
+    counts = summary["counts"]
+    captions = ", ".join(f"{n} {source}" for source, n in summary["caption_sources"].items()) or "none"
+    return (f"dataset: {counts['images_used']} images used, {counts['dropped']} dropped, "
+            f"{counts['not_used']} files not used, {counts['warnings']} warnings; captions: {captions}")
+
+
 class DatasetDigest:
     """Running sha256 over processed items, fed in a stable order."""
 

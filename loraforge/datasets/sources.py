@@ -16,7 +16,7 @@ from loraforge.datasets.limits import DatasetLimits
 from loraforge.datasets.zipsafe import Extraction, extract_zip
 from loraforge.errors import DatasetError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".avif"})
 # Files an OS writes by itself; skipped without a word (everything else skipped is named).
 OS_JUNK_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini", "ehthumbs.db", ".localized"})
 OS_JUNK_FOLDERS = frozenset({"__MACOSX", ".Spotlight-V100", ".Trashes", ".fseventsd", ".TemporaryItems"})
@@ -25,9 +25,6 @@ TEXT_SUFFIXES = frozenset({".json", ".jsonl", ".csv", ".tsv", ".md", ".tags", ".
 # Image formats people do upload (phones, scanners, the web); named so the report can say "convert".
 OTHER_IMAGE_SUFFIXES = frozenset(
     {
-        ".heic",
-        ".heif",
-        ".avif",
         ".gif",
         ".bmp",
         ".tif",
@@ -65,12 +62,13 @@ def skip_reason(name: str) -> str | None:
         return "hidden file"
     suffix = path.suffix.lower()
     if suffix in OTHER_IMAGE_SUFFIXES:
-        return f"unsupported image format ({suffix}); convert it to JPEG, PNG or WEBP"
+        return f"unsupported image format ({suffix}); convert it to JPEG, PNG, WEBP, HEIC or AVIF"
     if suffix in TEXT_SUFFIXES and not is_caption_file(name):
         return ("a text file in no caption layout loraforge reads (IMAGE.txt, IMAGE.caption, "
                 "metadata.jsonl or metadata.csv with file_name and text)")
     if suffix not in IMAGE_SUFFIXES and not is_caption_file(name):
-        return "not an image or caption (.jpg, .jpeg, .png, .webp; .txt, .caption, metadata.jsonl/.csv)"
+        return ("not an image or caption (.jpg, .jpeg, .png, .webp, .heic, .heif, .avif; .txt, .caption, "
+                "metadata.jsonl/.csv)")
     return None
 
 

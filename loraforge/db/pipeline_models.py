@@ -42,6 +42,8 @@ class JobRun(Base):
     # Unix seconds of the last hand-over to the queue, and how many there were (republishing backs off).
     published_at: Mapped[float | None] = mapped_column(Float, default=None)
     publish_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The dataset report's summary (loraforge.datasets.report.summarize), shown by details.
+    dataset: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 class JobEvent(Base):

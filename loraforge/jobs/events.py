@@ -95,6 +95,7 @@ _DETAILS = (
         _RUNS.c.total_steps.label("_run_total_steps"),
         _RUNS.c.loss.label("_run_loss"),
         _RUNS.c.eta_seconds.label("_run_eta_seconds"),
+        _RUNS.c.dataset.label("_run_dataset"),
         _EVENTS.c.status.label("_event_status"),
         _EVENTS.c.created_at.label("_event_created_at"),
         _EVENTS.c.message.label("_event_message"),
@@ -124,6 +125,7 @@ def job_details(
         return None
     first = rows[0]._mapping
     job = {name: first[name] for name in _JOB_COLUMNS}
+    job["dataset"] = first["_run_dataset"]  # the dataset report's summary, once prepared
     events = [
         _event(r._event_status, r._event_created_at, r._event_message)
         for r in rows

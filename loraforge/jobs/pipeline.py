@@ -30,6 +30,7 @@ from loraforge.db.pipeline_models import JobRun
 from loraforge.errors import ConflictError, JobCancelled, LoraforgeError
 from loraforge.inference.handoff import gpu_work
 from loraforge.jobs import artifacts, lease, training_outputs
+from loraforge.jobs.dataset_report import store_dataset_report
 from loraforge.jobs.events import ProgressWriter, move, record_event
 from loraforge.jobs.statuses import JobStatus, is_terminal
 from loraforge.storage.base import ObjectStore
@@ -234,6 +235,8 @@ def _prepare(ctx: WorkerContext, job_id: str, spec: Any, data_url: str, work_dir
     finally:
         if captioner is not None:
             captioner.close()  # frees the VLM before training needs the memory
+        # Written also when the dataset is refused: details then show every file and why.
+        store_dataset_report(ctx.store, ctx.sessions, job_id, dataset_dir / "dataset_report.json")
     for warning in getattr(dataset, "warnings", ())[:20]:
         logger.info("job %s dataset: %s", job_id, warning)
     return dataset

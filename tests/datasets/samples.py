@@ -42,6 +42,18 @@ def webp(size: tuple[int, int] = (96, 96), seed: int = 0) -> bytes:
     return encode(gradient(size, seed), "WEBP", quality=90)
 
 
+def heic(size: tuple[int, int] = (96, 80), seed: int = 0) -> bytes:
+    """An iPhone-style HEIC photo (HEVC in HEIF), written with pillow-heif."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    return encode(gradient(size, seed), "HEIF", quality=90)
+
+
+def avif(size: tuple[int, int] = (96, 80), seed: int = 0) -> bytes:
+    return encode(gradient(size, seed), "AVIF", quality=90)
+
+
 def cmyk_jpeg(size: tuple[int, int] = (96, 96)) -> bytes:
     return encode(gradient(size, 3).convert("CMYK"), "JPEG")
 

@@ -126,13 +126,19 @@ def test_a_zip_without_images_says_so(tmp_path: Path) -> None:
     assert "a.txt: caption file with no image of the same name" in error.message
 
 
-def test_a_zip_of_phone_heic_photos_says_to_convert_them(tmp_path: Path) -> None:
+def test_a_zip_of_fake_heic_photos_names_each_one(tmp_path: Path) -> None:
     archive = samples.make_zip(
         tmp_path / "heic.zip", {"IMG_0001.HEIC": b"....ftypheic", "IMG_0002.heic": b"x"}
     )
-    assert_refused(
-        archive, tmp_path / "work", r"IMG_0001.HEIC: unsupported image format \(.heic\); convert it to JPEG"
+    assert_refused(archive, tmp_path / "work", r"IMG_0001.HEIC: not a readable image")
+
+
+def test_phone_heic_and_avif_photos_are_used(tmp_path: Path) -> None:
+    archive = samples.make_zip(
+        tmp_path / "phone.zip", {"IMG_0001.HEIC": samples.heic(), "IMG_0002.avif": samples.avif(seed=1)}
     )
+    dataset = prepare(archive, tmp_path / "work")
+    assert sorted(item.source_name for item in dataset.items) == ["IMG_0001.HEIC", "IMG_0002.avif"]
 
 
 def test_an_all_corrupt_dataset_names_every_file_and_the_minimum(tmp_path: Path) -> None:

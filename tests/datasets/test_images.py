@@ -65,7 +65,7 @@ def test_a_gif_renamed_to_jpg_is_dropped_as_unsupported(tmp_path: Path) -> None:
         tmp_path / "d.zip", {"a.jpg": gif, "b.jpg": samples.jpeg(), "c.png": samples.png()}
     )
     dataset = prepare(archive, tmp_path / "work")
-    assert "a.jpg was dropped: unsupported format GIF; use JPEG, PNG or WEBP" in dataset.warnings
+    assert "a.jpg was dropped: unsupported format GIF; use JPEG, PNG, WEBP, HEIC or AVIF" in dataset.warnings
 
 
 def test_a_png_named_jpg_is_accepted_by_its_content(tmp_path: Path) -> None:

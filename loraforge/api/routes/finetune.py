@@ -25,6 +25,7 @@ from loraforge.api.responses import JsonResponse
 from loraforge.errors import NotFoundError
 from loraforge.jobs import requests as jobs
 from loraforge.jobs import training_outputs
+from loraforge.jobs.dataset_report import dataset_details
 from loraforge.jobs.events import job_details
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ def _render_details(session: Session, store: Any, user_id: str, request_id: str)
         "progress": progress,
         "model_information": job["model_information"] or {},
         **training_outputs.listed_outputs(session, store, job),
+        "dataset": dataset_details(store, job.get("dataset"), job["id"], training_outputs.LINK_SECONDS),
     }
 
 

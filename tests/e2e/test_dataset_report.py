@@ -1,0 +1,71 @@
+"""Issue 10 over HTTP: what a job's dataset used, dropped and skipped is in details, events and storage.
+
+One tiny training job (an iPhone HEIC among JPEGs, a truncated and a too-small photo, OS junk,
+`lora_rank` as an alias) and one refused dataset, on one app (SQLite, local disk) to stay lean.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zipfile
+
+import pytest
+
+from tests.datasets import samples
+from tests.e2e.flow import TERMINAL, pipeline_settings, submit_body, wait_for
+from tests.e2e.pipeline_http import details, fetch, submit, upload
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _lora_metadata(data: bytes) -> dict[str, str]:
+    size = struct.unpack("<Q", data[:8])[0]
+    return json.loads(data[8: 8 + size]).get("__metadata__", {})
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("storage_kind", ["local"], indirect=True)
+def test_details_name_every_unused_file_and_the_heic_photo_is_trained_on(make_app_client, tiny_models) -> None:
+    api = make_app_client(**pipeline_settings(tiny_models))
+    good = {f"good{i}.jpg": samples.jpeg((160, 144), seed=i) for i in range(3)}
+    dataset = _zip({
+        **good, "IMG_0001.HEIC": samples.heic((160, 128), seed=5), "cut.jpg": samples.jpeg((160, 144))[:700],
+        "thumb.jpg": samples.jpeg((20, 20)), "__MACOSX/._good0.jpg": b"x", ".DS_Store": b"x",
+    })
+    body = submit_body(upload(api, dataset), steps=2, resolution=128)
+    del body["advance_parameters"]["rank"]
+    body["advance_parameters"]["lora_rank"] = 4
+    job_id = submit(api, body)
+
+    refused = submit(api, submit_body(upload(api, _zip({"one.jpg": samples.jpeg((160, 144)),
+                                                        "scan.psd": b"8BPS"})), steps=2))
+    failed = wait_for(lambda: details(api, refused), lambda d: d["status"] in TERMINAL, timeout=300)
+    assert failed["status"] == "FAILED" and "scan.psd" in failed["error_message"], failed["error_message"]
+    assert failed["dataset"]["error"] == failed["error_message"]
+
+    job = wait_for(lambda: details(api, job_id), lambda d: d["status"] in TERMINAL, timeout=300)
+    assert job["status"] == "AVAILABLE", job["error_message"]
+    summary = job["dataset"]
+    assert summary["images_used"] == 4
+    assert {d["file"] for d in summary["dropped"]} == {"cut.jpg", "thumb.jpg"}
+    assert all(d["reason"] for d in summary["dropped"])
+    assert summary["not_used"] == [] and summary["os_junk_skipped"] == 2
+    assert summary["caption_sources"] == {"instance_prompt": 4}
+    assert sum(summary["buckets"].values()) == 4
+    assert any(e["status"] == "DATA_PROCESSING" and e["message"] and "4 images used, 2 dropped" in e["message"]
+               for e in job["events"]), job["events"]
+    report = json.loads(fetch(api, summary["report_url"]))
+    assert sorted(k["source"] for k in report["kept"]) == ["IMG_0001.HEIC", *sorted(good)]
+
+    assert job["advance_parameters"]["rank"] == 4 and "lora_rank" not in job["advance_parameters"]
+    link = api.client.request("GET", "/finetune/request/file/download",
+                              data={"cloud_storage_url": job["cloud_storage_url"]}, headers=api.headers())
+    assert _lora_metadata(fetch(api, link.text))["loraforge.rank"] == "4"
