@@ -68,6 +68,8 @@ class InferenceRunner:
     def __init__(self, settings: Settings, device: str | None = None) -> None:
         self.settings = settings
         self.device = resolve_device(device or settings.inference_device)
+        # Training runs on the default device; a runner there hands it over (inference.handoff).
+        self.on_training_device = self.device == resolve_device(None)
         self.budget = device_budget_bytes(settings, self.device)
         self.cache_size = settings.inference_cache_size
         self.base_loads = 0  # how many base pipelines were loaded (tests count them)
@@ -163,14 +165,15 @@ class InferenceRunner:
     def _device(self, deadline: float | None) -> Iterator[None]:
         """Hold the runner lock; with `deadline`, only once training no longer holds the device."""
         while True:
-            if deadline is not None and not handoff.wait_until_free(self.device, deadline):
+            held = deadline is not None and self.on_training_device
+            if held and not handoff.wait_until_free(deadline):
                 raise ServiceBusyError(
                     f"the device {self.device} is busy training a job; retry when the job is done",
                     BUSY_RETRY_S,
                 )
             self._lock.acquire()
             # Checked under the lock: gpu_work marks the device busy before it takes this lock.
-            if deadline is None or not handoff.busy(self.device):
+            if not held or not handoff.busy():
                 break
             self._lock.release()
         try:

@@ -90,6 +90,7 @@ def test_jobs_and_generations_of_both_models_stay_within_one_pipeline_budget(tmp
             return api.http.post(f"/v1/{slug}", json=GEN | fields, timeout=240)
 
         qwen = run("QWEN")
+        assert generate(qwen["slug"]).status_code == 200  # the API's runner now holds the QWEN pipeline
         # The FLUX job trains long enough to hold the device while generations queue behind it.
         flux_id = api.submit(submit_body(data, base_model="FLUX", steps=400))
         wait_for(lambda: api.details(flux_id), lambda d: (d.get("progress") or {}).get("step", 0) >= 2
