@@ -82,7 +82,7 @@ def _env(tmp: Path, database_url: str, extra: dict[str, str]) -> dict[str, str]:
 def start_server(tmp: Path, **extra: str) -> Served:
     database_url = create_postgres_database()
     env = _env(tmp, database_url, extra)
-    other = subprocess.run([sys.executable, "-m", "loraforge", "keys", "create", "--name", "other"],
+    other = subprocess.run([sys.executable, "-m", "loraforge", "keys", "create", "--name", "other", "--init"],
                            env=env, capture_output=True, text=True, timeout=120, check=True).stdout.strip()
     port = free_port()
     log = tmp / f"serve-{port}.log"
