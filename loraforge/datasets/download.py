@@ -4,7 +4,9 @@ Every request goes through loraforge.net's GuardedClient: each hop of a redirect
 MAX_REDIRECTS) passes the SSRF guard, the connection is made to the very address the guard
 checked, proxies from the environment are ignored and the whole transfer has a deadline. The size
 cap applies to the Content-Length announced and to the bytes actually read; the file appears at
-`dest` only when complete.
+`dest` only when complete. A web page is refused: at HEAD when its Content-Type says HTML, and at
+GET when the body does not start like a ZIP, with the URL (redacted by `display_url`), what came
+back, and how to get a direct link from the common sharing services (Google Drive, Dropbox, OneDrive).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -25,9 +28,60 @@ from loraforge.storage.atomic import AtomicWriter, format_bytes
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 256 * 1024
+WEB_PAGE_TYPES = ("text/html", "application/xhtml+xml")
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or the end record of an empty ZIP
+SNIFF_BYTES = 4096  # enough of a body to say what it is (and which sharing service sent it)
+DIRECT_LINK = "use a direct download link"
+# Sharing services whose links open a web page; how to get the file itself instead.
+SHARING_HINTS = (
+    (("drive.google.com", "docs.google.com", "Google Drive"),
+     ("for Google Drive, share with 'Anyone with the link' and use "
+      "https://drive.google.com/uc?export=download&id=FILE_ID")),
+    (("dropbox.com", "Dropbox"), "for Dropbox, end the link with dl=1 instead of dl=0"),
+    (("onedrive.live.com", "1drv.ms", "sharepoint.com", "OneDrive"),
+     "for OneDrive, add download=1 to the link, or copy the link of its Download button"),
+)
 # a transfer slower than this on average is abandoned, so a trickling server cannot hold a worker
 MIN_RATE_BYTES_S = 32 * 1024
 HEADERS = {"User-Agent": "loraforge-fetch/1", "Accept-Encoding": "identity"}
+
+
+def display_url(url: str) -> str:
+    """`url` as messages show it: no user name or password, no query or fragment (they hold tokens)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return "the dataset URL"
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    hidden = "?…" if parts.query else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}{hidden}"
+
+
+def sharing_hint(url: str, page: bytes = b"") -> str:
+    """`; for Dropbox, end the link with dl=1...` when the URL's host or the page names a sharing service."""
+    host = (urlsplit(url).hostname or "").lower()
+    text = page[:SNIFF_BYTES].decode("utf-8", errors="ignore")
+    for marks, hint in SHARING_HINTS:
+        if any(host == m or host.endswith("." + m) or (m[0].isupper() and m in text) for m in marks):
+            return f"; {hint}"
+    return ""
+
+
+def _is_web_page(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() in WEB_PAGE_TYPES
+
+
+def _what_came(head: bytes, content_type: str, size: int) -> str:
+    start = head.lstrip()[:15].lower()
+    if _is_web_page(content_type) or start.startswith((b"<!doctype html", b"<html")):
+        return "a web page (HTML)"
+    if size == 0:
+        return "an empty body"
+    kind = content_type.split(";")[0].strip() or "no Content-Type"
+    return f"{size} bytes of {kind} starting {head[:8]!r}"
 
 
 def _client(settings: Settings, deadline_s: float) -> GuardedClient:
@@ -42,16 +96,16 @@ def _open(client: GuardedClient, method: str, url: str, settings: Settings) -> I
         with client.open(method, url, follow_redirects=True, max_redirects=MAX_REDIRECTS) as response:
             if not response.is_success:
                 hint = " (is the link public and not expired?)" if response.status_code in (401, 403) else ""
-                raise DownloadError(f"the server answered {response.status_code} for {url}{hint}")
+                raise DownloadError(f"the server answered {response.status_code} for {display_url(url)}{hint}")
             yield response
     except OutboundError as exc:
         raise DownloadError(exc.message) from None
     except httpx.TimeoutException:
         raise DownloadError(
-            f"{url} did not answer within {settings.download_timeout_s:g} s; try again or use another host"
+            f"{display_url(url)} did not answer within {settings.download_timeout_s:g} s; try again or use another host"
         ) from None
     except httpx.HTTPError as exc:
-        raise DownloadError(f"fetching {url} failed: {exc}") from None
+        raise DownloadError(f"fetching {display_url(url)} failed: {exc}") from None
 
 
 def _content_length(response: httpx.Response) -> int | None:
@@ -62,7 +116,7 @@ def _content_length(response: httpx.Response) -> int | None:
 def _check_size(url: str, size: int, settings: Settings) -> None:
     if size > settings.max_upload_bytes:
         raise PayloadTooLargeError(
-            f"{url} is {format_bytes(size)}, over the {format_bytes(settings.max_upload_bytes)} limit"
+            f"{display_url(url)} is {format_bytes(size)}, over the {format_bytes(settings.max_upload_bytes)} limit"
         )
 
 
@@ -71,15 +125,28 @@ def probe(url: str, settings: Settings) -> int:
     # A HEAD carries no body: the whole exchange gets the plain timeout (it runs inside submit).
     with _client(settings, settings.download_timeout_s) as client, _open(client, "HEAD", url, settings) as response:
         size = _content_length(response)
+        if _is_web_page(response.headers.get("content-type", "")):
+            raise DownloadError(f"the URL returned a web page, not a ZIP; {DIRECT_LINK}{sharing_hint(url)}")
     if size is None:
         raise DownloadError(
-            f"{url} answered HEAD without a Content-Length; the host must support HEAD and GET "
+            f"{display_url(url)} answered HEAD without a Content-Length; the host must support HEAD and GET "
             "and report the file size (upload the ZIP with a pre-signed URL instead)"
         )
     if size == 0:
-        raise DownloadError(f"{url} is empty (Content-Length: 0)")
+        raise DownloadError(f"{display_url(url)} is empty (Content-Length: 0)")
     _check_size(url, size, settings)
     return size
+
+
+def _check_zip(url: str, head: bytes, content_type: str) -> None:
+    """DownloadError naming the URL and what it sent, unless `head` starts a ZIP archive."""
+    if head.startswith(ZIP_MAGIC):
+        return
+    what = _what_came(head, content_type, len(head))
+    raise DownloadError(
+        f"{display_url(url)} did not send a ZIP archive but {what}; {DIRECT_LINK} to the .zip file"
+        f"{sharing_hint(url, head)}"
+    )
 
 
 def download(url: str, dest: Path, settings: Settings) -> Path:
@@ -91,19 +158,27 @@ def download(url: str, dest: Path, settings: Settings) -> Path:
         announced = _content_length(response)
         if announced is not None:
             _check_size(url, announced, settings)
+        content_type = response.headers.get("content-type", "")
+        head = b""
         try:
             with AtomicWriter(dest, settings.max_upload_bytes, what=url) as out:
                 for chunk in response.iter_bytes(CHUNK_BYTES):
+                    if len(head) < SNIFF_BYTES:
+                        head += chunk[: SNIFF_BYTES - len(head)]
+                        if len(head) >= 4:
+                            _check_zip(url, head, content_type)
                     out.write(chunk)
                     if time.monotonic() > deadline:
-                        raise DownloadError(f"{url} is sending too slowly; gave up after {out.size} bytes")
+                        raise DownloadError(f"{display_url(url)} is sending too slowly; gave up after {out.size} bytes")
                 encoded = response.headers.get("content-encoding", "identity") != "identity"
                 if announced is not None and not encoded and out.size != announced:
                     raise DownloadError(
-                        f"{url} sent {out.size} bytes but announced {announced}; the transfer was cut short"
+                        f"{display_url(url)} sent {out.size} bytes but announced {announced}; the transfer was cut short"
                     )
+                if len(head) < 4:
+                    _check_zip(url, head, content_type)
         except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise DownloadError(f"the transfer of {url} broke off: {exc}; try again") from None
+            raise DownloadError(f"the transfer of {display_url(url)} broke off: {exc}; try again") from None
     logger.info("downloaded %s (%d bytes, HEAD said %d)", url, out.size, expected)
     return dest
 

@@ -25,6 +25,7 @@ def zip_server(tmp_path: Path) -> Iterator[str]:
     root = tmp_path / "www"
     root.mkdir()
     (root / "dataset.zip").write_bytes(tiny_zip())
+    (root / "share.html").write_text("<!doctype html><title>Share</title><p>Download</p>")
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -63,6 +64,18 @@ def test_a_foreign_url_that_is_missing_or_too_big_is_refused(
     )
     assert too_big.status_code == 413, too_big.text
     assert api.client.get(f"{BASE}/list", headers=api.headers()).json() == []
+
+
+def test_a_url_that_answers_with_a_web_page_is_refused_at_submit(
+    make_app_client: AppFactory, zip_server: str
+) -> None:
+    api = make_app_client(allow_private_urls=True)
+    body = {**QWEN_SUBMIT, "data_source_path": f"{zip_server}/share.html"}
+    answer = api.client.post(f"{BASE}/submit", headers=api.headers(), json=body)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == (
+        "data_source_path: the URL returned a web page, not a ZIP; use a direct download link"
+    )
 
 
 INTERNAL_URLS = [

@@ -42,7 +42,7 @@ class Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
-        path = self.path
+        path = self.path.split("?", 1)[0]
         if path == "/data.zip":
             self._send(200, PAYLOAD, len(PAYLOAD), Content_Type="application/zip")
         elif path == "/missing.zip":
@@ -57,7 +57,7 @@ class Handler(BaseHTTPRequestHandler):
             if self.command == "HEAD":
                 self._send(200, b"", 1000)
             else:
-                self._send(200, b"x" * (CAP * 3), None)
+                self._send(200, b"PK\x03\x04" + b"x" * (CAP * 3), None)
         elif path == "/short.zip":  # announces more than it sends, then hangs up
             self.close_connection = True
             self._send(200, PAYLOAD[:100], len(PAYLOAD))
@@ -66,8 +66,14 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(2)
             self._send(200, PAYLOAD, len(PAYLOAD))
         elif path == "/host":
-            host = self.headers.get("Host", "").encode()
+            host = b"PK\x03\x04" + self.headers.get("Host", "").encode()  # a ZIP's first bytes, then the Host
             self._send(200, host, len(host))
+        elif path == "/page":  # a sharing page: HTML on HEAD and GET, with a length
+            page = b"<!doctype html><title>Share</title>"
+            self._send(200, page, len(page), Content_Type="text/html; charset=utf-8")
+        elif path == "/fake.zip":  # HEAD looks right, GET sends a Google Drive page
+            page = b"<html><head><title>data.zip - Google Drive</title></head></html>"
+            self._send(200, page, len(page), Content_Type="application/zip")
         elif path == "/to-data":
             self._send(302, b"", 0, Location="/data.zip")
         elif path == "/to-metadata":
@@ -109,7 +115,7 @@ def test_a_host_name_is_fetched_from_its_checked_address_with_its_own_host_heade
 ) -> None:
     by_name = file_host.replace("127.0.0.1", "localhost")
     dest = download(f"{by_name}/host", tmp_path / "host.txt", settings)
-    assert dest.read_text() == by_name.removeprefix("http://")
+    assert dest.read_bytes()[4:].decode() == by_name.removeprefix("http://")
 
 
 def test_redirects_are_followed(file_host: str, settings: Settings, tmp_path: Path) -> None:
@@ -179,3 +185,23 @@ def test_an_unreachable_host_gets_an_actionable_error(settings: Settings, tmp_pa
         port = sock.getsockname()[1]
     with pytest.raises(DownloadError, match="could not connect to 127.0.0.1"):
         probe(f"http://127.0.0.1:{port}/data.zip", settings)
+
+
+def test_a_web_page_is_refused_at_head(file_host: str, settings: Settings) -> None:
+    with pytest.raises(DownloadError) as caught:
+        probe(f"{file_host}/page", settings)
+    assert caught.value.message == "the URL returned a web page, not a ZIP; use a direct download link"
+
+
+def test_a_body_that_is_not_a_zip_is_named_with_the_redacted_url(
+    file_host: str, settings: Settings, tmp_path: Path
+) -> None:
+    url = file_host.replace("http://", "http://me:pw@") + "/fake.zip?key=secret"
+    with pytest.raises(DownloadError) as caught:
+        download(url, tmp_path / "d.zip", settings)
+    assert caught.value.message == (
+        f"{file_host}/fake.zip?… did not send a ZIP archive but a web page (HTML); use a direct download "
+        "link to the .zip file; for Google Drive, share with 'Anyone with the link' and use "
+        "https://drive.google.com/uc?export=download&id=FILE_ID"
+    )
+    assert not (tmp_path / "d.zip").exists()

@@ -6,10 +6,13 @@ One tiny training job (an iPhone HEIC among JPEGs, a truncated and a too-small p
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import struct
+import threading
 import zipfile
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -69,3 +72,33 @@ def test_details_name_every_unused_file_and_the_heic_photo_is_trained_on(make_ap
     link = api.client.request("GET", "/finetune/request/file/download",
                               data={"cloud_storage_url": job["cloud_storage_url"]}, headers=api.headers())
     assert _lora_metadata(fetch(api, link.text))["loraforge.rank"] == "4"
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("storage_kind", ["local"], indirect=True)
+def test_a_zip_url_that_sends_a_sharing_page_fails_naming_the_url_and_what_came(
+    make_app_client, tiny_models, tmp_path
+) -> None:
+    root = tmp_path / "www"
+    root.mkdir()  # HEAD says application/zip (the name), GET sends a Dropbox page
+    (root / "photos.zip").write_text("<!DOCTYPE html><html><head><title>Dropbox - photos.zip</title></head></html>")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = make_app_client(**pipeline_settings(tiny_models))
+        url = f"http://ann:hunter2@127.0.0.1:{server.server_address[1]}/photos.zip?token=s3cret"
+        job_id = submit(api, submit_body(url, steps=2))
+        job = wait_for(lambda: details(api, job_id), lambda d: d["status"] in TERMINAL, timeout=120)
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = job["error_message"]
+    assert job["status"] == "FAILED"
+    assert f"http://127.0.0.1:{server.server_address[1]}/photos.zip?… did not send a ZIP archive" in message
+    assert "a web page (HTML)" in message and "direct download link" in message and "dl=1" in message
+    assert "hunter2" not in message and "s3cret" not in message and "dataset.zip" not in message
