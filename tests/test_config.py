@@ -21,6 +21,9 @@ def test_defaults_use_sqlite_and_local_disk_under_data_dir(tmp_path):
         ({"broker_url": "kafka://x"}, "BROKER_URL"),
         ({"secret_key": "short"}, "SECRET_KEY"),
         ({"port": 0}, "PORT"),
+        ({"inference_device": "gpu7"}, "INFERENCE_DEVICE"),
+        ({"gpu_memory_gb": 0}, "GPU_MEMORY_GB"),
+        ({"inference_queue_size": 0}, "INFERENCE_QUEUE_SIZE"),
         ({"broker_url": "redis://127.0.0.1:6379/0", "database_url": "sqlite:///x.db"}, "shared database"),
     ],
 )
