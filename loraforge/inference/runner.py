@@ -213,7 +213,7 @@ class InferenceRunner:
     # -- setup -------------------------------------------------------------------------------
 
     def _slot(self, base_model: str, model_ref: str | None) -> _Slot:
-        """The pipeline for `base_model`, loaded (within the budget) if not held. Caller holds the lock."""
+        """The pipeline for `base_model`, loaded within the budget if not held (under the re-entrant lock)."""
         from loraforge.training.loading import dtype_for, family_of, read_pipeline, resolve_model_ref
 
         family = family_of(base_model)
