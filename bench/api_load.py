@@ -4,9 +4,11 @@ Seeds a fresh PostgreSQL database (10,000 jobs over 20 users; the benchmark user
 `loraforge serve` in its own process, and drives it from a second process: `wrk` when installed
 (Debian package `wrk`), else an async httpx client in a subprocess. /healthz, which touches no
 database, is measured in the same run as the framework's floor, and details/list are reported as
-ratios of it, so the figures travel across machines. Run by hand:
+ratios of it, so the figures travel across machines. `--limits both` runs everything twice, with
+the HTTP limits of loraforge.api.http_limits on and off (LORAFORGE_HTTP_LIMITS), and reports the
+cost of the limits as the ratio on/off of each endpoint's requests/s. Run by hand:
 
-    .venv/bin/python bench/api_load.py [--duration 10] [--connections 32] [--workers 1]
+    .venv/bin/python bench/api_load.py [--duration 10] [--connections 32] [--workers 1] [--limits on|off|both] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def seed(url: str) -> list[str]:
     return mine
 
 
-def start_server(url: str, port: int, workers: int, data_dir: Path) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, workers: int, data_dir: Path, limits: bool = True) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LORAFORGE_")}
     env.update(
         PYTHONPATH=str(REPO),
@@ -93,6 +95,7 @@ def start_server(url: str, port: int, workers: int, data_dir: Path) -> subproces
         LORAFORGE_DATA_DIR=str(data_dir),
         LORAFORGE_API_KEY=BENCH_KEY,
         LORAFORGE_LOG_LEVEL="WARNING",
+        LORAFORGE_HTTP_LIMITS="true" if limits else "false",
     )
     process = subprocess.Popen(
         [
@@ -161,11 +164,11 @@ def run_wrk(base: str, path: str, args: argparse.Namespace, script: Path | None)
 
 
 async def _httpx_load(
-    base: str, kind: str, ids: list[str], seconds: float, connections: int
+    base: str, kind: str, ids: list[str], seconds: float, connections: int, key: str
 ) -> dict[str, float]:
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=connections)
-    headers = {"x-api-key": BENCH_KEY}
+    headers = {"x-api-key": key}  # passed in: this runs in a fresh interpreter with its own BENCH_KEY
     async with httpx.AsyncClient(base_url=base, limits=limits, headers=headers, timeout=30) as client:
         stop = time.monotonic() + seconds
 
@@ -198,10 +201,31 @@ def run_httpx(base: str, kind: str, ids: list[str], args: argparse.Namespace) ->
     code = (
         f"import asyncio, json, sys; sys.path.insert(0, {str(REPO)!r}); from bench.api_load import _httpx_load;"
         f"print(json.dumps(asyncio.run(_httpx_load({base!r}, {kind!r}, {ids!r}, {args.duration}, "
-        f"{args.connections}))))"
+        f"{args.connections}, {BENCH_KEY!r}))))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{kind}: the load client failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _measure(base: str, client: str, ids: list[str], args: argparse.Namespace,
+             script: Path) -> dict[str, dict[str, float]]:
+    results: dict[str, dict[str, float]] = {}
+    for name, path in (("healthz", "/healthz"), ("details", "details"), ("list", "/finetune/request/list")):
+        if client == "wrk":
+            lua = script if name == "details" else None
+            results[name] = run_wrk(base, "/" if lua else path, args, lua)
+        else:
+            results[name] = run_httpx(base, path, ids, args)
+    return results
+
+
+def _report(title: str, results: dict[str, dict[str, float]]) -> None:
+    floor = results["healthz"]
+    print(f"{title}\n{'endpoint':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}   ratio to /healthz (req/s)")
+    for name, r in results.items():
+        print(f"{name:10} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}   {r['rps'] / floor['rps']:.2f}")
 
 
 def main() -> int:
@@ -210,6 +234,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--client", choices=["auto", "wrk", "httpx"], default="auto")
+    parser.add_argument("--limits", choices=["on", "off", "both"], default="on",
+                        help="HTTP limits of loraforge serve; both: report their cost as a ratio")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat (alternating modes), keep the best")
     args = parser.parse_args()
     client = args.client if args.client != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
 
@@ -225,26 +252,26 @@ def main() -> int:
                 f"seeded {TOTAL_JOBS} jobs in {time.monotonic() - started:.1f}s; client={client}, "
                 f"connections={args.connections}, duration={args.duration}s, workers={args.workers}"
             )
-            server = start_server(url, port, args.workers, Path(tmp))
-            results: dict[str, dict[str, float]] = {}
             script = Path(tmp) / "details.lua"
             script.write_text(WRK_SCRIPT % (", ".join(f'"{i}"' for i in ids), BENCH_KEY))
-            for name, path in (
-                ("healthz", "/healthz"),
-                ("details", "details"),
-                ("list", "/finetune/request/list"),
-            ):
-                if client == "wrk":
-                    lua = script if name == "details" else None
-                    results[name] = run_wrk(base, "/" if lua else path, args, lua)
-                else:
-                    results[name] = run_httpx(base, path, ids, args)
-            floor = results["healthz"]
-            print(f"{'endpoint':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}   ratio to /healthz (req/s)")
-            for name, r in results.items():
-                print(
-                    f"{name:10} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}   {r['rps'] / floor['rps']:.2f}"
-                )
+            modes = {"on": [True], "off": [False], "both": [True, False]}[args.limits]
+            by_mode: dict[bool, dict[str, dict[str, float]]] = {}
+            for round_ in range(args.rounds):  # alternated, best kept: a busy machine only slows runs down
+                for limits in modes:
+                    server = start_server(url, port, args.workers, Path(tmp), limits)
+                    measured = _measure(base, client, ids, args, script)
+                    server.terminate()
+                    server.wait(timeout=20)
+                    server = None
+                    _report(f"round {round_ + 1}, HTTP limits {'on' if limits else 'off'}", measured)
+                    best = by_mode.setdefault(limits, measured)
+                    for name, figures in measured.items():
+                        if figures["rps"] > best[name]["rps"]:
+                            best[name] = figures
+            if len(by_mode) == 2:
+                print("cost of the limits, best req/s with them on / off: " + ", ".join(
+                    f"{name} {by_mode[True][name]['rps'] / by_mode[False][name]['rps']:.3f}"
+                    for name in by_mode[True]))
         finally:
             if server is not None:
                 server.terminate()

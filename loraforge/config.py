@@ -77,6 +77,21 @@ class Settings(BaseSettings):
     inference_wait_s: float = Field(300.0, gt=0)  # longest a queued generation waits for the device
     inference_device: str | None = None  # e.g. cuda:1; default: the device training uses
     gpu_memory_gb: float | None = Field(None, gt=0)  # the runner's budget (10^9 bytes); default: all
+    # HTTP limits of `loraforge serve` (loraforge.api.http_limits); http_limits=false is for benchmarks
+    http_limits: bool = True
+    max_header_bytes: int = Field(32 * 1024, ge=1024)
+    max_headers: int = Field(100, ge=10)
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(30.0, gt=0)
+    keep_alive_s: float = Field(5.0, gt=0)
+    max_connections: int = Field(1000, ge=1)
+    # per-key quotas (loraforge.jobs.quotas) and upload slot expiry (loraforge.jobs.upload_expiry)
+    quota_active_jobs: int = Field(10, ge=1)
+    quota_pending_uploads: int = Field(10, ge=1)
+    quota_upload_bytes: int = Field(10 * 1024 * MB, ge=1)
+    quota_generations: int = Field(4, ge=1)
+    quota_probes: int = Field(2, ge=1)
+    upload_expiry_s: int = Field(24 * 3600, ge=1)
     machine_type: str = "NVIDIA_H100"
     base_weights: Literal["bf16", "fp8", "nf4"] = "bf16"  # how a worker loads the base transformer
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

@@ -132,3 +132,14 @@ class ServiceBusyError(LoraforgeError):
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = max(1, int(retry_after_s))
+
+
+class QuotaExceededError(LoraforgeError):
+    """A key is over one of its quotas (see loraforge.jobs.quotas); retry after `retry_after_s`."""
+
+    status_code = 429
+
+    def __init__(self, quota: str, message: str, retry_after_s: int) -> None:
+        super().__init__(f"quota {quota}: {message}")
+        self.quota = quota
+        self.retry_after_s = retry_after_s

@@ -2,7 +2,8 @@
 
 Nothing happens at import time. The lifespan opens the database (applying migrations), the object
 store, and creates LORAFORGE_API_KEY's key; everything lives on `app.state` (settings, engine,
-sessionmaker, read_sessionmaker, store, key_cache, on_submitted). Route modules under
+sessionmaker, read_sessionmaker, store, key_cache, on_submitted, the per-key generation and probe
+slots). The lifespan also runs the sweep that deletes expired upload slots. Route modules under
 loraforge.api.routes are mounted when present, so the storage, inference and job parts plug in without editing this file;
 a module may also expose `lifespan(app)`, an async context manager entered at start (the
 embedded worker uses that).
@@ -10,6 +11,7 @@ embedded worker uses that).
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 from collections.abc import AsyncIterator
@@ -28,11 +30,14 @@ from loraforge.config import Settings
 from loraforge.db.accounts import create_user_with_key
 from loraforge.db.base import POOL_SIZE, make_engine, make_sessionmaker
 from loraforge.db.migrate import upgrade
+from loraforge.jobs import quotas, upload_expiry
 
 logger = logging.getLogger(__name__)
 
 # Mounted in this order when the module exists; finetune is the seed API itself.
 ROUTE_MODULES = ("finetune", "files", "webhooks", "jobs", "generate", "metrics", "console", "ops")
+# Threads for HEAD probes of foreign dataset URLs, so slow hosts never take the default pool's.
+PROBE_THREADS = 8
 # Modules outside api/ that may hook into the lifespan (the embedded worker).
 LIFESPAN_MODULES = ("loraforge.jobs.runtime",)
 
@@ -70,9 +75,13 @@ def create_app(settings: Settings) -> FastAPI:
         await run_in_threadpool(open_database, app, settings)
         app.state.key_cache.start(settings.resolved_database_url)
         app.state.db_limiter = CapacityLimiter(POOL_SIZE)  # never more sessions than pooled connections
+        app.state.probe_limiter = CapacityLimiter(PROBE_THREADS)  # dataset URL probes, apart from the rest
         app.state.store = await run_in_threadpool(open_store, settings)
         try:
             async with AsyncExitStack() as stack:
+                sweeper = asyncio.create_task(
+                    upload_expiry.run_periodically(app.state.sessionmaker, app.state.store, settings))
+                stack.callback(sweeper.cancel)
                 for module in modules:
                     hook = getattr(module, "lifespan", None)
                     if hook is not None:
@@ -92,6 +101,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.key_cache = KeyCache()
     app.state.on_submitted = None
+    app.state.generation_slots = quotas.generation_slots(settings)
+    app.state.probe_slots = quotas.probe_slots(settings)
     install_error_handlers(app)
     app.add_middleware(RawRequestGuard)
 

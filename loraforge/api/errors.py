@@ -1,6 +1,7 @@
 """The one place errors become HTTP responses: every failure is `{"error": "..."}`.
 
-LoraforgeError subclasses carry their own status code; FastAPI's own validation errors and
+LoraforgeError subclasses carry their own status code (a quota's 429 adds `Retry-After` and names
+the quota); FastAPI's own validation errors and
 routing errors (404 unknown path, 405 wrong method) are rendered the same way; a lost database
 connection is a 503 the client may retry; a value the database refuses (DataError: a NUL
 character, a number out of range) is a 400, the net behind the request checks; anything unexpected
@@ -18,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loraforge.api.responses import JsonResponse
 from loraforge.api.schemas import describe_errors
-from loraforge.errors import LoraforgeError
+from loraforge.errors import LoraforgeError, QuotaExceededError
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,9 @@ async def _loraforge_error(request: Request, exc: Exception) -> JsonResponse:
     assert isinstance(exc, LoraforgeError)
     if exc.status_code >= 500:
         logger.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+    if isinstance(exc, QuotaExceededError):
+        return JsonResponse({"error": exc.message, "quota": exc.quota}, status_code=exc.status_code,
+                            headers={"Retry-After": str(exc.retry_after_s)})
     return error_response(exc.status_code, exc.message)
 
 

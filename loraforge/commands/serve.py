@@ -3,7 +3,8 @@
 Without LORAFORGE_API_KEY the first start creates a demo key and keeps it in
 DATA_DIR/serve-api-key (mode 0600) so `make serve` prints the same key after a restart; the
 database still stores only its sha256. With `--workers N` uvicorn runs N processes, each building
-the app from the same environment.
+the app from the same environment. The HTTP limits (header size and count, header and body
+deadlines, open connections; see loraforge.api.http_limits) apply in every process.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     access_log = not args.no_access_log
+    from loraforge.api.http_limits import uvicorn_options
+
+    limits = uvicorn_options(settings)
     if args.workers > 1:
         # Each worker process rebuilds Settings from the environment; pass what the CLI decided.
         os.environ["LORAFORGE_HOST"] = settings.host
@@ -83,6 +87,7 @@ def serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             access_log=access_log,
             log_config=None,  # uvicorn's records go through loraforge's handler (loraforge.logs)
+            **limits,
         )
         return 0
     from loraforge.api.app import create_app
@@ -93,6 +98,7 @@ def serve(args: argparse.Namespace) -> int:
         port=settings.port,
         access_log=access_log,
         log_config=None,
+        **limits,
     )
     return 0
 

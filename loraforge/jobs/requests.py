@@ -3,8 +3,10 @@
 Everything a request can get wrong is checked here before a job is queued: the payload (see
 loraforge.jobs.payloads), the dataset URL (an upload of this service must exist and belong to the
 caller; a foreign URL must pass the SSRF guard and answer HEAD with a size under the cap), and the
-training hyper-parameters. A job is created REQUESTED in one transaction with its run row, its
-first event and its webhook message; whoever runs jobs then publishes it through the
+training hyper-parameters; checks that wait on the network (`check_submit`, `probe_source`) run
+before any database session is taken, and the key's quotas (loraforge.jobs.quotas) bound its
+unfinished jobs and upload slots. A job is created REQUESTED in one transaction with its run row,
+its first event and its webhook message; whoever runs jobs then publishes it through the
 `on_submitted` callback the API passes along (jobs/publish.py: a broker that is down delays the
 job, it never fails the submit).
 """
@@ -15,10 +17,11 @@ import logging
 import re
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import RowMapping, select
+from sqlalchemy import RowMapping, select, update
 from sqlalchemy.orm import Session
 
 from loraforge.config import Settings
@@ -30,8 +33,10 @@ from loraforge.errors import (
     PayloadTooLargeError,
     ValidationError,
 )
+from loraforge.jobs import quotas
 from loraforge.jobs.payloads import FineTuneCreate, UploadRequest
 from loraforge.jobs.statuses import JobStatus
+from loraforge.jobs.upload_expiry import expired_before
 from loraforge.storage.base import ObjectStore
 from loraforge.training.presets import resolve_spec
 from loraforge.webhooks.outbox import enqueue_job_event
@@ -63,7 +68,9 @@ def _check_uploaded_source(
     session: Session, store: ObjectStore, settings: Settings, user_id: str, key: str
 ) -> Upload:
     upload = session.scalar(select(Upload).where(Upload.key == key))
-    if upload is None or upload.user_id != user_id:
+    if upload is None or upload.user_id != user_id or (
+        upload.created_ts < expired_before(settings) and not _used(session, upload.id)
+    ):
         # one answer for both: another key's upload must not be told apart from a missing one
         raise NotFoundError("data_source_path: this service has no upload at that URL for this API key")
     size = store.size(key)
@@ -83,6 +90,10 @@ def _check_uploaded_source(
     upload.size = size
     upload.sha256 = store.sha256(key)  # recorded once, when the dataset is first used
     return upload
+
+
+def _used(session: Session, upload_id: str) -> bool:
+    return session.scalar(select(FineTuneJob.id).where(FineTuneJob.upload_id == upload_id).limit(1)) is not None
 
 
 def _check_training_parameters(payload: FineTuneCreate) -> None:
@@ -106,25 +117,47 @@ def _probe_foreign(url: str, settings: Settings) -> None:
         raise type(exc)(f"data_source_path: {exc.message}") from None
 
 
-def submit(
-    session: Session, store: ObjectStore, settings: Settings, user_id: str, payload: FineTuneCreate
-) -> FineTuneJob:
-    """Validate a submit payload, then create its job REQUESTED and commit it."""
+def _machine_type(settings: Settings, payload: FineTuneCreate) -> str:
     machine_types = sorted({"NVIDIA_H100", settings.machine_type})
     machine_type = payload.machine_type or settings.machine_type
     if machine_type not in machine_types:
         raise ValidationError(
             f"machine_type: must be one of {', '.join(machine_types)}, got {machine_type!r}"
         )
-    _check_training_parameters(payload)
+    return machine_type
 
+
+def check_submit(store: ObjectStore, settings: Settings, payload: FineTuneCreate) -> bool:
+    """What submit checks without the database or the network (machine type, hyper-parameters);
+    True when data_source_path is a foreign URL that `probe_source` must check before `submit`."""
+    _machine_type(settings, payload)
+    _check_training_parameters(payload)
+    return store.key_from_url(payload.data_source_path) is None
+
+
+def probe_source(settings: Settings, url: str) -> None:
+    """SSRF guard and HEAD probe of a foreign data_source_path. It waits on someone else's server:
+    call it holding no database session (and within the key's `probes` quota)."""
+    _probe_foreign(url, settings)
+
+
+def submit(
+    session: Session, store: ObjectStore, settings: Settings, user_id: str, payload: FineTuneCreate
+) -> FineTuneJob:
+    """Create the job REQUESTED and commit it, within the key's active_jobs quota.
+
+    `check_submit` and, for a foreign URL, `probe_source` must have passed first (no network I/O
+    holds this session); an upload of this store is checked here.
+    """
+    machine_type = _machine_type(settings, payload)
+    quotas.lock_user(session, user_id)
+    quotas.check_active_jobs(session, settings, user_id)
     upload_id = None
     key = store.key_from_url(payload.data_source_path)
     if key is not None:
         upload = _check_uploaded_source(session, store, settings, user_id, key)
         upload_id, source_type = upload.id, _store_source_type(store)
     else:
-        _probe_foreign(payload.data_source_path, settings)
         source_type = SOURCE_PUBLIC_URL
 
     job_id = str(uuid.uuid4())
@@ -200,8 +233,16 @@ def update_access(
 def create_upload(
     session: Session, store: ObjectStore, settings: Settings, user_id: str, request: UploadRequest
 ) -> tuple[str, str]:
-    """Reserve an upload slot; returns (presigned PUT URL, the object's stable s3_url)."""
+    """Reserve an upload slot within the key's quotas; returns (presigned PUT URL, s3_url).
+
+    Only `.zip` (or `zip`) is accepted: a dataset is a ZIP archive, and nothing else should be
+    stored under a name that could be served as something else.
+    """
     extension = "." + request.extension.lstrip(".").lower()
+    if extension != ".zip":
+        raise ValidationError(f"extension: a dataset upload must be a .zip archive, got {request.extension!r}")
+    quotas.lock_user(session, user_id)
+    quotas.check_new_upload(session, settings, user_id)
     stem = request.name[: -len(extension)] if request.name.lower().endswith(extension) else request.name
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "dataset"
     file_id = str(uuid.uuid4())
@@ -221,6 +262,13 @@ def create_upload(
     url = store.presigned_put(key, settings.presign_expiry_s, None, request.public)
     logger.info("upload %s reserved for user %s (%s)", file_id, user_id, key)
     return url, store.object_url(key)
+
+
+def record_upload(session: Session, key: str, size: int, sha256: str) -> None:
+    """Note that the upload at `key` arrived (local store: the API received it), with its size."""
+    session.execute(update(Upload).where(Upload.key == key)
+                    .values(size=size, sha256=sha256, completed_ts=datetime.now(UTC)))
+    session.commit()
 
 
 def _job_of_model_url(session: Session, user_id: str, key: str | None, url: str) -> FineTuneJob | None:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from loraforge.db.accounts import create_user_with_key
+from loraforge.db.base import make_engine, make_sessionmaker
 from tests.fixtures.apps import free_port
 from tests.fixtures.databases import create_postgres_database, drop_postgres_database
 
@@ -58,6 +60,15 @@ class Served:
                 self.process.kill()
                 self.process.wait(5)
         drop_postgres_database(self.database_url)
+
+    def new_key(self, name: str = "tester") -> str:
+        """A new user's key, written to the server's database (as `loraforge keys create` does)."""
+        engine = make_engine(self.database_url)
+        try:
+            with make_sessionmaker(engine)() as session:
+                return create_user_with_key(session, name)[1]
+        finally:
+            engine.dispose()
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")

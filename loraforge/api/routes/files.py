@@ -2,8 +2,9 @@
 
 `PUT /files/{key}` accepts an upload through a pre-signed link of the local store: the HMAC
 signature, its expiry and the headers it binds (`Content-Type`, `x-amz-acl: public-read`) are
-checked before a byte is read, the body is streamed to disk under the size cap and appears
-atomically or not at all. `GET`/`HEAD /files/{key}` serve an object to whoever holds a signed link,
+checked before a byte is read, the body is streamed to disk under the size cap and the key's
+`upload_bytes` quota and appears atomically or not at all; its size and sha256 are recorded on the
+upload's row. `GET`/`HEAD /files/{key}` serve an object to whoever holds a signed link,
 or to anyone when the object is public; with the S3 store a public object is answered by a
 redirect to a short-lived S3 link, since S3 itself does the serving. Without a signature, a
 missing object and a private one get the same 404, so the answer tells nothing about what exists.
@@ -17,22 +18,43 @@ Sample PNGs, which only the worker writes, are shown inline for the console.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
+from anyio import to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
+from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect
 
 from loraforge.api.bodies import declared_length
 from loraforge.errors import ForbiddenError, NotFoundError, PayloadTooLargeError, ValidationError
+from loraforge.jobs import quotas
+from loraforge.jobs import requests as jobs
 from loraforge.storage import LocalStore, signing, validate_key
 from loraforge.storage.atomic import format_bytes
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["files"])
+T = TypeVar("T")
 
 REDIRECT_EXPIRY_S = 300
 NOT_FOUND = "no such file, or it is private: get a time-limited link from /finetune/request/file/download"
+
+
+def _upload_owner(key: str) -> str | None:
+    """The user id of a dataset upload's key (`uploads/{user}/...`), else None."""
+    parts = key.split("/")
+    return parts[1] if len(parts) >= 3 and parts[0] == "uploads" else None
+
+
+async def _in_session(request: Request, work: Callable[[Session], T]) -> T:
+    def run() -> T:
+        with request.app.state.sessionmaker() as session:
+            return work(session)
+
+    return await to_thread.run_sync(run, limiter=request.app.state.db_limiter)
 
 
 def served_as(key: str) -> tuple[str, bool]:
@@ -80,13 +102,24 @@ async def upload(key: str, request: Request) -> Response:
     declared = declared_length(request)
     if declared is not None and declared > cap:
         raise PayloadTooLargeError(f"the upload is {format_bytes(declared)}, over the {format_bytes(cap)} limit")
+    owner = _upload_owner(key)
+    left = cap if owner is None else await _in_session(
+        request, lambda s: quotas.upload_bytes_left(s, settings, owner, key))
+    if left < cap and declared is not None and declared > left:
+        raise quotas.upload_over_quota(settings, left)
     try:
-        with store.writer(key, cap, content_type=content_type, public=bool(grant.acl)) as out:
+        with store.writer(key, min(cap, left), content_type=content_type, public=bool(grant.acl)) as out:
             async for chunk in request.stream():
                 out.write(chunk)
     except ClientDisconnect:
         raise ValidationError("the upload was interrupted before the whole file arrived; nothing was stored") \
             from None
+    except PayloadTooLargeError:
+        if left < cap:
+            raise quotas.upload_over_quota(settings, left) from None
+        raise
+    if owner is not None:
+        await _in_session(request, lambda s: jobs.record_upload(s, key, out.size, out.sha256))
     logger.info("stored upload %s (%d bytes, sha256 %s)", key, out.size, out.sha256)
     return Response(status_code=200, headers={"ETag": f'"{out.sha256}"', "x-loraforge-sha256": out.sha256})
 

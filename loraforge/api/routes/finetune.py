@@ -83,6 +83,12 @@ async def submit(request: Request, caller: CurrentUser, settings: SettingsDep) -
         schemas.FineTuneCreate, await read_fields(request, settings.max_request_bytes)
     )
     store = request.app.state.store
+    # network first, on its own threads, holding no database slot (a slow dataset host must not
+    # stall other requests); then the database
+    if await run_in_threadpool(jobs.check_submit, store, settings, payload):
+        with request.app.state.probe_slots.hold(caller.user_id):  # the key's `probes` quota
+            await to_thread.run_sync(jobs.probe_source, settings, payload.data_source_path,
+                                     limiter=request.app.state.probe_limiter)
     job = await _in_session(request.app, lambda s: jobs.submit(s, store, settings, caller.user_id, payload))
     hook = getattr(request.app.state, "on_submitted", None)
     if hook is not None:

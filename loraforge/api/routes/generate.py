@@ -84,8 +84,9 @@ async def generate(slug: str, request: Request, caller: CurrentUser, settings: S
     model = await _find(request.app, slug, caller.user_id)
     check_limits(params, settings, base_model=model.base_model)  # the cost, with the model's default steps
     try:
-        future = request.app.state.generation.submit(partial(_render, request.app, model, params))
-        result = await asyncio.wrap_future(future)
+        with request.app.state.generation_slots.hold(caller.user_id):  # the key's `generations` quota
+            future = request.app.state.generation.submit(partial(_render, request.app, model, params))
+            result = await asyncio.wrap_future(future)
     except ServiceBusyError as exc:
         return JsonResponse({"error": exc.message}, status_code=503,
                             headers={"Retry-After": str(exc.retry_after_s)})
