@@ -115,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _prepare(args: argparse.Namespace, spec, settings, model_ref: str):  # -> PreparedDataset
     from loraforge.datasets.prepare import prepare_dataset
+    from loraforge.training.caption_tokens import token_check
 
     captioner = None
     if spec.auto_caption:
@@ -126,7 +127,7 @@ def _prepare(args: argparse.Namespace, spec, settings, model_ref: str):  # -> Pr
         return prepare_dataset(
             args.data, args.out / "dataset", trigger_word=spec.trigger_word,
             instance_prompt=spec.instance_prompt, resolution=spec.resolution, face_crop=spec.face_crop,
-            captioner=captioner,
+            captioner=captioner, **token_check(spec, model_ref),
         )
     finally:
         if captioner is not None:

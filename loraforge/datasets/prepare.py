@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -115,8 +116,14 @@ def prepare_dataset(
     captioner: Captioner | None = None,
     min_images: int = DEFAULT_MIN_IMAGES,
     limits: DatasetLimits | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+    token_limit: tuple[int, str] | None = None,
 ) -> PreparedDataset:
-    """Prepare `source` (a .zip or a folder) for training in `work_dir`; DatasetError if unusable."""
+    """Prepare `source` (a .zip or a folder) for training in `work_dir`; DatasetError if unusable.
+
+    With `count_tokens` and `token_limit` (tokens, whose: `(128, "FAST_FLUX")`), each caption's
+    token count goes into the report and a caption over the limit gets a warning naming the image.
+    """
     trigger = _check_arguments(trigger_word, resolution, min_images)
     limits = limits or DatasetLimits()
     source, work_dir = Path(source), Path(work_dir)
@@ -185,6 +192,12 @@ def prepare_dataset(
                 warnings=report.warnings,
                 name=name,
             )
+            tokens = count_tokens(caption) if count_tokens is not None else None
+            if tokens is not None and token_limit is not None and tokens > token_limit[0]:
+                report.warnings.append(
+                    f"{name}: its caption is {tokens} tokens; {token_limit[1]} reads {token_limit[0]}, "
+                    "the rest is cut off in training"
+                )
             out_name = _output_name(len(items), name)
             processed.save(staging / out_name, format="PNG", compress_level=1)
             digest.add(name, caption, bucket, processed)
@@ -202,6 +215,7 @@ def prepare_dataset(
                     caption=caption,
                     caption_source=caption_source,
                     caption_file=found.file if found is not None and caption_source == found.source else None,
+                    caption_tokens=tokens,
                     face=face,
                 )
             )

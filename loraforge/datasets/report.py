@@ -35,6 +35,7 @@ class KeptImage:
     caption: str
     caption_source: str
     caption_file: str | None = None  # the dataset file the caption was read from
+    caption_tokens: int | None = None  # as the family's text encoder counts them
     face: tuple[int, int, int, int] | None = None
 
 

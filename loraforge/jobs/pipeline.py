@@ -180,7 +180,7 @@ def _stages(ctx: WorkerContext, job_id: str, work_dir: Path, heartbeat: _Heartbe
             _move(ctx, job_id, S.DATA_PROCESSING, message=spec.resolution_note)
         if spec.resolution_note:
             logger.info("job %s: %s", job_id, spec.resolution_note)
-        dataset = _prepare(ctx, job_id, spec, data_url, work_dir)
+        dataset = _prepare(ctx, job_id, spec, data_url, work_dir, model_ref)
         check_cancel()
         resume = False
         if status is not S.TRAINING_INITIATED:
@@ -217,8 +217,9 @@ def _stages(ctx: WorkerContext, job_id: str, work_dir: Path, heartbeat: _Heartbe
         _move(ctx, job_id, S.AVAILABLE)
 
 
-def _prepare(ctx: WorkerContext, job_id: str, spec: Any, data_url: str, work_dir: Path) -> Any:
+def _prepare(ctx: WorkerContext, job_id: str, spec: Any, data_url: str, work_dir: Path, model_ref: str) -> Any:
     from loraforge.datasets.prepare import prepare_dataset
+    from loraforge.training.caption_tokens import token_check
 
     source = artifacts.fetch_data(ctx.store, ctx.settings, data_url, work_dir / "source")
     dataset_dir = work_dir / "dataset"
@@ -231,7 +232,7 @@ def _prepare(ctx: WorkerContext, job_id: str, spec: Any, data_url: str, work_dir
     try:
         dataset = prepare_dataset(source, dataset_dir, trigger_word=spec.trigger_word,
                                   instance_prompt=spec.instance_prompt, resolution=spec.resolution,
-                                  face_crop=spec.face_crop, captioner=captioner)
+                                  face_crop=spec.face_crop, captioner=captioner, **token_check(spec, model_ref))
     finally:
         if captioner is not None:
             captioner.close()  # frees the VLM before training needs the memory

@@ -123,3 +123,22 @@ def test_utf8_names_without_the_flag_are_utf8(flux: str, tmp_path: Path) -> None
     report, warnings = dry_run(flux, archive, tmp_path / "out")
     assert captions(report) == {"café.jpg": ("TOK at the café", "txt"), "ñu.jpg": ("TOK", "trigger_word")}
     assert warnings == []
+
+
+def test_fast_flux_captions_over_128_tokens_are_named_with_their_count(flux: str, tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    long = "TOK " + " ".join(f"detail{i} of the embroidered velvet jacket" for i in range(25))  # ~150 words
+    for i in range(2):
+        (folder / f"img{i}.jpg").write_bytes(samples.jpeg(seed=i))
+    (folder / "img0.txt").write_text(long)
+    (folder / "img1.txt").write_text("TOK, short")
+    result = run_cli("train", str(folder), "--base-model", "FAST_FLUX", "--model", flux, "--trigger-word", "TOK",
+                     "--resolution", "64", "--out", str(tmp_path / "out"), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
+    tokens = {k["source"]: k["caption_tokens"] for k in report["kept"]}
+    assert tokens["img0.jpg"] > 128 >= tokens["img1.jpg"]
+    warned = [line for line in result.stderr.splitlines() if "tokens" in line]
+    assert warned == [(f"warning: img0.jpg: its caption is {tokens['img0.jpg']} tokens; FAST_FLUX reads 128, "
+                      "the rest is cut off in training")]

@@ -42,6 +42,7 @@ def test_details_name_every_unused_file_and_the_heic_photo_is_trained_on(make_ap
     dataset = _zip({
         **good, "IMG_0001.HEIC": samples.heic((160, 128), seed=5), "cut.jpg": samples.jpeg((160, 144))[:700],
         "thumb.jpg": samples.jpeg((20, 20)), "__MACOSX/._good0.jpg": b"x", ".DS_Store": b"x",
+        "good2.txt": "TOK " + " ".join(f"stitch{i} on the quilted silk lining" for i in range(60)),
     })
     body = submit_body(upload(api, dataset), steps=2, resolution=128)
     del body["advance_parameters"]["rank"]
@@ -61,7 +62,9 @@ def test_details_name_every_unused_file_and_the_heic_photo_is_trained_on(make_ap
     assert {d["file"] for d in summary["dropped"]} == {"cut.jpg", "thumb.jpg"}
     assert all(d["reason"] for d in summary["dropped"])
     assert summary["not_used"] == [] and summary["os_junk_skipped"] == 2
-    assert summary["caption_sources"] == {"instance_prompt": 4}
+    assert summary["caption_sources"] == {"instance_prompt": 3, "txt": 1}
+    assert any(w.startswith("good2.jpg: its caption is ") and "tokens; FLUX reads 512" in w
+               for w in summary["warnings"]), summary["warnings"]
     assert sum(summary["buckets"].values()) == 4
     assert any(e["status"] == "DATA_PROCESSING" and e["message"] and "4 images used, 2 dropped" in e["message"]
                for e in job["events"]), job["events"]

@@ -1,0 +1,45 @@
+"""Counting a caption's tokens with the text encoder that will read it, to warn before it is cut.
+
+FLUX.1-dev reads the prompt through T5 (`tokenizer_2`), up to the preset's max_sequence_length
+(512; FAST_FLUX 128); Qwen-Image through Qwen2.5-VL's tokenizer (`tokenizer`), up to its preset's
+512. Tokens past the limit are dropped silently by the pipelines, so preparation counts them with
+the family's own tokenizer and warns naming the image, its count and the limit. The count includes
+the end-of-sequence token T5 appends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+TOKENIZER_FOLDER = {"flux": "tokenizer_2", "qwen": "tokenizer"}  # the long-prompt encoder's tokenizer
+
+TokenCounter = Callable[[str], int]
+
+
+def token_counter(family: str, model_ref: str) -> TokenCounter | None:
+    """A function giving a caption's token count for `family`'s text encoder; None if unavailable.
+
+    The tokenizer comes from `model_ref` (a local diffusers folder or a hub id, as training loads it).
+    A tokenizer that cannot be loaded only costs the check, never the job (logged).
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_ref, subfolder=TOKENIZER_FOLDER[family])
+    except Exception as exc:  # noqa: BLE001 - a missing tokenizer must not fail preparation
+        logger.warning("caption token counts skipped: no tokenizer for %s (%s)", model_ref, exc)
+        return None
+
+    def count(caption: str) -> int:
+        return len(tokenizer(caption, truncation=False).input_ids)
+
+    return count
+
+
+def token_check(spec, model_ref: str) -> dict:  # spec: TrainSpec
+    """prepare_dataset's keyword arguments that count each caption against `spec`'s text length."""
+    return {"count_tokens": token_counter(spec.family, model_ref),
+            "token_limit": (spec.max_sequence_length, spec.base_model)}
