@@ -44,6 +44,8 @@ class JobRun(Base):
     publish_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The dataset report's summary (loraforge.datasets.report.summarize), shown by details.
     dataset: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The sha256 of the uploaded dataset when it was submitted; the worker trains only on that file.
+    dataset_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class JobEvent(Base):

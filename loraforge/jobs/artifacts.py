@@ -10,6 +10,7 @@ restarted worker copies the newest back before resuming. The LoRA goes to
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 from pathlib import Path, PurePosixPath
@@ -24,8 +25,14 @@ CHECKPOINTS = "checkpoints"
 COMPLETE = "_checkpoint_complete"  # written last; keys may not start with a dot
 
 
-def fetch_data(store: ObjectStore, settings: Settings, url: str, dest_dir: Path) -> Path:
-    """Bring the dataset of `url` to `dest_dir`; raise an actionable error if it cannot be had."""
+def fetch_data(store: ObjectStore, settings: Settings, url: str, dest_dir: Path,
+               expected_sha256: str | None = None) -> Path:
+    """Bring the dataset of `url` to `dest_dir`; raise an actionable error if it cannot be had.
+
+    `expected_sha256` is the upload's hash recorded at submit: an upload link stays valid after
+    submit, so the file may have been replaced since; then the job fails rather than train on
+    data nobody submitted (DatasetError "the dataset changed after submit").
+    """
     dest_dir.mkdir(parents=True, exist_ok=True)
     key = store.key_from_url(url)
     if key is not None:
@@ -37,6 +44,8 @@ def fetch_data(store: ObjectStore, settings: Settings, url: str, dest_dir: Path)
                 "(PUT) before submitting, or submit again with a new upload"
             )
         store.get_file(key, dest)
+        if expected_sha256 is not None:
+            _check_unchanged(url, dest, expected_sha256)
         return dest
     from loraforge.datasets.download import download, probe
 
@@ -44,6 +53,19 @@ def fetch_data(store: ObjectStore, settings: Settings, url: str, dest_dir: Path)
     dest = dest_dir / f"dataset{suffix if suffix in ('.zip',) else '.zip'}"
     probe(url, settings)
     return download(url, dest, settings)
+
+
+def _check_unchanged(url: str, path: Path, expected_sha256: str) -> None:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected_sha256:
+        raise DatasetError(
+            f"the dataset changed after submit: {url} now holds a different file (sha256 "
+            f"{digest.hexdigest()[:12]}..., submitted {expected_sha256[:12]}...); this job trains only on "
+            "the file that was submitted. Upload the new ZIP with a new pre-signed URL and submit again"
+        )
 
 
 def checkpoint_prefix(job_id: str, step: int) -> str:

@@ -221,7 +221,9 @@ def _prepare(ctx: WorkerContext, job_id: str, spec: Any, data_url: str, work_dir
     from loraforge.datasets.prepare import prepare_dataset
     from loraforge.training.caption_tokens import token_check
 
-    source = artifacts.fetch_data(ctx.store, ctx.settings, data_url, work_dir / "source")
+    with ctx.sessions() as session:  # the upload's hash at submit: train on that file or fail
+        expected = lease.ensure_run(session, job_id).dataset_sha256
+    source = artifacts.fetch_data(ctx.store, ctx.settings, data_url, work_dir / "source", expected)
     dataset_dir = work_dir / "dataset"
     shutil.rmtree(dataset_dir, ignore_errors=True)
     captioner = None

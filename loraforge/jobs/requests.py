@@ -152,7 +152,7 @@ def submit(
     machine_type = _machine_type(settings, payload)
     quotas.lock_user(session, user_id)
     quotas.check_active_jobs(session, settings, user_id)
-    upload_id = None
+    upload_id, upload = None, None
     key = store.key_from_url(payload.data_source_path)
     if key is not None:
         upload = _check_uploaded_source(session, store, settings, user_id, key)
@@ -182,7 +182,7 @@ def submit(
     )
     session.add(job)
     session.flush()  # the job row first: the rows below refer to it
-    session.add(JobRun(job_id=job_id))
+    session.add(JobRun(job_id=job_id, dataset_sha256=upload.sha256 if upload is not None else None))
     session.add(JobEvent(job_id=job_id, status=job.status))
     enqueue_job_event(session, job, job.status)
     session.commit()

@@ -32,7 +32,7 @@ from loraforge.webhooks.delivery import AttemptResult, Next, Verdict, attempt, v
 logger = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 3600.0
-CLAIM_MARGIN_S = 30.0  # a claim outlives one attempt by this much before another dispatcher may take it
+CLAIM_MARGIN_S = 10.0  # a claim outlives an attempt (and its settling) by this before another may take it
 
 
 class OutboxDispatcher:
@@ -83,7 +83,8 @@ class OutboxDispatcher:
         if free > 0:
             token = f"{self._name}/{uuid.uuid4().hex[:12]}"
             with self._sessions() as session:
-                claimed = outbox.claim(session, token, free, self._settings.webhook_timeout_s + CLAIM_MARGIN_S, busy)
+                claimed = outbox.claim(session, token, free, 2 * self._settings.webhook_timeout_s + CLAIM_MARGIN_S,
+                                       busy)
             for message in claimed:
                 with self._lock:
                     self._busy.add(message.webhook_id)

@@ -158,8 +158,10 @@ def settle(session: Session, claimed: Claimed, token: str, *, state: str, next_a
                                 duration_ms=duration_ms, location=location))
 
 
-def state_of(session: Session, message_pk: int) -> str | None:
-    return session.scalar(select(M.state).where(M.id == message_pk))
+def progress_of(session: Session, message_pk: int) -> tuple[str, int]:
+    """(state, attempts made) of one message."""
+    row = session.execute(select(M.state, M.attempts).where(M.id == message_pk)).one()
+    return row.state, row.attempts
 
 
 def drop_pending(session: Session, webhook_id: str, reason: str) -> int:

@@ -16,6 +16,29 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]
 
 
+API_KEY = "e2e-test-key-0123456789"
+
+
+def service_env(tmp_path: Path, tiny_models: Path, port: int, **extra: str) -> dict[str, str]:
+    """Environment of a `loraforge serve` / `worker` on loopback with the tiny models and fast leases."""
+    env = {
+        "LORAFORGE_DATA_DIR": str(tmp_path / "data"),
+        "LORAFORGE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "LORAFORGE_HOST": "127.0.0.1",
+        "LORAFORGE_PORT": str(port),
+        "LORAFORGE_API_KEY": API_KEY,
+        "LORAFORGE_SECRET_KEY": "e2e-secret-key-0123456789",
+        "LORAFORGE_MODEL_FLUX": str(tiny_models / "flux-dev"),
+        "LORAFORGE_MODEL_QWEN": str(tiny_models / "qwen-image"),
+        "LORAFORGE_ALLOW_PRIVATE_URLS": "true",
+        "LORAFORGE_LEASE_SECONDS": "10",
+        "LORAFORGE_PROGRESS_INTERVAL_S": "0",
+        "LORAFORGE_LOG_LEVEL": "INFO",
+    }
+    env.update(extra)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -12,29 +12,9 @@ import time
 import pytest
 
 from tests.e2e.flow import TERMINAL, image_zip, submit_body, wait_for
-from tests.e2e.processes import Client, Process, free_port, wait_healthy
+from tests.e2e.processes import API_KEY, Client, Process, free_port, wait_healthy
+from tests.e2e.processes import service_env as _env
 from tests.fixtures.databases import create_postgres_database, drop_postgres_database
-
-API_KEY = "e2e-test-key-0123456789"
-
-
-def _env(tmp_path, tiny_models, port: int, **extra: str) -> dict[str, str]:
-    env = {
-        "LORAFORGE_DATA_DIR": str(tmp_path / "data"),
-        "LORAFORGE_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "LORAFORGE_HOST": "127.0.0.1",
-        "LORAFORGE_PORT": str(port),
-        "LORAFORGE_API_KEY": API_KEY,
-        "LORAFORGE_SECRET_KEY": "e2e-secret-key-0123456789",
-        "LORAFORGE_MODEL_FLUX": str(tiny_models / "flux-dev"),
-        "LORAFORGE_MODEL_QWEN": str(tiny_models / "qwen-image"),
-        "LORAFORGE_ALLOW_PRIVATE_URLS": "true",
-        "LORAFORGE_LEASE_SECONDS": "10",
-        "LORAFORGE_PROGRESS_INTERVAL_S": "0",
-        "LORAFORGE_LOG_LEVEL": "INFO",
-    }
-    env.update(extra)
-    return env
 
 
 def test_a_server_killed_mid_training_resumes_from_its_checkpoint_after_restart(tmp_path, tiny_models) -> None:

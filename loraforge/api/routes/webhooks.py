@@ -88,13 +88,13 @@ async def test_webhook(request: Request, caller: CurrentUser, settings: Settings
         raise ConflictError(f"webhook {hook.id} is inactive; add a new one with POST /webhook/add")
     message = await _db(request, lambda s: outbox.enqueue_test(s, hook))
     request.app.state.jobs.dispatcher.wake()
-    # Answer with the outcome when the receiver is quick; retries go on in the background.
+    # Answer once the first attempt is settled; retries go on in the background (see dispatch-logs).
     deadline = time.monotonic() + settings.webhook_timeout_s + 2
     state = outbox.PENDING
     while time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-        state = await _db(request, lambda s: outbox.state_of(s, message.id))
-        if state != outbox.PENDING:
+        state, attempts = await _db(request, lambda s: outbox.progress_of(s, message.id))
+        if attempts > 0:
             break
     return JSONResponse({"webhook_id": hook.id, "message_id": message.message_id,
                          "outcome": "RETRYING" if state == outbox.PENDING else state})
