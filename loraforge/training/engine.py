@@ -178,6 +178,9 @@ def train(spec: TrainSpec, dataset: DatasetLike, out_dir: Path, *, model_ref: st
     state = load_checkpoint(found[-1], expected) if found else None
     if resume and state is None:
         logger.info("no checkpoint in %s; training from step 0", ckpt_root)
+    if state is not None and state["step"] > spec.steps:
+        raise TrainingError(f"cannot resume at step {state['step']} for a run of {spec.steps} steps; "
+                            f"ask for more than {state['step']} steps, or start without --resume")
     if not resume and ckpt_root.exists():
         # A fresh run must not keep (or later prefer) another run's checkpoints.
         logger.info("removing old checkpoints in %s (resume not asked)", ckpt_root)
@@ -263,11 +266,13 @@ def train(spec: TrainSpec, dataset: DatasetLike, out_dir: Path, *, model_ref: st
                     eta = (now - t_start) / (done - start) * (spec.steps - done)
                     progress(Progress(done, spec.steps, last_loss, eta, lr=point["lr"],
                                       step_seconds=point["step_seconds"]))
-            if done % spec.checkpoint_every == 0 and done < spec.steps:
+            # The final state is a checkpoint too (kept on disk, not handed to on_checkpoint), so
+            # `--resume --steps N` past a finished run continues from where it ended.
+            if done % spec.checkpoint_every == 0 or done == spec.steps:
                 rng = {"data": data_gen.get_state(), "noise": noise_gen.get_state()}
                 path = save_checkpoint(ckpt_root, done, lora=get_peft_model_state_dict(transformer),
                                        optimizer=optimizer, rng=rng, meta={"fingerprint": expected})
-                if on_checkpoint is not None:
+                if on_checkpoint is not None and done < spec.steps:
                     on_checkpoint(path, done)
             if sampler is not None and done in sample_at:
                 t_sample = time.perf_counter()

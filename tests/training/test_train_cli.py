@@ -112,3 +112,19 @@ def test_train_command_refuses_a_resolution_that_is_not_a_multiple_of_16(tmp_pat
                   "--out", str(tmp_path / "out"))
     assert out.returncode == 2
     assert "resolution: Input should be a multiple of 16" in out.stderr and "Value error" not in out.stderr
+
+
+def test_resume_past_a_finished_run_continues_from_its_last_step(tiny_models: Path, tmp_path: Path) -> None:
+    data = write_images(tmp_path / "data", count=2)
+    common = ["--base-model", "FLUX", "--model", str(tiny_models / "flux-dev"), "--trigger-word", "sks",
+              "--resolution", "64", "--rank", "4", "--learning-rate", "1e-2", "--sample-every", "0"]
+    first = run_cli("train", str(data), *common, "--steps", "4", "--out", str(tmp_path / "out"))
+    assert first.returncode == 0, first.stderr
+    more = run_cli("train", str(data), *common, "--steps", "8", "--resume", "--out", str(tmp_path / "out"))
+    assert more.returncode == 0, more.stderr
+    history = json.loads((tmp_path / "out" / "loss_history.json").read_text())
+    assert [point["step"] for point in history] == [5, 6, 7, 8]  # steps 1-4 are not trained again
+    with safe_open(str(tmp_path / "out" / "lora.safetensors"), "pt") as f:
+        assert f.metadata()["loraforge.steps"] == "8"
+    shorter = run_cli("train", str(data), *common, "--steps", "6", "--resume", "--out", str(tmp_path / "out"))
+    assert shorter.returncode == 2 and "cannot resume at step 8 for a run of 6 steps" in shorter.stderr
