@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(300, ge=10)
     checkpoint_every: int = Field(250, ge=1)
     embedded_worker: bool = True  # without a broker: train in this process (false: an API-only node)
-    job_timeout_s: int = Field(24 * 3600, ge=60)  # the longest job; broker timeouts exceed it
+    job_timeout_s: int = Field(24 * 3600, ge=1)  # the longest job; broker timeouts exceed it
+    job_max_attempts: int = Field(3, ge=1, le=20)  # child processes per job before it ends FAILED
     progress_interval_s: float = Field(1.0, ge=0)  # progress rows are written at most this often
     # Seconds before each delivery attempt of a webhook message (Standard Webhooks' schedule, jittered).
     webhook_retry_schedule: str = DEFAULT_WEBHOOK_SCHEDULE

@@ -39,7 +39,7 @@ ROUTE_MODULES = ("finetune", "files", "webhooks", "jobs", "generate", "metrics",
 # Threads for HEAD probes of foreign dataset URLs, so slow hosts never take the default pool's.
 PROBE_THREADS = 8
 # Modules outside api/ that may hook into the lifespan (the embedded worker).
-LIFESPAN_MODULES = ("loraforge.jobs.runtime",)
+LIFESPAN_MODULES = ("loraforge.api.lifespan",)
 
 
 def _optional_module(name: str) -> ModuleType | None:

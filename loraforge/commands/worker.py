@@ -2,15 +2,16 @@
 
 It needs `LORAFORGE_BROKER_URL` (Redis or RabbitMQ), a shared database and an S3 store. It consumes
 only the queue of its machine type, one job at a time (solo pool, prefetch 1, late acks), and at
-start requeues jobs whose worker died, so a job killed mid-training resumes from its last stored
-checkpoint on whichever worker takes it.
+start ends the job children a dead predecessor on this host left behind and requeues jobs whose
+worker died, so a job killed mid-training resumes from its last stored checkpoint on whichever
+worker takes it. Each job's GPU work runs in a child process that exits after the job, so the
+worker itself never holds a model (nor imports torch).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from types import SimpleNamespace
 from typing import Any
 
 from loraforge.config import load_settings
@@ -29,11 +30,11 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from loraforge.db.base import make_engine, make_sessionmaker
     from loraforge.db.migrate import upgrade
-    from loraforge.inference.shared import runner_for
     from loraforge.jobs.celery_app import RUN_JOB_TASK, make_celery, queue_name
-    from loraforge.jobs.pipeline import WorkerContext, preload_libraries, run_job
+    from loraforge.jobs.pipeline import WorkerContext, run_job
     from loraforge.jobs.queue import CeleryQueue
     from loraforge.jobs.recovery import requeue_stale
+    from loraforge.jobs.supervisor import end_leftovers
     from loraforge.storage import open_store
     from loraforge.webhooks.dispatcher import OutboxDispatcher
 
@@ -44,15 +45,14 @@ def run(args: argparse.Namespace) -> int:
             "`loraforge serve` runs the worker inside the API process"
         )
     machine_type = args.machine_type or settings.machine_type
-    preload_libraries()
+    end_leftovers(settings.data_dir.resolve() / "work")
     url = settings.resolved_database_url
     upgrade(url)
     sessions = make_sessionmaker(make_engine(url))
     store = open_store(settings)
     dispatcher = OutboxDispatcher(sessions, settings)  # a worker drains the webhook outbox too
     dispatcher.start()
-    holder = SimpleNamespace(runner=None)  # this worker's one runner, made on the first deploy
-    context = WorkerContext(settings, sessions, store, runner=lambda: runner_for(holder, settings))
+    context = WorkerContext(settings, sessions, store)
     app = make_celery(settings, machine_type)
 
     @app.task(name=RUN_JOB_TASK)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from loraforge.db.models import FineTuneJob
 from loraforge.errors import ConflictError, NotFoundError, ValidationError
 from loraforge.jobs.events import move
-from loraforge.jobs.lease import ensure_run, is_recoverable
+from loraforge.jobs.lease import db_now, ensure_run, is_recoverable
 from loraforge.jobs.statuses import JobStatus, is_terminal
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def request_cancel(session: Session, user_id: str, job_id: object) -> tuple[Fine
     run.cancel_requested = True
     session.commit()
     logger.info("job %s: cancel requested", job.id)
-    if job.status == JobStatus.REQUESTED and is_recoverable(run):
+    if job.status == JobStatus.REQUESTED and is_recoverable(run, db_now(session)):
         try:
             return move(session, job.id, JobStatus.CANCELLED, message="cancelled by request"), True
         except ConflictError:

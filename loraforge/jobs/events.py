@@ -18,14 +18,14 @@ import time
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from loraforge.db.base import utcnow
 from loraforge.db.models import FineTuneJob
 from loraforge.db.pipeline_models import JobEvent, JobRun
 from loraforge.errors import ConflictError, NotFoundError
-from loraforge.jobs.lease import ensure_run
+from loraforge.jobs.lease import LeaseLost, ensure_run, holds
 from loraforge.jobs.statuses import JobStatus, check_transition
 from loraforge.webhooks.outbox import enqueue_job_event
 
@@ -38,22 +38,31 @@ def move(
     new: JobStatus,
     *,
     message: str | None = None,
+    owner: str | None = None,
     **fields: Any,
 ) -> FineTuneJob:
-    """Change the job's status (plus any `fields`), record the event, commit; return the job."""
+    """Change the job's status (plus any `fields`), record the event, commit; return the job.
+
+    With `owner` (a worker's lease name) the UPDATE also requires `job_runs.lease_owner == owner`,
+    so a worker that lost its lease cannot move the job: LeaseLost. ConflictError when the status
+    changed meanwhile or the move is not in the transition table.
+    """
     job = session.get(FineTuneJob, job_id, populate_existing=True)
     if job is None:
         raise NotFoundError(f"no fine-tune job {job_id}")
     current = job.status
     check_transition(current, new)
+    statement = update(FineTuneJob).where(FineTuneJob.id == job_id, FineTuneJob.status == current)
+    if owner is not None:
+        statement = statement.where(exists().where(JobRun.job_id == job_id, JobRun.lease_owner == owner))
     result = session.execute(
-        update(FineTuneJob)
-        .where(FineTuneJob.id == job_id, FineTuneJob.status == current)
-        .values(status=new.value, updated_ts=utcnow(), **fields)
+        statement.values(status=new.value, updated_ts=utcnow(), **fields)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
         session.rollback()
+        if owner is not None and not holds(session, job_id, owner):
+            raise LeaseLost(f"job {job_id}: the lease of {owner} was taken over; not moving it to {new}")
         raise ConflictError(f"job {job_id} changed status while moving it from {current} to {new}")
     session.add(JobEvent(job_id=job_id, status=new.value, message=message))
     session.refresh(job)  # the row as updated, for the webhook payload
@@ -140,27 +149,16 @@ def job_details(
 class ProgressWriter:
     """A progress callback that writes at most once per `interval_s`, and always the last step."""
 
-    def __init__(self, sessions: sessionmaker[Session], job_id: str, interval_s: float) -> None:
+    def __init__(self, sessions: sessionmaker[Session], job_id: str, interval_s: float,
+                 owner: str | None = None) -> None:
         self._sessions = sessions
+        self._owner = owner  # when set, only written while this worker holds the lease
         self._job_id = job_id
         self._interval_s = interval_s
         self._last = 0.0
-        self._first: tuple[float, int] | None = None
-        self._latest: tuple[float, int] | None = None
-
-    @property
-    def loop_seconds(self) -> float | None:
-        """Wall time of the training steps seen, the first one extrapolated (it ends the first report)."""
-        if self._first is None or self._latest is None or self._latest[1] <= self._first[1]:
-            return None
-        (t0, s0), (t1, s1) = self._first, self._latest
-        return (t1 - t0) * (s1 - s0 + 1) / (s1 - s0)
 
     def __call__(self, progress: Any) -> None:
         now = time.monotonic()
-        if self._first is None:
-            self._first = (now, progress.step)
-        self._latest = (now, progress.step)
         final = progress.step >= progress.total_steps
         if not final and now - self._last < self._interval_s:
             return
@@ -168,9 +166,11 @@ class ProgressWriter:
         loss = float(progress.loss) if progress.loss is not None and math.isfinite(progress.loss) else None
         with self._sessions() as session:
             ensure_run(session, self._job_id)
+            statement = update(JobRun).where(JobRun.job_id == self._job_id)
+            if self._owner is not None:
+                statement = statement.where(JobRun.lease_owner == self._owner)
             session.execute(
-                update(JobRun)
-                .where(JobRun.job_id == self._job_id)
+                statement
                 .values(
                     step=progress.step,
                     total_steps=progress.total_steps,

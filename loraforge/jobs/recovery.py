@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from loraforge.db.models import FineTuneJob
 from loraforge.db.pipeline_models import JobRun
-from loraforge.jobs.lease import is_recoverable
+from loraforge.jobs.lease import db_now, is_recoverable
 from loraforge.jobs.queue import JobQueue
 from loraforge.jobs.statuses import TERMINAL
 
@@ -32,11 +32,12 @@ def stale_jobs(session: Session, *, include_never_started: bool) -> list[tuple[s
         .order_by(FineTuneJob.created_ts)
     ).all()
     found = []
+    now = db_now(session)
     for job_id, machine_type, run in rows:
         never_started = run is None or run.lease_owner is None
         if never_started and not include_never_started:
             continue
-        if is_recoverable(run):
+        if is_recoverable(run, now):
             found.append((job_id, machine_type))
     return found
 

@@ -1,10 +1,11 @@
-"""The job runtime of one API process: queue, webhook dispatcher, recovery, wired into the app.
+"""The job runtime of one API process: queue, webhook outbox dispatcher, recovery, leftover children.
 
-`lifespan(app)` is entered by create_app's lifespan. It builds a `JobRuntime` (the embedded worker
-thread without `LORAFORGE_BROKER_URL`, else a Celery publisher), sets `app.state.on_submitted` so a
-submitted job is published, runs the webhook outbox dispatcher, requeues what recovery finds at
-start, and keeps a sweeper thread that requeues jobs whose worker stopped renewing its lease and
-publishes again REQUESTED jobs no worker took (jobs/publish.py).
+`JobRuntime` is a plain object: the API's lifespan (api/lifespan.py) builds one, calls `start()`
+and `stop()`, and hands `submitted` to the submit route. It runs the embedded worker thread
+without `LORAFORGE_BROKER_URL` (else a Celery publisher), runs the webhook outbox dispatcher,
+requeues what recovery finds at start, and keeps a sweeper thread that requeues jobs whose worker
+stopped renewing its lease and publishes again REQUESTED jobs no worker took (jobs/publish.py). At
+start it also ends the job children a dead predecessor left behind and removes their work dirs.
 """
 
 from __future__ import annotations
@@ -12,21 +13,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
 
 from loraforge.config import Settings
 from loraforge.db.models import FineTuneJob
-from loraforge.inference.shared import runner_for
-from loraforge.jobs.pipeline import WorkerContext, preload_libraries, run_job
+from loraforge.jobs.pipeline import WorkerContext, run_job
 from loraforge.jobs.publish import publish, republish_unclaimed
 from loraforge.jobs.queue import make_queue
 from loraforge.jobs.recovery import requeue_stale
+from loraforge.jobs.supervisor import end_leftovers
 from loraforge.storage.base import ObjectStore
 from loraforge.webhooks.dispatcher import OutboxDispatcher
 
@@ -34,13 +30,14 @@ logger = logging.getLogger(__name__)
 
 
 class JobRuntime:
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], store: ObjectStore,
-                 runner: Callable[[], Any]) -> None:
+    """Queue + outbox dispatcher + recovery of one API process."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], store: ObjectStore) -> None:
         self.settings = settings
         self.sessions = sessions
         self.dispatcher = OutboxDispatcher(sessions, settings)
-        self.context = WorkerContext(settings, sessions, store, runner=runner)
-        self.queue = make_queue(settings, lambda job_id: run_job(self.context, job_id), preload_libraries)
+        self.context = WorkerContext(settings, sessions, store)
+        self.queue = make_queue(settings, lambda job_id: run_job(self.context, job_id))
         self._halt = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, name="loraforge-recovery", daemon=True)
 
@@ -59,6 +56,7 @@ class JobRuntime:
 
     def start(self) -> None:
         self.dispatcher.start()
+        end_leftovers(self.settings.data_dir.resolve() / "work")
         try:
             requeue_stale(self.sessions, self.queue, at_start=True)
         except Exception:  # a broker that is down at start: the sweeper retries
@@ -83,20 +81,3 @@ class JobRuntime:
                     republish_unclaimed(self.sessions, self.queue, self.settings.requeue_after_s)
             except Exception:  # a failed sweep is retried next period
                 logger.exception("recovery sweep failed")
-
-
-def _runner_of(app: FastAPI) -> Callable[[], Any]:
-    """The app's InferenceRunner on first use, the one /v1 serves, so deploys warm it."""
-    return lambda: runner_for(app.state, app.state.settings)
-
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    runtime = JobRuntime(app.state.settings, app.state.sessionmaker, app.state.store, _runner_of(app))
-    app.state.jobs = runtime
-    app.state.on_submitted = runtime.submitted
-    await run_in_threadpool(runtime.start)
-    try:
-        yield
-    finally:
-        await run_in_threadpool(runtime.stop)

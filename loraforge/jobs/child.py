@@ -1,0 +1,314 @@
+"""The child process of one job: dataset preparation, training and the deploy check, then exit.
+
+Run as `python -m loraforge.jobs.child TASK_JSON` by the worker (jobs/supervisor.py), never by
+hand. TASK_JSON is a file holding the job's settings (secrets left out: the child touches neither
+the database nor the object store), the resolved TrainSpec, the stages to run and the number of a
+pipe to write messages on. Messages are JSON lines `{"kind": K, ...}` (see jobs/messages.py and the
+README's "Job runtime"): note, dataset, stage, progress, checkpoint, sample, intermediate, trained,
+deployed, error. Commands come on stdin:
+`stop` (stop at the next step), `ack STEP` (the parent stored checkpoint STEP), `deploy PATH` (the
+stored LoRA is at PATH: run the deploy check). End of stdin means the parent is gone: the child
+stops too, and on Linux the kernel kills it outright when its parent dies (PR_SET_PDEATHSIG).
+Exit codes: 0 done, 1 failed (an `error` message says why), 3 stopped on request.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from loraforge.config import Settings
+from loraforge.errors import JobCancelled, LoraforgeError
+
+logger = logging.getLogger("loraforge.jobs.child")
+
+EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 3
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+# What to change when memory runs out, by stage (the user can act on the first part; the operator
+# on the rest). Activations grow with resolution^2 and batch size; weights do not.
+OOM_ADVICE = {
+    "prepare": "auto_caption loads a captioning model for this stage: submit without "
+               "advance_parameters.auto_caption, or with a machine_type that has more GPU memory",
+    "load": "the base model's weights and text encoders alone need more than the device had free: submit "
+            "with a machine_type that has more GPU memory, or ask the operator what else holds this GPU",
+    "train": "lower advance_parameters.resolution (activations grow with its square) or batch_size, or "
+             "submit with a machine_type that has more GPU memory",
+    "deploy": "the deploy check loads the base pipeline for inference after training: submit with a "
+              "machine_type that has more GPU memory, or ask the operator what else holds this GPU",
+}
+STAGE_WORDS = {"prepare": "preparing the dataset", "load": "loading the model and caching latents",
+               "train": "training", "deploy": "running the deploy check"}
+
+
+class Channel:
+    """Writes messages to the parent, one JSON object per line, from any thread."""
+
+    def __init__(self, fd: int) -> None:
+        self._file = os.fdopen(fd, "w", buffering=1)
+        self._lock = threading.Lock()
+
+    def send(self, kind: str, **fields: Any) -> None:
+        line = json.dumps({"kind": kind, **fields}, default=str)
+        with self._lock:
+            try:
+                self._file.write(line + "\n")
+            except BrokenPipeError:  # the parent is gone; the stdin EOF stops us next step
+                pass
+
+
+class Commands:
+    """Reads the parent's commands from stdin on a thread: stop, checkpoint acks, deploy."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stopped = threading.Event()
+        self._cond = threading.Condition()
+        self._acked = -1
+        self._deploy: str | None = None
+        self._stream = stream
+        threading.Thread(target=self._read, name="commands", daemon=True).start()
+
+    def _read(self) -> None:
+        for raw in self._stream:
+            verb, _, arg = raw.decode(errors="replace").strip().partition(" ")
+            with self._cond:
+                if verb == "stop":
+                    self.stopped.set()
+                elif verb == "ack":
+                    self._acked = max(self._acked, int(arg))
+                elif verb == "deploy":
+                    self._deploy = arg
+                self._cond.notify_all()
+        with self._cond:  # stdin closed: the parent is gone or done with us
+            self.stopped.set()
+            self._cond.notify_all()
+
+    def should_stop(self) -> bool:
+        return self.stopped.is_set()
+
+    def wait_ack(self, step: int) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._acked >= step or self.stopped.is_set())
+
+    def wait_deploy(self) -> str | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._deploy is not None or self.stopped.is_set())
+            return None if self.stopped.is_set() else self._deploy
+
+
+def _is_oom(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+            return True
+        if "out of memory" in str(exc).lower() or "can't allocate memory" in str(exc).lower():
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def _oom_text(exc: BaseException | None) -> str:
+    parts = []
+    while exc is not None:
+        parts.append(str(exc))
+        exc = exc.__cause__
+    return " ".join(parts)
+
+
+def oom_message(stage: str, exc: BaseException, device: str) -> str:
+    """What ran out, during which stage, how much was asked and free (when torch says), what to change."""
+    text = _oom_text(exc)
+    size = r"([\d.]+ ?[KMGT]i?B)"
+    asked = re.search(rf"[Tt]ried to allocate {size}", text)
+    free = re.search(rf"of which {size} (?:is )?free", text)
+    total = re.search(rf"total capacity of {size}", text)
+    cpu_bytes = re.search(r"you tried to allocate (\d+) bytes", text)
+    where = "GPU" if device.startswith("cuda") else "host (CPU)"
+    message = f"out of {where} memory while {STAGE_WORDS.get(stage, stage)}"
+    facts = []
+    if asked:
+        facts.append(f"asked for {asked.group(1)}")
+    elif cpu_bytes:
+        facts.append(f"asked for {int(cpu_bytes.group(1)) / 2**30:.2f} GiB")
+    if free:
+        facts.append(f"{free.group(1)} free" + (f" of {total.group(1)}" if total else ""))
+    if facts:
+        message += f" ({', '.join(facts)})"
+    return f"{message}: {OOM_ADVICE.get(stage, OOM_ADVICE['train'])}"
+
+
+class ChildJob:
+    """The stages of one task, reporting through `channel` and obeying `commands`."""
+
+    def __init__(self, task: dict[str, Any], channel: Channel, commands: Commands) -> None:
+        self.task = task
+        self.channel = channel
+        self.commands = commands
+        self.settings = Settings(**task["settings"])
+        self.work_dir = Path(task["work_dir"])
+        self.stage = "prepare"
+        self.device = "cpu"
+
+    def run(self) -> int:
+        try:
+            self._stages()
+        except JobCancelled:
+            logger.info("stopped on request during %s", self.stage)
+            return EXIT_STOPPED
+        except (LoraforgeError, MemoryError) as exc:
+            return self._report(exc)
+        except Exception as exc:
+            if _is_oom(exc):  # torch.OutOfMemoryError, or a RuntimeError saying so
+                return self._report(exc)
+            logger.exception("unexpected error during %s", self.stage)
+            self.channel.send("error", error_kind="internal", stage=self.stage,
+                              message=f"{type(exc).__name__}: {exc}")
+            return EXIT_FAILED
+        return EXIT_OK
+
+    def _report(self, exc: BaseException) -> int:
+        if _is_oom(exc):
+            logger.error("out of memory during %s: %s", self.stage, _oom_text(exc))
+            self.channel.send("error", error_kind="oom", stage=self.stage,
+                              message=oom_message(self.stage, exc, self.device))
+        else:
+            message = exc.message if isinstance(exc, LoraforgeError) else str(exc)
+            logger.error("%s failed: %s", self.stage, message)
+            self.channel.send("error", error_kind="user", stage=self.stage, message=message)
+        return EXIT_FAILED
+
+    def _stages(self) -> None:
+        lora_path = None
+        if "train" in self.task["stages"]:
+            lora_path = self._prepare_and_train()
+        self.stage = "deploy"
+        path = self.commands.wait_deploy()
+        if path is None:
+            raise JobCancelled("stopped before the deploy check")
+        self._deploy(Path(path))
+        self.channel.send("deployed")
+        del lora_path
+
+    def _prepare_and_train(self) -> Path:
+        from loraforge.training.loading import default_device, resolve_model_ref
+        from loraforge.training.presets import TrainSpec, fit_to_model
+
+        task = self.task
+        self.device = default_device()
+        model_ref = resolve_model_ref(task["base_model"], self.settings)
+        spec = fit_to_model(TrainSpec(**task["spec"]), model_ref, self.settings)
+        if spec.resolution_note:
+            self.channel.send("note", message=spec.resolution_note)
+        dataset = self._prepare(spec, model_ref)
+        self.channel.send("stage", name="train")
+        self.stage = "load"
+        result = self._train(spec, dataset, model_ref)
+        self.channel.send("trained", lora_path=str(result.lora_path), comfy_path=str(result.comfy_path or ""),
+                          steps=result.steps, final_loss=result.final_loss, loop_seconds=result.loop_seconds,
+                          sample_seconds=result.sample_seconds, sample_share=result.sample_share)
+        return Path(result.lora_path)
+
+    def _prepare(self, spec: Any, model_ref: str) -> Any:
+        from loraforge.datasets.prepare import prepare_dataset
+        from loraforge.training.caption_tokens import token_check
+
+        dataset_dir = self.work_dir / "dataset"
+        captioner = None
+        if spec.auto_caption:
+            from loraforge.training.captioner import captioner_model_ref, load_captioner
+
+            captioner = load_captioner(captioner_model_ref(spec.base_model, self.settings))
+        try:
+            dataset = prepare_dataset(Path(self.task["source"]), dataset_dir, trigger_word=spec.trigger_word,
+                                      instance_prompt=spec.instance_prompt, resolution=spec.resolution,
+                                      face_crop=spec.face_crop, captioner=captioner,
+                                      **token_check(spec, model_ref))
+        finally:
+            if captioner is not None:
+                captioner.close()  # frees the VLM before training needs the memory
+            report = dataset_dir / "dataset_report.json"
+            if report.is_file():  # written also when the dataset is refused: details show why
+                self.channel.send("dataset", report_path=str(report))
+        for warning in getattr(dataset, "warnings", ())[:20]:
+            logger.info("dataset: %s", warning)
+        return dataset
+
+    def _train(self, spec: Any, dataset: Any, model_ref: str) -> Any:
+        from loraforge.training.engine import train
+
+        out_dir = self.work_dir / "train"
+
+        def progress(p: Any) -> None:
+            self.stage = "train"
+            self.channel.send("progress", step=p.step, total=p.total_steps, loss=p.loss,
+                              eta_seconds=p.eta_seconds, lr=p.lr, step_seconds=p.step_seconds)
+
+        def on_checkpoint(path: Path, step: int) -> None:
+            self.channel.send("checkpoint", step=step, path=str(path))
+            self.commands.wait_ack(step)  # stored before we go on (and before the trainer prunes it)
+
+        def on_sample(step: int, index: int, prompt: str, path: Path) -> None:
+            self.channel.send("sample", step=step, index=index, prompt=prompt, path=str(path))
+
+        def on_intermediate(step: int, path: Path) -> None:
+            self.channel.send("intermediate", step=step, path=str(path))
+
+        result = train(spec, dataset, out_dir, model_ref=model_ref, progress=progress,
+                       should_stop=self.commands.should_stop, on_checkpoint=on_checkpoint,
+                       on_sample=on_sample, on_intermediate=on_intermediate,
+                       resume=bool(self.task.get("resume")))
+        return result
+
+    def _deploy(self, lora_path: Path) -> None:
+        from loraforge.inference.deploy import deploy
+        from loraforge.inference.runner import InferenceRunner
+        from loraforge.training.loading import resolve_model_ref
+
+        task = self.task
+        model_ref = resolve_model_ref(task["base_model"], self.settings)
+        deploy(InferenceRunner(self.settings), base_model=task["base_model"], lora_path=lora_path,
+               slug=task["slug"], model_ref=model_ref)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the thread that started it exits."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the stdin EOF still stops us
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(EXIT_STOPPED)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m loraforge.jobs.child TASK_JSON (started by the worker)", file=sys.stderr)
+        return 2
+    _die_with_parent()
+    task = json.loads(Path(argv[1]).read_text())
+    logging.basicConfig(level=task["settings"].get("log_level", "INFO"), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    channel = Channel(int(task["pipe_fd"]))
+    commands = Commands(sys.stdin.buffer)
+    logger.info("child of job %s started (pid %d, stages %s)", task["job_id"], os.getpid(), task["stages"])
+    return ChildJob(task, channel, commands).run()
+
+
+def _exit(code: int) -> None:
+    """Flush the log and leave at once: the stdin reader thread would block interpreter shutdown."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    _exit(main(sys.argv))

@@ -1,0 +1,199 @@
+"""What the worker does with each message of a job's child: the handler table.
+
+The child (jobs/child.py) reports in JSON lines `{"kind": K, ...}`; the worker's supervise loop
+(jobs/pipeline.py) looks K up in `HANDLERS` and calls `handler(job, message)` on its own thread,
+so handlers may write the database and the object store (the child never does). Every write that
+matters is fenced by the worker's lease (`job.owner`). A new kind is one function and one line in
+the table; a kind nobody handles is logged and ignored, so an older worker survives a newer child.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import update
+
+from loraforge.db.pipeline_models import JobRun
+from loraforge.errors import StorageError
+from loraforge.jobs import artifacts, lease, training_outputs
+from loraforge.jobs.dataset_report import store_dataset_report
+from loraforge.jobs.events import ProgressWriter, move, record_event
+from loraforge.jobs.statuses import JobStatus
+from loraforge.jobs.supervisor import ChildProcess
+from loraforge.jobs.training_outputs import LossRecorder
+from loraforge.metrics import TRAIN_STEP_SECONDS
+
+if TYPE_CHECKING:
+    from loraforge.jobs.pipeline import WorkerContext
+
+logger = logging.getLogger(__name__)
+S = JobStatus
+
+
+@dataclass
+class JobContext:
+    """One job on one worker, as the handlers see it: ids, the child, and what it reported so far."""
+
+    worker: WorkerContext
+    job_id: str
+    slug: str
+    base_model: str
+    work_dir: Path
+    child: ChildProcess
+    writer: ProgressWriter
+    recorder: LossRecorder
+    status: JobStatus = S.REQUESTED
+    step: int | None = None
+    total_steps: int | None = None
+    deployed: bool = False
+    error: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def owner(self) -> str:
+        return self.worker.owner
+
+    def move(self, new: JobStatus, **fields: Any) -> None:
+        """A status move fenced by this worker's lease (LeaseLost if another worker holds the job);
+        `move` writes the webhook message in the same transaction."""
+        with self.worker.sessions() as session:
+            move(session, self.job_id, new, owner=self.owner, **fields)
+        self.status = new
+
+    def record_run(self, **values: Any) -> None:
+        """Update the job's run row while this worker holds the lease; LeaseLost otherwise."""
+        with self.worker.sessions() as session:
+            result = session.execute(
+                update(JobRun).where(JobRun.job_id == self.job_id, JobRun.lease_owner == self.owner)
+                .values(**values).execution_options(synchronize_session=False))
+            session.commit()
+            if result.rowcount != 1:
+                raise lease.LeaseLost(f"job {self.job_id}: the lease of {self.owner} was taken over")
+
+    def check_lease(self) -> None:
+        with self.worker.sessions() as session:
+            lease.check_held(session, self.job_id, self.owner)
+
+
+Handler = Callable[[JobContext, dict[str, Any]], None]
+
+
+def on_progress(job: JobContext, msg: dict[str, Any]) -> None:
+    job.step, job.total_steps = int(msg["step"]), int(msg["total"])
+    if msg.get("step_seconds"):
+        TRAIN_STEP_SECONDS.observe(float(msg["step_seconds"]))
+    progress = SimpleNamespace(step=job.step, total_steps=job.total_steps, loss=msg.get("loss"),
+                               eta_seconds=msg.get("eta_seconds"), lr=msg.get("lr"),
+                               step_seconds=msg.get("step_seconds"))
+    job.writer(progress)
+    job.recorder(progress)
+
+
+def on_checkpoint(job: JobContext, msg: dict[str, Any]) -> None:
+    """Store the checkpoint, record it, drop the older one, then let the child go on."""
+    step, path = int(msg["step"]), Path(msg["path"])
+    out_dir = job.work_dir / "train"
+    job.check_lease()  # a stale worker must not overwrite the new holder's checkpoint keys
+    artifacts.upload_checkpoint(job.worker.store, job.job_id, path, step)
+    job.record_run(checkpoint_step=step, checkpoint_dir=path.relative_to(out_dir).as_posix())
+    artifacts.prune_checkpoints(job.worker.store, job.job_id, step)
+    logger.info("job %s: checkpoint step %d stored", job.job_id, step)
+    job.child.send(f"ack {step}")
+
+
+def on_dataset(job: JobContext, msg: dict[str, Any]) -> None:
+    """Preparation wrote its report (also when it refused the dataset): store and summarise it."""
+    job.check_lease()
+    store_dataset_report(job.worker.store, job.worker.sessions, job.job_id, Path(msg["report_path"]))
+
+
+def on_stage(job: JobContext, msg: dict[str, Any]) -> None:
+    """The child finished preparing the data and starts training."""
+    if msg.get("name") == "train" and job.status is S.DATA_PROCESSING:
+        job.move(S.TRAINING_INITIATED)
+
+
+def on_sample(job: JobContext, msg: dict[str, Any]) -> None:
+    job.check_lease()
+    training_outputs.store_sample(job.worker.store, job.worker.sessions, job.job_id, int(msg["step"]),
+                                  int(msg["index"]), str(msg.get("prompt") or ""), Path(msg["path"]))
+
+
+def on_intermediate(job: JobContext, msg: dict[str, Any]) -> None:
+    job.check_lease()
+    training_outputs.store_intermediate(job.worker.store, job.worker.sessions, job.job_id, job.slug,
+                                        int(msg["step"]), Path(msg["path"]))
+
+
+def on_note(job: JobContext, msg: dict[str, Any]) -> None:
+    """A fact the user should see in details (e.g. why the demo model trains small)."""
+    text = str(msg.get("message") or "")[:2000]
+    if text:
+        job.notes.append(text)
+        with job.worker.sessions() as session:
+            record_event(session, job.job_id, S.DATA_PROCESSING.value, text)
+
+
+def on_trained(job: JobContext, msg: dict[str, Any]) -> None:
+    """Store the LoRA, record its sha256, TRAINING_COMPLETED, then hand it to the deploy check."""
+    lora = Path(msg["lora_path"])
+    comfy = Path(msg["comfy_path"]) if msg.get("comfy_path") else None
+    job.check_lease()  # the LoRA key is fixed: a stale worker must not overwrite the holder's file
+    stored, url = artifacts.upload_lora(job.worker.store, job.job_id, job.slug, lora, comfy,
+                                        public=job.base_model == "FAST_FLUX")
+    job.record_run(lora_sha256=stored.sha256)
+    loop = msg.get("loop_seconds")
+    job.move(S.TRAINING_COMPLETED, cloud_storage_url=url,
+             model_information={"sha256": stored.sha256, "size": stored.size, "steps": msg.get("steps"),
+                                "final_loss": msg.get("final_loss"),
+                                "train_loop_seconds": round(float(loop), 3) if loop else None,
+                                "sample_seconds": round(float(msg.get("sample_seconds") or 0.0), 3),
+                                "sample_share": round(float(msg.get("sample_share") or 0.0), 4)})
+    begin_deploy(job, S.TRAINING_COMPLETED)
+
+
+def begin_deploy(job: JobContext, status: JobStatus) -> None:
+    """INFERENCE_QUEUED, fetch the stored LoRA and tell the child to run the deploy check on it."""
+    if status is S.TRAINING_COMPLETED:
+        job.move(S.INFERENCE_QUEUED)
+    local = job.work_dir / "deploy" / f"{job.slug}.safetensors"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    # Deploy what storage holds, not the trainer's copy: that proves the stored file works.
+    job.worker.store.get_file(artifacts.model_key(job.job_id, job.slug), local)
+    if not job.child.send(f"deploy {local}"):
+        raise StorageError("the job's process ended before the deploy check could start")
+
+
+def on_deployed(job: JobContext, msg: dict[str, Any]) -> None:
+    job.deployed = True
+
+
+def on_error(job: JobContext, msg: dict[str, Any]) -> None:
+    job.error = msg
+
+
+HANDLERS: dict[str, Handler] = {
+    "dataset": on_dataset,
+    "stage": on_stage,
+    "progress": on_progress,
+    "checkpoint": on_checkpoint,
+    "note": on_note,
+    "sample": on_sample,
+    "intermediate": on_intermediate,
+    "trained": on_trained,
+    "deployed": on_deployed,
+    "error": on_error,
+}
+
+
+def dispatch(job: JobContext, msg: dict[str, Any]) -> None:
+    handler = HANDLERS.get(msg["kind"])
+    if handler is None:
+        logger.warning("job %s: no handler for child message %r; ignored", job.job_id, msg["kind"])
+        return
+    handler(job, msg)
