@@ -17,6 +17,13 @@ HAPPY = ["REQUESTED", "DATA_PROCESSING", "TRAINING_INITIATED", "TRAINING_COMPLET
          "AVAILABLE"]
 
 
+def status_path(events: list[dict[str, Any]]) -> list[str]:
+    """The statuses a job went through, in order; repeated events of one status count once
+    (DATA_PROCESSING also carries the dataset report's counts, a retry notes its attempt)."""
+    statuses = [e["status"] for e in events]
+    return [s for i, s in enumerate(statuses) if i == 0 or s != statuses[i - 1]]
+
+
 def image_zip(count: int = 4, size: int = 64, seed: int = 0) -> bytes:
     """A ZIP of `count` small, distinct RGB PNGs with one caption file."""
     rng = np.random.default_rng(seed)
