@@ -5,7 +5,8 @@ outbox.claim) as senders free up, and `webhook_senders` threads deliver them, on
 then settle the row: delivered, retried later (Standard Webhooks schedule with jitter, or the
 receiver's Retry-After), failed for good, or the webhook disabled (410 Gone, or failing for
 `webhook_disable_after_s` in a row, with the reason kept on the webhook). Because the queue is the
-database, a restart loses nothing and resends under the same `webhook-id`. Threads and
+database, a restart loses nothing and resends under the same `webhook-id` (claims of a process
+that died on this machine are released at start; others lapse after two attempt deadlines). Threads and
 connections are fixed in number; a slow receiver holds one sender for at most one attempt's
 deadline, and never more than one at a time.
 """
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from loraforge.config import Settings
 from loraforge.db.pipeline_models import Webhook
+from loraforge.jobs.lease import new_owner, owner_is_dead
 from loraforge.metrics import WEBHOOK_DELIVERIES
 from loraforge.net.guard import Resolver, system_resolve
 from loraforge.webhooks import outbox
@@ -44,7 +46,7 @@ class OutboxDispatcher:
         self._settings = settings
         self._resolver = resolver
         self._schedule = settings.webhook_schedule
-        self._name = f"dispatcher-{uuid.uuid4().hex[:8]}"
+        self._owner = new_owner()  # host/boot/pid/random: a restart here can tell our claims are dead
         self._senders = ThreadPoolExecutor(settings.webhook_senders, thread_name_prefix="loraforge-webhook")
         self._busy: set[str] = set()  # webhook ids with an attempt in flight here
         self._lock = threading.Lock()
@@ -54,6 +56,13 @@ class OutboxDispatcher:
         self._last_prune = 0.0
 
     def start(self) -> None:
+        try:
+            with self._sessions() as session:
+                freed = outbox.release_claims(session, lambda token: owner_is_dead(token.split("#", 1)[0]))
+            if freed:
+                logger.info("webhook dispatcher: took back %d messages claimed by a dead process", freed)
+        except Exception:  # they lapse by themselves; this only spares the wait
+            logger.exception("webhook dispatcher: could not release the claims of dead processes")
         self._thread.start()
 
     def wake(self) -> None:
@@ -81,7 +90,7 @@ class OutboxDispatcher:
             free = self._settings.webhook_senders - len(self._busy)
             busy = set(self._busy)
         if free > 0:
-            token = f"{self._name}/{uuid.uuid4().hex[:12]}"
+            token = f"{self._owner}#{uuid.uuid4().hex[:12]}"
             with self._sessions() as session:
                 claimed = outbox.claim(session, token, free, 2 * self._settings.webhook_timeout_s + CLAIM_MARGIN_S,
                                        busy)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -162,6 +163,23 @@ def progress_of(session: Session, message_pk: int) -> tuple[str, int]:
     """(state, attempts made) of one message."""
     row = session.execute(select(M.state, M.attempts).where(M.id == message_pk)).one()
     return row.state, row.attempts
+
+
+def release_claims(session: Session, is_dead: Callable[[str], bool]) -> int:
+    """Free the unexpired claims whose token `is_dead` says belongs to a dead dispatcher; commits."""
+    tokens = session.scalars(
+        select(M.claimed_by).where(M.state == PENDING, M.claimed_by.is_not(None)).distinct()
+    ).all()
+    dead = [token for token in tokens if token and is_dead(token)]
+    if not dead:
+        session.rollback()
+        return 0
+    result = session.execute(
+        update(M).where(M.claimed_by.in_(dead)).values(claimed_by=None, claim_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return int(result.rowcount or 0)
 
 
 def drop_pending(session: Session, webhook_id: str, reason: str) -> int:
