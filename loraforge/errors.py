@@ -3,13 +3,15 @@
 Domain code raises these and never HTTP errors; the API's single handler maps each class to a
 status code and renders `{"error": message}`. The CLI prints the message on one line and exits
 non-zero. Messages are written for the person who sent the request: they name the field or file
-and say what to do.
+and say what to do. URLs in messages lose their userinfo and query string (loraforge.redaction).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from loraforge.redaction import redact_urls
 
 
 def describe_errors(errors: Iterable[Mapping[str, Any]], prefix: str = "",
@@ -35,6 +37,7 @@ class LoraforgeError(Exception):
     status_code = 400
 
     def __init__(self, message: str) -> None:
+        message = redact_urls(message)  # a URL's credentials and signature never reach a reader
         super().__init__(message)
         self.message = message
 

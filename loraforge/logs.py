@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from loraforge.redaction import RedactingFilter
+
 CURRENT_JOB: contextvars.ContextVar[str | None] = contextvars.ContextVar("loraforge_job_id", default=None)
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(job_suffix)s: %(message)s"
 HANDLER_NAME = "loraforge"
@@ -64,6 +66,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(HANDLER_NAME)
     handler.addFilter(_JobFilter())
+    handler.addFilter(RedactingFilter())  # URLs lose userinfo and query strings (loraforge.redaction)
     handler.setFormatter(_json_formatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:

@@ -23,6 +23,7 @@ import httpx
 from loraforge.config import Settings
 from loraforge.errors import DownloadError, PayloadTooLargeError, UnsafeURLError
 from loraforge.net.client import MAX_REDIRECTS, GuardedClient, OutboundError
+from loraforge.redaction import redact_url
 from loraforge.storage.atomic import AtomicWriter, format_bytes
 
 logger = logging.getLogger(__name__)
@@ -48,16 +49,7 @@ HEADERS = {"User-Agent": "loraforge-fetch/1", "Accept-Encoding": "identity"}
 
 def display_url(url: str) -> str:
     """`url` as messages show it: no user name or password, no query or fragment (they hold tokens)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-    except ValueError:
-        return "the dataset URL"
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    hidden = "?…" if parts.query else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}{hidden}"
+    return redact_url(url)
 
 
 def sharing_hint(url: str, page: bytes = b"") -> str:

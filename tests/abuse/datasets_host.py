@@ -1,6 +1,7 @@
 """Loopback dataset hosts for submit tests: one that serves a ZIP, one that trickles its headers.
 
-`ZipHost` answers HEAD and GET for any path with a small ZIP. `TrickleHost` accepts connections
+`ZipHost` answers HEAD and GET for any path with a small ZIP (403 for paths with "forbidden", a
+redirect carrying a token for paths with "redirect"). `TrickleHost` accepts connections
 and sends one header line every `every_s` seconds without ever ending the head, the slow host of
 the issue; `stop()` closes every connection it holds so blocked probes end.
 """
@@ -18,6 +19,17 @@ class _ZipHandler(BaseHTTPRequestHandler):
     body = tiny_zip()
 
     def do_HEAD(self) -> None:
+        if "forbidden" in self.path:
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if "redirect" in self.path:
+            self.send_response(302)
+            self.send_header("Location", "/ds.zip?token=tok-hidden")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/zip")
         self.send_header("Content-Length", str(len(self.body)))

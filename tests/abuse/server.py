@@ -90,7 +90,7 @@ def _env(tmp: Path, database_url: str, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def start_server(tmp: Path, **extra: str) -> Served:
+def start_server(tmp: Path, access_log: bool = False, **extra: str) -> Served:
     database_url = create_postgres_database()
     env = _env(tmp, database_url, extra)
     other = subprocess.run([sys.executable, "-m", "loraforge", "keys", "create", "--name", "other", "--init"],
@@ -98,7 +98,7 @@ def start_server(tmp: Path, **extra: str) -> Served:
     port = free_port()
     log = tmp / f"serve-{port}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "loraforge", "serve", "--port", str(port), "--no-access-log"],
+        [sys.executable, "-m", "loraforge", "serve", "--port", str(port), *([] if access_log else ["--no-access-log"])],
         env=env, cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )
     served = Served(f"http://127.0.0.1:{port}", port, OWNER_KEY, other, process, log, database_url, env)

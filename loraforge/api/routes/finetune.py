@@ -106,7 +106,7 @@ def _visible_job(session: Session, user_id: str, request_id: str) -> tuple[Any, 
 def _render_details(session: Session, store: Any, user_id: str, request_id: str) -> dict[str, Any]:
     """The seed's fields plus the pipeline's: events, progress, model_information, samples and files."""
     job, events, progress = _visible_job(session, user_id, request_id)
-    return {
+    body = {
         **schemas.render_details(job),
         "events": events,
         "progress": progress,
@@ -114,6 +114,12 @@ def _render_details(session: Session, store: Any, user_id: str, request_id: str)
         **training_outputs.listed_outputs(session, store, job),
         "dataset": dataset_details(store, job.get("dataset"), job["id"], training_outputs.LINK_SECONDS),
     }
+    if job["user_id"] != user_id:
+        # another key sees a public model, not its owner's data: the dataset URL (which may hold
+        # credentials, and names the owner's user and upload ids) and the dataset report stay private
+        body["data_source_path"] = None
+        body["dataset"] = None
+    return body
 
 
 @router.get(
