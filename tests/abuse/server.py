@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,6 +114,15 @@ def start_server(tmp: Path, access_log: bool = False, **extra: str) -> Served:
             time.sleep(0.2)
     served.stop()
     raise AssertionError(f"loraforge serve did not answer /healthz:\n{served.log_text()[-3000:]}")
+
+
+def serving(tmp: Path, access_log: bool = False, **extra: str) -> Iterator[Served]:
+    """`start_server`, stopped when the generator closes: the body of a module fixture."""
+    server = start_server(tmp, access_log, **extra)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def raw_connect(served: Served, timeout: float = 10) -> socket.socket:

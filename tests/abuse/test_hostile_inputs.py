@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.abuse.server import Served, raw_connect, read_status, start_server, tiny_zip
+from tests.abuse.server import Served, raw_connect, read_status, serving, tiny_zip
 
 BASE = "/finetune/request"
 NESTED = b"[" * 100_000 + b"]" * 100_000
@@ -29,11 +29,7 @@ BODY_ENDPOINTS = [
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = start_server(tmp_path_factory.mktemp("hostile"))
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serving(tmp_path_factory.mktemp("hostile"))
 
 
 def _assert_json_4xx(answer: httpx.Response, status: int = 400) -> str:

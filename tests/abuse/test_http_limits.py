@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.abuse.server import Served, raw_connect, read_status, start_server
+from tests.abuse.server import Served, raw_connect, read_status, serving
 
 MIB = 1024 * 1024
 HEADER_TIMEOUT_S = 3
@@ -24,12 +24,8 @@ HEAD = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = start_server(tmp_path_factory.mktemp("limits"), LORAFORGE_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
+    yield from serving(tmp_path_factory.mktemp("limits"), LORAFORGE_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
                           LORAFORGE_BODY_TIMEOUT_S="3", LORAFORGE_MAX_CONNECTIONS=str(MAX_CONNECTIONS))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _send_until_refused(sock: socket.socket, chunks: Iterator[bytes]) -> int:

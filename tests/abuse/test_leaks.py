@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.abuse.datasets_host import ZipHost
-from tests.abuse.server import Served, start_server, tiny_zip
+from tests.abuse.server import Served, serving, tiny_zip
 
 BASE = "/finetune/request"
 SECRETS = ("secret", "X-Amz-Signature", "sig-value", "tok-hidden")
@@ -25,18 +25,8 @@ SUBMIT: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = start_server(tmp_path_factory.mktemp("leaks"), access_log=True)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serving(tmp_path_factory.mktemp("leaks"), access_log=True)
 
-
-@pytest.fixture(scope="module")
-def zip_host() -> Iterator[ZipHost]:
-    host = ZipHost()
-    yield host
-    host.stop()
 
 
 def _credentialed(host: ZipHost, path: str) -> str:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.abuse.datasets_host import TrickleHost, ZipHost
-from tests.abuse.server import Served, start_server, tiny_zip
+from tests.abuse.server import Served, serving, tiny_zip
 
 BASE = "/finetune/request"
 EXPIRY_S = 4
@@ -31,23 +31,13 @@ SUBMIT: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = start_server(
+    yield from serving(
         tmp_path_factory.mktemp("quotas"),
         LORAFORGE_QUOTA_ACTIVE_JOBS=str(ACTIVE_JOBS), LORAFORGE_QUOTA_PENDING_UPLOADS=str(PENDING_UPLOADS),
         LORAFORGE_QUOTA_UPLOAD_BYTES=str(UPLOAD_BYTES), LORAFORGE_UPLOAD_EXPIRY_S=str(EXPIRY_S),
         LORAFORGE_QUOTA_PROBES="2", LORAFORGE_DOWNLOAD_TIMEOUT_S="5",
     )
-    try:
-        yield server
-    finally:
-        server.stop()
 
-
-@pytest.fixture(scope="module")
-def zip_host() -> Iterator[ZipHost]:
-    host = ZipHost()
-    yield host
-    host.stop()
 
 
 def _assert_quota(answer: httpx.Response, quota: str) -> None:
