@@ -88,10 +88,10 @@ class CeleryQueue:
         self._app = make_celery(settings)
         # Publishing gives up within a second when the broker is down (kombu would retry for long
         # by default, holding the submit); the job stays in the database and is published again.
-        self._app.conf.broker_transport_options = {
-            **self._app.conf.broker_transport_options,
-            "max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5,
-        }
+        options = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+        if settings.broker_url.startswith("redis"):  # a blackholed host would otherwise hang the connect
+            options.update(socket_connect_timeout=2, socket_timeout=5)
+        self._app.conf.broker_transport_options = {**self._app.conf.broker_transport_options, **options}
 
     def enqueue(self, job_id: str, machine_type: str) -> bool:
         from loraforge.jobs.celery_app import RUN_JOB_TASK, job_queue

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 from loraforge.errors import UnsafeURLError
@@ -36,6 +38,10 @@ METADATA_HOSTS = {"metadata.google.internal", "metadata.goog", "metadata"}
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 METADATA_REASON = "a cloud metadata address"
+RESOLVE_TIMEOUT_S = 5.0
+LOOKUP_THREADS = 4
+_lookups: ThreadPoolExecutor | None = None  # created on the first lookup, shared by the process
+_lookups_lock = threading.Lock()
 
 
 def refusal_reason(address: IPAddress) -> str | None:
@@ -83,9 +89,22 @@ def split_url(url: str) -> tuple[str, str, int]:
 
 
 def system_resolve(host: str, port: int) -> list[IPAddress]:
-    """Every address the system resolver gives for `host`, in its order, without duplicates."""
+    """Every address the system resolver gives for `host`, in its order, without duplicates.
+
+    A lookup gets RESOLVE_TIMEOUT_S: getaddrinfo has no timeout of its own, and the DNS server of
+    a user's domain is the user's. Lookups run on a small fixed pool, so hung ones cannot pile up
+    threads; one that outlives its wait keeps a pool thread until the system resolver gives up.
+    """
+    global _lookups
+    with _lookups_lock:
+        if _lookups is None:
+            _lookups = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="loraforge-dns")
+    future = _lookups.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = future.result(timeout=RESOLVE_TIMEOUT_S)
+    except TimeoutError:
+        future.cancel()
+        raise UnsafeURLError(f"the host {host!r} did not resolve within {RESOLVE_TIMEOUT_S:g} s; check the URL") from None
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeURLError(f"the host {host!r} cannot be resolved ({exc}); check the URL") from None
     addresses: list[IPAddress] = []
