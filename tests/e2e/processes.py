@@ -79,6 +79,31 @@ class Process:
         return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-3000:] for p in self.logs if p.exists())
 
 
+def processes_with(text: str) -> list[int]:
+    """Pids of the live (not zombie) processes whose command line contains `text`.
+
+    A job's child runs `python -m loraforge.jobs.child DATA_DIR/work/{job_id}/task.json`, so a
+    job id finds its process and anything else started with its task.
+    """
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if text in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def has_torch(pid: int) -> bool:
+    """Whether process `pid` has libtorch mapped (torch imported), read from /proc/PID/maps."""
+    return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+
+
 def wait_healthy(url: str, process: Process, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.e2e.flow import TERMINAL, image_zip, submit_body, wait_for
-from tests.e2e.processes import API_KEY, Client, Process, free_port, wait_healthy
+from tests.e2e.processes import API_KEY, Client, Process, free_port, processes_with, wait_healthy
 from tests.e2e.processes import service_env as _env
 from tests.fixtures.databases import create_postgres_database, drop_postgres_database
 
@@ -30,6 +30,10 @@ def test_a_server_killed_mid_training_resumes_from_its_checkpoint_after_restart(
         wait_for(lambda: api.details(job_id),
                  lambda d: (d.get("progress") or {}).get("step", 0) >= 9 or d["status"] in TERMINAL, 120)
         server.kill9()
+        deadline = time.monotonic() + 10  # the kernel ends the job's child with its worker
+        while processes_with(job_id) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert processes_with(job_id) == []
 
         server.start()
         wait_healthy(url, server)

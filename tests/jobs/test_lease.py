@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from loraforge.db.base import make_engine, make_sessionmaker
 from loraforge.db.migrate import upgrade
 from loraforge.db.models import FineTuneJob, User
+from loraforge.db.pipeline_models import JobRun
 from loraforge.errors import ConflictError
 from loraforge.jobs import lease
 from loraforge.jobs.events import events_of, move
@@ -80,3 +81,27 @@ def test_status_moves_follow_the_table_and_are_recorded_with_timestamps(sessions
         events = events_of(session, job_id)
     assert [e["status"] for e in events] == ["DATA_PROCESSING", "FAILED"]
     assert all(e["timestamp"].endswith("Z") for e in events)
+
+
+def test_a_worker_that_lost_its_lease_cannot_move_the_job(sessions) -> None:
+    job_id = _job(sessions)
+    with sessions() as session:
+        assert lease.acquire(session, job_id, "a/x/1/1", -1)  # expired at once
+        move(session, job_id, JobStatus.DATA_PROCESSING, owner="a/x/1/1")
+        assert lease.acquire(session, job_id, "b/x/2/2", 60)  # taken over
+        with pytest.raises(lease.LeaseLost):
+            move(session, job_id, JobStatus.FAILED, owner="a/x/1/1", error_message="stale")
+        with pytest.raises(lease.LeaseLost):
+            lease.check_held(session, job_id, "a/x/1/1")
+        move(session, job_id, JobStatus.TRAINING_INITIATED, owner="b/x/2/2")
+        events = events_of(session, job_id)
+    assert [e["status"] for e in events] == ["DATA_PROCESSING", "TRAINING_INITIATED"]
+
+
+def test_lease_times_come_from_the_database_clock(sessions) -> None:
+    job_id = _job(sessions)
+    with sessions() as session:
+        before = lease.db_now(session)
+        assert lease.acquire(session, job_id, "a/x/1/1", 60)
+        expires = session.get(JobRun, job_id, populate_existing=True).lease_expires_at
+        assert before + 59 <= expires <= lease.db_now(session) + 60

@@ -1,0 +1,196 @@
+"""Each job's GPU work runs in a child process: crashes, retries, time limit, cancel, lease fencing.
+
+Real children of real workers on the tiny models: a `loraforge serve` subprocess for kill -9 of the
+child (the API keeps answering, the job resumes from its checkpoint, and the API process never
+imports torch for it), the in-process app (embedded worker) for the rest. The faults are real:
+SIGKILL of the child from outside (what the kernel's OOM killer does), a 5 s time limit, a
+cancel, and another worker taking the lease over in the database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from loraforge.db.pipeline_models import JobRun
+from tests.e2e.flow import TERMINAL, image_zip, pipeline_settings, submit_body, wait_for
+from tests.e2e.pipeline_http import details, submit, upload
+from tests.e2e.processes import (
+    API_KEY,
+    Client,
+    Process,
+    free_port,
+    has_torch,
+    processes_with,
+    service_env,
+    wait_healthy,
+)
+
+SQLITE_LOCAL = pytest.mark.parametrize(("database_url", "storage_kind"), [("sqlite", "local")], indirect=True)
+
+
+def _step(d: dict) -> int:
+    return int((d.get("progress") or {}).get("step") or 0)
+
+
+def _messages(job: dict) -> list[str]:
+    return [e["message"] for e in job["events"] if e.get("message")]
+
+
+def _wait_no_process(job_id: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while processes_with(job_id) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_with(job_id) == [], f"processes of job {job_id} are still running"
+
+
+def test_a_child_killed_mid_training_is_retried_from_its_checkpoint_while_the_api_answers(tmp_path,
+                                                                                       tiny_models) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = Process(["serve"], service_env(tmp_path, tiny_models, port, LORAFORGE_CHECKPOINT_EVERY="4"),
+                     tmp_path / "serve")
+    try:
+        server.start()
+        wait_healthy(url, server)
+        api = Client(url, API_KEY)
+        job_id = api.submit(submit_body(api.upload(image_zip()), steps=24))
+        wait_for(lambda: api.details(job_id), lambda d: _step(d) >= 9 or d["status"] in TERMINAL, 120)
+        [child] = processes_with(job_id)
+        os.kill(child, signal.SIGKILL)
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200  # the API is not the child
+        assert api.details(job_id)["status"] == "TRAINING_INITIATED"
+
+        job = wait_for(lambda: api.details(job_id), lambda d: d["status"] in TERMINAL, 240)
+        assert job["status"] == "AVAILABLE", (job["error_message"], server.tail())
+        messages = _messages(job)
+        assert any("attempt 1 of 3 failed" in m and "SIGKILL" in m for m in messages), messages
+        resumed = [m for m in messages if m.startswith("resumed from the checkpoint of step")]
+        assert resumed and int(resumed[-1].rsplit(" ", 1)[1]) >= 8, messages
+        _wait_no_process(job_id, 10)
+        assert not (tmp_path / "data" / "work" / job_id).exists()  # no stale work dir
+
+        # The job ran in children only: the API process imported torch for none of it. /v1 then
+        # loads the model in the API process, which the same check sees.
+        assert not has_torch(server.proc.pid)
+        image = api.http.post(f"/v1/{job['slug']}", json={"prompt": "TOK", "width": 64, "height": 64,
+                                                          "num_inference_steps": 2, "seed": 0}, timeout=180)
+        assert image.status_code == 200, image.text
+        assert has_torch(server.proc.pid)
+    finally:
+        server.stop()
+
+
+def test_leftovers_of_a_dead_worker_are_ended_at_start(tmp_path, tiny_models) -> None:
+    """A work dir whose worker died and whose child still runs: the next start kills and removes it."""
+    work = tmp_path / "data" / "work" / "00000000-dead-worker-job"
+    work.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", str(work)],
+                              start_new_session=True)
+    try:
+        start = Path(f"/proc/{orphan.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        (work / "worker.json").write_text(json.dumps({"pid": dead.pid, "start": "1"}))
+        (work / "child.pid").write_text(json.dumps({"pid": orphan.pid, "start": start}))
+        port = free_port()
+        server = Process(["serve"], service_env(tmp_path, tiny_models, port), tmp_path / "serve")
+        try:
+            server.start()
+            wait_healthy(f"http://127.0.0.1:{port}", server)
+            assert orphan.wait(10) == -signal.SIGKILL
+            assert not work.exists()
+        finally:
+            server.stop()
+    finally:
+        if orphan.poll() is None:
+            orphan.kill()
+            orphan.wait()
+
+
+@SQLITE_LOCAL
+def test_a_child_that_dies_every_time_ends_failed_with_the_cause(make_app_client, tiny_models) -> None:
+    api = make_app_client(**pipeline_settings(tiny_models, job_max_attempts=2))
+    job_id = submit(api, submit_body(upload(api, image_zip()), steps=2000))
+    done = threading.Event()
+
+    def kill_every_child() -> None:  # SIGKILL from outside, as the kernel's OOM killer does
+        while not done.is_set():
+            for pid in processes_with(job_id):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_every_child, daemon=True)
+    killer.start()
+    try:
+        job = wait_for(lambda: details(api, job_id), lambda d: d["status"] in TERMINAL, 120)
+    finally:
+        done.set()
+        killer.join()
+    assert job["status"] == "FAILED"
+    assert "all 2 attempts" in job["error_message"] and "SIGKILL" in job["error_message"], job["error_message"]
+    assert "Last lines of its log" in job["error_message"]
+    assert any("attempt 1 of 2 failed" in m for m in _messages(job)), job["events"]
+    _wait_no_process(job_id, 5)
+
+
+@SQLITE_LOCAL
+def test_a_time_limit_ends_the_job_failed_within_seconds_and_leaves_no_process(make_app_client,
+                                                                              tiny_models) -> None:
+    api = make_app_client(**pipeline_settings(tiny_models, job_timeout_s=5, checkpoint_every=1000))
+    job_id = submit(api, submit_body(upload(api, image_zip()), steps=5000))
+    started = time.monotonic()
+    job = wait_for(lambda: details(api, job_id), lambda d: d["status"] in TERMINAL, 60)
+    assert job["status"] == "FAILED"
+    assert time.monotonic() - started < 5 + 10
+    message = job["error_message"]
+    assert message.startswith("exceeded the time limit of 5 s"), message
+    assert "LORAFORGE_JOB_TIMEOUT_S" in message
+    _wait_no_process(job_id, 2)
+    assert not (api.settings.data_dir / "work" / job_id).exists()
+
+
+@SQLITE_LOCAL
+def test_cancel_during_training_leaves_no_child_within_seconds(make_app_client, tiny_models) -> None:
+    api = make_app_client(**pipeline_settings(tiny_models, checkpoint_every=1000))
+    job_id = submit(api, submit_body(upload(api, image_zip()), steps=5000))
+    wait_for(lambda: details(api, job_id), lambda d: _step(d) >= 1 or d["status"] in TERMINAL)
+    assert processes_with(job_id)
+    r = api.client.post("/finetune/request/cancel", json={"request_id": job_id}, headers=api.headers())
+    assert r.status_code == 200, r.text
+    cancelled = time.monotonic()
+    job = wait_for(lambda: details(api, job_id), lambda d: d["status"] in TERMINAL, 15)
+    assert job["status"] == "CANCELLED"
+    _wait_no_process(job_id, max(1.0, 10 - (time.monotonic() - cancelled)))
+
+
+@SQLITE_LOCAL
+def test_a_worker_whose_lease_was_taken_over_cannot_change_the_job(make_app_client, tiny_models) -> None:
+    api = make_app_client(**pipeline_settings(tiny_models, checkpoint_every=1000))
+    job_id = submit(api, submit_body(upload(api, image_zip()), steps=5000))
+    wait_for(lambda: details(api, job_id), lambda d: _step(d) >= 1 or d["status"] in TERMINAL)
+    # Another worker takes the job over (as after our lease expired while we were paused).
+    with api.app.state.sessionmaker() as session:
+        session.execute(update(JobRun).where(JobRun.job_id == job_id)
+                        .values(lease_owner="other-host/boot/1/new", lease_expires_at=time.time() + 3600))
+        session.commit()
+    before = details(api, job_id)
+    _wait_no_process(job_id, 10)  # the old worker stops its child on its next renewal
+    time.sleep(1.0)
+    after = details(api, job_id)
+    assert after["status"] == before["status"] == "TRAINING_INITIATED"
+    assert after["events"] == before["events"]  # no FAILED, no CANCELLED, nothing written
+    assert _step(after) <= _step(before) + 5  # progress writes stop with the lease too
