@@ -81,7 +81,7 @@ def test_jobs_and_generations_of_both_models_stay_within_one_pipeline_budget(tmp
         sampler.start()
 
         def run(base_model: str, steps: int = 4) -> dict:
-            job_id = api.submit(submit_body(data, base_model=base_model, steps=steps))
+            job_id = api.submit(submit_body(data, base_model=base_model, steps=steps, sample_every=0))
             job = wait_for(lambda: api.details(job_id), lambda d: d["status"] in TERMINAL, 240)
             assert job["status"] == "AVAILABLE", (job["error_message"], server.tail())
             return job
@@ -92,7 +92,7 @@ def test_jobs_and_generations_of_both_models_stay_within_one_pipeline_budget(tmp
         qwen = run("QWEN")
         assert generate(qwen["slug"]).status_code == 200  # the API's runner now holds the QWEN pipeline
         # The FLUX job trains long enough to hold the device while generations queue behind it.
-        flux_id = api.submit(submit_body(data, base_model="FLUX", steps=400))
+        flux_id = api.submit(submit_body(data, base_model="FLUX", steps=200, sample_every=0))
         wait_for(lambda: api.details(flux_id), lambda d: (d.get("progress") or {}).get("step", 0) >= 2
                  or d["status"] in TERMINAL, 120)
         running = pool.submit(generate, qwen["slug"])
