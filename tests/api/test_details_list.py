@@ -76,6 +76,10 @@ def test_list_pages_with_limit_and_offset(app_client: ApiClient) -> None:
     assert [row["request_id"] for row in page] == ids[::-1][1:3]
     bad = app_client.client.get(f"{BASE}/list?limit=0", headers=app_client.headers())
     assert bad.status_code == 400 and "limit" in bad.json()["error"]
+    for query in ("offset=1851596638337214101332743489060864", "offset=-1", "limit=99999999999999999999999"):
+        huge = app_client.client.get(f"{BASE}/list?{query}", headers=app_client.headers())
+        assert huge.status_code == 400, (query, huge.text)
+        assert huge.json()["error"].startswith(query.split("=")[0] + ": "), huge.json()
 
 
 def test_two_keys_see_only_their_own_jobs(app_client: ApiClient) -> None:
