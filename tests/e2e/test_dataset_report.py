@@ -43,6 +43,7 @@ def test_details_name_every_unused_file_and_the_heic_photo_is_trained_on(make_ap
         **good, "IMG_0001.HEIC": samples.heic((160, 128), seed=5), "cut.jpg": samples.jpeg((160, 144))[:700],
         "thumb.jpg": samples.jpeg((20, 20)), "__MACOSX/._good0.jpg": b"x", ".DS_Store": b"x",
         "good2.txt": "TOK " + " ".join(f"stitch{i} on the quilted silk lining" for i in range(60)),
+        "good0.txt": "TOK’s portrait in a café garden".encode("cp1252"), "good1.caption": "TOK on a bike",
     })
     body = submit_body(upload(api, dataset), steps=2, resolution=128)
     del body["advance_parameters"]["rank"]
@@ -62,7 +63,8 @@ def test_details_name_every_unused_file_and_the_heic_photo_is_trained_on(make_ap
     assert {d["file"] for d in summary["dropped"]} == {"cut.jpg", "thumb.jpg"}
     assert all(d["reason"] for d in summary["dropped"])
     assert summary["not_used"] == [] and summary["os_junk_skipped"] == 2
-    assert summary["caption_sources"] == {"instance_prompt": 3, "txt": 1}
+    assert summary["caption_sources"] == {"caption": 1, "instance_prompt": 1, "txt": 2}
+    assert "good0.txt: not UTF-8; read as cp1252 (save captions as UTF-8 to be sure)" in summary["warnings"]
     assert any(w.startswith("good2.jpg: its caption is ") and "tokens; FLUX reads 512" in w
                for w in summary["warnings"]), summary["warnings"]
     assert sum(summary["buckets"].values()) == 4
@@ -70,6 +72,8 @@ def test_details_name_every_unused_file_and_the_heic_photo_is_trained_on(make_ap
                for e in job["events"]), job["events"]
     report = json.loads(fetch(api, summary["report_url"]))
     assert sorted(k["source"] for k in report["kept"]) == ["IMG_0001.HEIC", *sorted(good)]
+    captions = {k["source"]: k["caption"] for k in report["kept"]}
+    assert captions["good0.jpg"] == "TOK’s portrait in a café garden" and captions["good1.jpg"] == "TOK on a bike"
 
     assert job["advance_parameters"]["rank"] == 4 and "lora_rank" not in job["advance_parameters"]
     link = api.client.request("GET", "/finetune/request/file/download",
