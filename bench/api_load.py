@@ -137,7 +137,10 @@ end
 
 
 def _ms(text: str) -> float:
-    value, unit = re.match(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    match = re.match(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:  # wrk prints e.g. -nan when a percentile has no sample
+        return float("nan")
+    value, unit = match.groups()
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
@@ -155,8 +158,7 @@ def run_wrk(base: str, path: str, args: argparse.Namespace, script: Path | None)
         cmd += ["-s", str(script)]
     out = subprocess.run([*cmd, base + path], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50, p99 = (_ms(m.group(1)) if (m := re.search(rf"{q}%\s+(\S+)", out)) else float("nan") for q in (50, 99))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise SystemExit(f"{path}: {errors.group(1)} error responses under load:\n{out}")

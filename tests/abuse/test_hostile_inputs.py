@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -150,3 +151,49 @@ def test_another_keys_upload_answers_like_a_missing_one(served: Served, tmp_path
                    for url in (slot["s3_url"], missing_url)]
     assert [a.status_code for a in answers] == [404, 404]
     assert answers[0].json() == answers[1].json()
+
+
+HOSTILE_VALUES = ["\x00", "9" * 5000, "-1", "1e400", "é\ud7ff", "../../etc/passwd", "x" * 10_000, "[", "%ff"]
+HOSTILE_BODIES: list[tuple[bytes, str]] = [
+    (NESTED, "application/json"),
+    (b'{"a": [' * 40 + b"]}" * 40, "application/json"),
+    (b"\xff\xfe\x00garbage", "application/json"),
+    (b'{"request_id": 1e400, "name": {"x": null}, "webhook_url": ["http://[::1"]}', "application/json"),
+    (b"a=%00&b=%ff&request_id=" + b"9" * 5000, "application/x-www-form-urlencoded"),
+    (b"--zz\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx", "multipart/form-data; boundary=zz"),
+]
+
+
+def _operations(served: Served) -> list[tuple[str, str, list[str]]]:
+    spec = httpx.get(f"{served.url}/openapi.json", timeout=30).json()
+    found = []
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            queries = [p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"]
+            found.append((method.upper(), path, queries))
+    return found
+
+
+def test_no_endpoint_answers_500_to_hostile_values(served: Served) -> None:
+    """Every operation of the OpenAPI document, with hostile path, query and body values."""
+    failures, seen = [], set()
+    operations = _operations(served)
+    assert len(operations) > 15, operations
+    with served.client(timeout=60) as http:
+        for method, path, queries in operations:
+            if path.startswith("/v1/"):
+                continue  # covered above; a valid body there would start a generation
+            for value in HOSTILE_VALUES[:4]:
+                target = path
+                for name in [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{")]:
+                    target = target.replace(target[target.index("{"):target.index("}") + 1], quote(value, safe=""))
+                params = {name: value for name in queries}
+                for body, content_type in HOSTILE_BODIES:
+                    answer = http.request(method, target, params=params, content=body,
+                                          headers={"content-type": content_type})
+                    seen.add(answer.status_code)
+                    if answer.status_code >= 500:
+                        failures.append((method, path, value[:20], body[:30], answer.status_code, answer.text[:200]))
+    assert not failures, failures
+    assert {400, 404} <= seen, seen
+    assert "Traceback" not in served.log_text()
