@@ -1,8 +1,8 @@
 """Which deployed model a generation request may use: the access rules of `POST /v1/{slug}`.
 
 `deployed_model(session, slug, user_id)` reads one job row and answers what generation needs, or
-raises the error saying why not: an unknown slug is NotFoundError, another user's private model
-ForbiddenError, a model not yet AVAILABLE ConflictError naming its status (and its error, if it
+raises the error saying why not: an unknown slug and another user's private model are the same
+NotFoundError, a model not yet AVAILABLE ConflictError naming its status (and its error, if it
 failed), an AVAILABLE job without a stored LoRA InferenceError.
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from loraforge.db.models import FineTuneJob
-from loraforge.errors import ConflictError, ForbiddenError, InferenceError, NotFoundError
+from loraforge.errors import ConflictError, InferenceError, NotFoundError
 from loraforge.jobs.statuses import JobStatus
 
 
@@ -31,10 +31,9 @@ class DeployedModel:
 def deployed_model(session: Session, slug: str, user_id: str) -> DeployedModel:
     """The AVAILABLE model behind `slug` that `user_id` may call (its own, or a public one)."""
     job = session.scalar(select(FineTuneJob).where(FineTuneJob.slug == slug))
-    if job is None:
-        raise NotFoundError(f"no model with slug {slug!r}")
-    if job.user_id != user_id and not job.segmind_public:
-        raise ForbiddenError(f"model {slug!r} is private; call it with its owner's API key")
+    if job is None or (job.user_id != user_id and not job.segmind_public):
+        # one answer for both, so a slug's existence is not told to a key that may not use it
+        raise NotFoundError(f"no model with slug {slug!r} for this API key")
     if job.status != JobStatus.AVAILABLE:
         detail = f": {job.error_message}" if job.error_message else ""
         raise ConflictError(f"model {slug!r} is not available: its status is {job.status}{detail}")

@@ -116,8 +116,8 @@ def test_a_private_model_needs_its_owners_key_and_a_public_one_accepts_any_key(
     stranger = api.new_key("stranger")
     assert post(api, private).status_code == 200
     refused = post(api, private, key=stranger)
-    assert refused.status_code == 403
-    assert refused.json() == {"error": f"model {private!r} is private; call it with its owner's API key"}
+    assert refused.status_code == 404, "another key's private model answers like a missing one"
+    assert refused.json() == {"error": f"no model with slug {private!r} for this API key"}
     assert post(api, public, key=stranger).status_code == 200
     assert post(api, public, key="lf_not-a-key").status_code == 401
 
@@ -126,7 +126,7 @@ def test_an_unknown_slug_is_404_and_a_model_not_yet_available_is_409_naming_its_
     api: ApiClient
 ) -> None:
     missing = post(api, "no-such-model")
-    assert missing.status_code == 404 and missing.json() == {"error": "no model with slug 'no-such-model'"}
+    assert missing.status_code == 404 and missing.json() == {"error": "no model with slug 'no-such-model' for this API key"}
     training = add_model(api, None, status="TRAINING_INITIATED")
     busy = post(api, training)
     assert busy.status_code == 409
