@@ -23,7 +23,8 @@ Captioner = Callable[[Image.Image], str]
 
 
 def clean(text: str) -> str:
-    """One line, single spaces, at most MAX_CAPTION_CHARS characters."""
+    """One line, single spaces, at most MAX_CAPTION_CHARS characters, no U+FFFD or NUL."""
+    text = text.replace("\ufffd", " ").replace("\x00", " ")
     return " ".join(text.split())[:MAX_CAPTION_CHARS].strip()
 
 

@@ -42,19 +42,24 @@ def _clean(text: str) -> tuple[str, int]:
     return text.replace("\ufffd", "").replace("\x00", ""), removed
 
 
-def detect_encoding(data: bytes) -> str | None:
-    """The legacy encoding `data` most likely uses (see PREFERRED for ties), or None if not text."""
+def detect_encoding(data: bytes, preferred: tuple[str, ...] = PREFERRED,
+                    candidates: tuple[str, ...] | None = None) -> str | None:
+    """The legacy encoding `data` most likely uses, or None if it is not text.
+
+    Ties in charset-normalizer's chaos score go to the first of `preferred` that reads the bytes
+    the same; `candidates` limits the encodings considered (None: all it knows).
+    """
     from charset_normalizer import from_bytes
 
-    matches = list(from_bytes(data))
+    matches = list(from_bytes(data, cp_isolation=list(candidates) if candidates else None))
     if not matches:
         return None
     least = min(m.chaos for m in matches)
     tied = [m for m in matches if m.chaos <= least + TIE]
-    for preferred in PREFERRED:
+    for name in preferred:
         for match in tied:
-            if preferred in match.could_be_from_charset:
-                return preferred
+            if name in match.could_be_from_charset:
+                return name
     return str(tied[0].encoding)
 
 

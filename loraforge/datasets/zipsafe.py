@@ -31,6 +31,12 @@ logger = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
 MAX_DIRECTORY_ENTRY_BYTES = 1024  # a central directory record with a generous name and extras
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# What archivers write unflagged names in: the system's OEM code page (Windows' "Compressed folder",
+# DOS-era tools). A tie goes to the first listed: the double-byte pages first, since misreading
+# them costs files (their second bytes include 0x5C, a backslash), misreading the others only
+# spells a name oddly. CP437 is the ZIP default that zipfile already uses.
+OEM_CODE_PAGES = ("cp932", "gb18030", "cp949", "big5", "cp437", "cp850", "cp866", "cp852", "cp857",
+                  "cp862", "cp737", "cp775", "cp855", "cp869", "cp874")
 
 
 @dataclass
@@ -146,15 +152,17 @@ def name_encoding(zf: zipfile.ZipFile) -> str | None:
     The ZIP format says unflagged names are CP437, but archivers write the system's code page
     (Windows' "Compressed folder" writes Shift-JIS on a Japanese system, whose second bytes include
     0x5C, a backslash in CP437) or UTF-8 without the flag (Info-ZIP, macOS). So: all names valid
-    UTF-8 means UTF-8; otherwise the code page is detected once for the whole archive from all the
-    unflagged names together (charset-normalizer, see datasets.text), kept only if it reads every
-    one of them.
+    UTF-8 means UTF-8; otherwise the OEM code page is detected once for the whole archive from all
+    the unflagged names together (charset-normalizer, see datasets.text), kept only if it reads
+    every one of them. A handful of short CJK names can read cleanly in several code pages: the
+    tie goes by OEM_CODE_PAGES, and whichever wins, no byte of a double-byte character is ever
+    taken for a path separator.
     """
     # zipfile decoded unflagged names as CP437, which maps every byte: encoding back is lossless.
     raw = [info.orig_filename.encode("cp437") for info in zf.infolist() if not info.flag_bits & 0x800]
     if all(name.isascii() for name in raw):
         return None
-    for candidate in ("utf-8", detect_encoding(b"\n".join(raw))):
+    for candidate in ("utf-8", detect_encoding(b"\n".join(raw), OEM_CODE_PAGES, OEM_CODE_PAGES)):
         if candidate is None or candidate == "cp437":
             continue
         try:

@@ -116,6 +116,16 @@ def test_shift_jis_names_from_windows_compressed_folders_lose_no_photo(flux: str
     assert any("cp932" in w for w in warnings), warnings
 
 
+def test_big5_names_whose_second_byte_is_a_backslash_keep_their_photos(flux: str, tmp_path: Path) -> None:
+    archive = samples.legacy_names_zip(tmp_path / "tw.zip", {
+        "許可.jpg": samples.jpeg(), "許可.txt": "TOK, permit photo", "功能.jpg": samples.jpeg(seed=1),
+    }, "big5")
+    assert b"\xb3\\" in archive.read_bytes()  # 許: its second byte is 0x5C
+    report, _ = dry_run(flux, archive, tmp_path / "out")
+    assert captions(report) == {"許可.jpg": ("TOK, permit photo", "txt"), "功能.jpg": ("TOK", "trigger_word")}
+    assert report["ignored"] == []
+
+
 def test_utf8_names_without_the_flag_are_utf8(flux: str, tmp_path: Path) -> None:
     archive = samples.legacy_names_zip(tmp_path / "mac.zip", {
         "café.jpg": samples.jpeg(), "café.txt": "TOK at the café", "ñu.jpg": samples.jpeg(seed=1),
