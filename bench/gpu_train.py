@@ -6,7 +6,9 @@ to fill the cache, so random latents and text embeddings of the right shapes sta
 cache), attaches the preset's LoRA and runs loraforge's own `train_step` (the function the engine
 loops over) at each resolution. MFU = model FLOPs per step (counted once by
 torch.utils.flop_counter on an eager step: forward, activation gradients and attention, no
-recompute) / step time / the GPU's dense bf16 peak.
+recompute) / step time / the GPU's dense bf16 peak. Next to the measured peak it prints what
+`loraforge plan` predicts for the same training stage (loraforge.training.memory_plan, without the
+CUDA-context allowance, which max_memory_allocated does not see), so each GPU run checks the plan.
 
     python bench/gpu_train.py --preset FAST_FLUX --resolution 512 1024 [--steps 30] [--no-compile]
     python bench/gpu_train.py --preset QWEN --resolution 512 1024 --gradient-checkpointing
@@ -23,6 +25,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -61,6 +64,16 @@ def random_bucket(family: str, size: int, count: int, seq: int, device: str, dty
         pooled = torch.randn(count, TEXT["flux"]["pooled_dim"], generator=g, device=device, dtype=dtype)
         text = {"prompt_embeds": embeds, "pooled": pooled}
     return Bucket(size=(size, size), mean=mean, std=std, text=text)
+
+
+def planned_gb(spec: Any, resolution: int, seq: int) -> float:
+    """`loraforge plan`'s training peak for this run, in GB (10^9 bytes), CUDA context excluded."""
+    from loraforge.training import memory_plan as mp
+
+    arch = mp.measure(spec.family, tuple(spec.target_modules))
+    job = mp.JobShape(resolution, spec.batch_size, spec.rank, seq)
+    options = mp.Options("bf16", bool(spec.gradient_checkpointing))
+    return (mp.training_peak(arch, job, options) - mp.OVERHEAD_BYTES) / 1e9
 
 
 def bench_one(args: argparse.Namespace, resolution: int) -> dict:
@@ -115,6 +128,8 @@ def bench_one(args: argparse.Namespace, resolution: int) -> dict:
         "rank": spec.rank, "compile": args.compile, "gradient_checkpointing": bool(spec.gradient_checkpointing),
         "s_per_step": s_per_step, "steps_per_s": 1 / s_per_step,
         "peak_mem_gib": torch.cuda.max_memory_allocated() / 1024**3 if cuda else float("nan"),
+        "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9 if cuda else float("nan"),
+        "plan_peak_gb": None if args.smoke else planned_gb(spec, resolution, seq),
         "model_tflop_per_step": flops / 1e12,
         "mfu": flops / s_per_step / (peak_tflops(args.peak_tflops) * 1e12) if cuda else float("nan"),
     }
@@ -151,7 +166,9 @@ def main() -> None:
             continue
         print(f"{r['preset']} {r['resolution']}px bs{r['batch_size']} txt{r['text_tokens']}: "
               f"{r['steps_per_s']:.2f} steps/s ({r['s_per_step'] * 1000:.0f} ms), peak {r['peak_mem_gib']:.1f} GiB, "
-              f"{r['model_tflop_per_step']:.1f} TFLOP/step, MFU {100 * r['mfu']:.1f}%")
+              f"{r['model_tflop_per_step']:.1f} TFLOP/step, MFU {100 * r['mfu']:.1f}%"
+              + (f"; peak {r['peak_mem_gb']:.1f} GB against the plan's {r['plan_peak_gb']:.1f} GB"
+                 if r["plan_peak_gb"] is not None else ""))
         print("JSON " + json.dumps(r))
 
 
