@@ -5,7 +5,9 @@ Each test runs on SQLite and on PostgreSQL (local disk storage: the store plays 
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from datetime import datetime
 
 import pytest
@@ -20,8 +22,8 @@ def storage_kind() -> str:
     return "local"
 
 
-def _add(api, url: str) -> dict:
-    r = api.client.post("/webhook/add", json={"webhook_url": url}, headers=api.headers())
+def _add(api, url: str, key: str | None = None) -> dict:
+    r = api.client.post("/webhook/add", json={"webhook_url": url}, headers=api.headers(key))
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -107,3 +109,31 @@ def test_webhook_cycles_leave_no_threads_behind(make_app_client, receiver) -> No
             before = threading.active_count()  # the pools have started their first threads
     assert len(receiver.accepted()) == 100
     assert threading.active_count() - before <= api.settings.webhook_senders, threading.enumerate()
+
+
+def test_a_hanging_receiver_does_not_delay_another_users_messages(make_app_client, receiver) -> None:
+    # Two senders in all; the hanging receiver's five messages may hold only one of them.
+    api = make_app_client(**FAST, webhook_senders=2, webhook_timeout_s=3, webhook_retry_schedule="0,30")
+    hanging = socket.socket()
+    hanging.bind(("127.0.0.1", 0))
+    hanging.listen(16)  # the kernel accepts the connections; nobody ever answers
+    other = api.new_key("hanging")
+    _add(api, f"http://127.0.0.1:{hanging.getsockname()[1]}/hook", other)
+    _add(api, receiver.url)
+
+    def send_to_hanging() -> None:
+        api.client.post("/webhook/test", json={}, headers=api.headers(other))
+
+    senders = [threading.Thread(target=send_to_hanging) for _ in range(5)]
+    try:
+        for thread in senders:
+            thread.start()
+        time.sleep(0.5)  # their attempts are in flight
+        started = time.monotonic()
+        sent = api.client.post("/webhook/test", json={}, headers=api.headers())
+        assert sent.json()["outcome"] == "DELIVERED"
+        assert time.monotonic() - started < 2.5  # less than one attempt's deadline at the hanging receiver
+    finally:
+        for thread in senders:
+            thread.join(15)
+        hanging.close()
