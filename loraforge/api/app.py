@@ -97,6 +97,8 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         summary="Self-hostable LoRA fine-tuning with Segmind's fine-tuning API",
         lifespan=lifespan,
+        docs_url=None,  # served by routes/ops.py from local assets (no CDN)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.key_cache = KeyCache()
