@@ -8,7 +8,6 @@ starts.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import secrets
@@ -21,6 +20,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from loraforge.errors import ConfigError
+from loraforge.fields import closest
 
 MB = 1024 * 1024
 _DEVICE = re.compile(r"cpu|cuda(:\d{1,2})?")
@@ -219,8 +219,8 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
         upper = name.upper()
         if not upper.startswith("LORAFORGE_") or upper in known or upper.startswith(IGNORED_PREFIXES):
             continue
-        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else "; see the README's configuration table"
+        close = closest(upper, known)
+        hint = f"; did you mean {close}?" if close else "; see the README's configuration table"
         warnings.append(f"{name} is not a loraforge setting and is ignored{hint}")
     return warnings
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import uuid
 
+from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
+from loraforge.errors import LoraforgeError
 from loraforge.storage.base import ObjectStore
 
 PROBE_PREFIX = "health/"
@@ -26,7 +29,7 @@ def probe_database(engine: Engine) -> str | None:
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except Exception as exc:  # any driver error means "not ready"
+    except SQLAlchemyError as exc:
         return f"database unreachable ({_reason(exc)})"
     return None
 
@@ -43,7 +46,7 @@ def probe_storage(store: ObjectStore, write: bool = False) -> str | None:
                     return "storage returned different bytes than were written"
             finally:
                 store.delete(key)
-    except Exception as exc:  # S3 client errors, permissions, a full disk
+    except (OSError, LoraforgeError, BotoCoreError, ClientError) as exc:  # permissions, a full disk, S3
         return f"storage {'not writable' if write else 'unreachable'} ({_reason(exc)})"
     return None
 
@@ -53,10 +56,11 @@ def probe_broker(url: str) -> str | None:
     if not url:
         return None
     from kombu import Connection
+    from kombu.exceptions import KombuError
 
     try:
         with Connection(url, connect_timeout=BROKER_TIMEOUT_S) as conn:
             conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
-    except Exception as exc:  # kombu raises the transport's own errors
+    except (OSError, KombuError) as exc:
         return f"broker unreachable ({_reason(exc)})"
     return None

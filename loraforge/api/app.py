@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.errors import install_error_handlers
 from loraforge.api.key_cache import KeyCache
+from loraforge.api.openapi import install_openapi
 from loraforge.api.raw_guard import RawRequestGuard
 from loraforge.api.responses import JsonResponse
 from loraforge.config import Settings
@@ -35,7 +36,7 @@ from loraforge.jobs import quotas, upload_expiry
 logger = logging.getLogger(__name__)
 
 # Mounted in this order when the module exists; finetune is the seed API itself.
-ROUTE_MODULES = ("finetune", "files", "webhooks", "jobs", "generate", "metrics", "console", "ops")
+ROUTE_MODULES = ("finetune", "files", "webhooks", "jobs", "generate", "metrics", "console", "ops", "v2")
 # Threads for HEAD probes of foreign dataset URLs, so slow hosts never take the default pool's.
 PROBE_THREADS = 8
 # Modules outside api/ that may hook into the lifespan (the embedded worker).
@@ -106,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.generation_slots = quotas.generation_slots(settings)
     app.state.probe_slots = quotas.probe_slots(settings)
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(RawRequestGuard)
 
     @app.get("/healthz", tags=["health"], summary="Liveness: answers without touching the database")

@@ -3,7 +3,8 @@
 `parse_request(body, settings)` turns an untrusted mapping into a frozen GenerationRequest or
 raises ValidationError naming the field and saying what is allowed. Types are strict (`"512"` is
 not a width, `1` is not `true`) because a client that sends the wrong type has a bug worth
-hearing about; unknown fields are ignored so clients written for other services still work.
+hearing about; an unknown field is refused naming the closest one (`steps`: did you mean
+`num_inference_steps`?), since silently ignoring it would generate something not asked for.
 Size and step caps come from Settings so an operator can raise them on a large GPU.
 """
 
@@ -18,6 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from loraforge.config import Settings
 from loraforge.errors import ValidationError
+from loraforge.fields import check_known
 
 SIZE_MULTIPLE = 16  # VAE scale 8 x 2x2 latent packing, the same for FLUX and Qwen-Image
 MIN_SIDE = 64
@@ -26,6 +28,14 @@ MAX_PROMPT_CHARS = 4000
 MAX_SEED = 2**63 - 1
 # Steps when a request leaves them out: the model cards' defaults (FLUX.1-dev 28, Qwen-Image 50).
 DEFAULT_STEPS = {"flux": 28, "qwen": 50}
+# What other image APIs (diffusers' CLI scripts, Segmind's other models, A1111) call our fields.
+SYNONYMS = {
+    "steps": "num_inference_steps", "num_steps": "num_inference_steps", "inference_steps": "num_inference_steps",
+    "guidance": "guidance_scale", "cfg": "guidance_scale", "cfg_scale": "guidance_scale",
+    "true_cfg_scale": "guidance_scale", "negative": "negative_prompt", "lora_scale": "lora_strength",
+    "strength": "lora_strength", "format": "image_format", "output_format": "image_format",
+    "img_width": "width", "img_height": "height",
+}
 
 
 class GenerationRequest(BaseModel):
@@ -71,6 +81,7 @@ def parse_request(body: Any, settings: Settings, base_model: str | None = None) 
     """Validate an untrusted body against the schema and the operator's caps (for `base_model`)."""
     if not isinstance(body, Mapping):
         raise ValidationError("the request body must be a JSON object with at least a 'prompt'")
+    check_known(body, GenerationRequest.model_fields, synonyms=SYNONYMS)
     try:
         request = GenerationRequest.model_validate(dict(body))
     except PydanticValidationError as exc:

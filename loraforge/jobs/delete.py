@@ -20,8 +20,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from loraforge.db.models import FineTuneJob, Upload
-from loraforge.errors import NotFoundError, ValidationError
 from loraforge.db.pipeline_models import JobRun
+from loraforge.errors import NotFoundError, ValidationError
 from loraforge.jobs.cancel import request_cancel
 from loraforge.jobs.lease import is_recoverable
 from loraforge.jobs.statuses import is_terminal

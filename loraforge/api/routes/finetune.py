@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from loraforge.api import schemas
 from loraforge.api.bodies import read_fields
 from loraforge.api.deps import CurrentUser, SettingsDep
+from loraforge.api.openapi import inline_schema
 from loraforge.api.responses import JsonResponse
 from loraforge.errors import NotFoundError
 from loraforge.jobs import requests as jobs
@@ -35,26 +36,8 @@ router = APIRouter(prefix="/finetune/request", tags=["finetune"])
 T = TypeVar("T")
 
 
-def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema with its $defs inlined (a requestBody cannot point at $defs)."""
-    schema = model.model_json_schema()
-    defs = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return resolve(defs[ref.removeprefix("#/$defs/")])
-            return {k: resolve(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [resolve(v) for v in node]
-        return node
-
-    return resolve(schema)  # type: ignore[no-any-return]
-
-
 def _body_doc(model: type[BaseModel], *media_types: str) -> dict[str, Any]:
-    schema = _inline_schema(model)
+    schema = inline_schema(model)
     return {"requestBody": {"required": True, "content": {m: {"schema": schema} for m in media_types}}}
 
 
@@ -179,7 +162,7 @@ async def list_requests(
 
 @router.get(
     "/upload/pre-signed-url",
-    summary="Get a pre-signed URL to PUT a dataset ZIP (JSON body on GET)",
+    summary="Get a pre-signed URL to PUT a dataset ZIP (JSON body on GET, or ?name=&extension=&public=)",
     response_model=schemas.UploadPublic,
     openapi_extra=_body_doc(schemas.UploadRequest, "application/json"),
 )

@@ -21,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from loraforge.api.bodies import read_fields
 from loraforge.api.deps import CurrentUser, SettingsDep
 from loraforge.api.responses import JsonResponse
-from loraforge.errors import ConflictError, NotFoundError, ValidationError
+from loraforge.errors import ConflictError, NotFoundError
+from loraforge.fields import check_known
 from loraforge.health import probe_broker, probe_database, probe_storage
 from loraforge.jobs import delete as deletion
 
@@ -87,9 +88,7 @@ async def readyz(request: Request) -> JsonResponse:
 )
 async def delete_request(request: Request, caller: CurrentUser, settings: SettingsDep) -> JsonResponse:
     fields = await read_fields(request, settings.max_request_bytes)
-    unknown = sorted(set(fields) - {"request_id"})
-    if unknown:
-        raise ValidationError(f"{unknown[0]}: unknown field; the body is {{\"request_id\": \"...\"}}")
+    check_known(fields, ("request_id",))
     sessions = request.app.state.sessionmaker
 
     def in_session(work: Any) -> Any:
