@@ -1,7 +1,10 @@
-"""`loraforge models tiny DIR`: write the tiny random-weight demo/test pipelines.
+"""`loraforge models tiny DIR | pull [QWEN|FLUX]`: demo pipelines, and real weights ahead of time.
 
-DIR/qwen-image and DIR/flux-dev are ordinary diffusers pipeline folders that load with
+`tiny`: DIR/qwen-image and DIR/flux-dev are ordinary diffusers pipeline folders that load with
 `from_pretrained(path)`; point LORAFORGE_MODEL_QWEN / LORAFORGE_MODEL_FLUX or `--model` at them.
+`pull`: download the configured weights (LORAFORGE_MODEL_*, else the real hub ids) into the
+Hugging Face cache with progress bars, and check they are complete (loraforge.weights), so the
+first job does not spend an hour downloading or fail on a missing token.
 """
 
 from __future__ import annotations
@@ -17,6 +20,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tiny.add_argument("dir", type=Path, help="output folder")
     tiny.add_argument("--overwrite", action="store_true", help="rebuild folders that already exist")
     tiny.set_defaults(func=run_tiny)
+    pull = sub.add_parser("pull", help="download and verify the configured base weights (default: both)")
+    pull.add_argument("names", nargs="*", choices=["QWEN", "FLUX", []], metavar="QWEN|FLUX",
+                      help="which base models (FAST_FLUX uses FLUX's weights)")
+    pull.set_defaults(func=run_pull)
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    import sys
+
+    from loraforge.config import load_settings
+    from loraforge.weights import configured, pull, real_model_id
+
+    settings = load_settings()
+    refs = configured(settings)
+    for name in args.names or ["QWEN", "FLUX"]:
+        ref = refs[name] or real_model_id(name)
+        print(f"{name}: {ref}", file=sys.stderr, flush=True)
+        folder = pull(ref)
+        print(f"{name}\t{folder}")
+        if not refs[name]:
+            print(f"  set LORAFORGE_MODEL_{name}={ref} so jobs use it (unset, they use the tiny demo model)",
+                  file=sys.stderr)
+    return 0
 
 
 def run_tiny(args: argparse.Namespace) -> int:

@@ -13,10 +13,11 @@ import argparse
 import logging
 import os
 
-from loraforge.config import Settings, load_settings, start_warnings
+from loraforge.config import Settings, load_settings
 from loraforge.db.accounts import create_user_with_key, user_id_for_key
 from loraforge.db.base import make_engine, make_sessionmaker
 from loraforge.db.migrate import upgrade
+from loraforge.doctor import start_checks
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +58,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.port:
         overrides["port"] = args.port
     settings = load_settings(**overrides)
-    for warning in start_warnings(settings):
-        logger.warning("%s", warning)
+    start_checks(settings, "serve")
     if "public_url" not in settings.model_fields_set:
         # Links handed out (pre-signed URLs) must point at where this server really listens.
         shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host

@@ -30,6 +30,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from loraforge.db.base import make_engine, make_sessionmaker
     from loraforge.db.migrate import upgrade
+    from loraforge.doctor import start_checks
     from loraforge.jobs.celery_app import RUN_JOB_TASK, make_celery, queue_name
     from loraforge.jobs.pipeline import WorkerContext, run_job
     from loraforge.jobs.queue import CeleryQueue
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
             "loraforge worker needs LORAFORGE_BROKER_URL=redis://... or amqp://...; without a broker, "
             "`loraforge serve` runs the worker inside the API process"
         )
+    start_checks(settings, "worker")  # loraforge.doctor: refuse to start without weights, store, broker
     machine_type = args.machine_type or settings.machine_type
     end_leftovers(settings.data_dir.resolve() / "work")
     url = settings.resolved_database_url
