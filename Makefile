@@ -9,10 +9,12 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # torch==2.13.0 first: it is the CPU build on this disk; anything else would pull a CUDA build.
+# On a GPU machine: make install TORCH_INDEX=https://download.pytorch.org/whl/cu128 (README: Running on a GPU).
+TORCH_INDEX ?=
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 

@@ -172,6 +172,16 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _derive_public_url(self) -> Settings:
+        """Unset LORAFORGE_PUBLIC_URL means where `serve` listens: http://HOST:PORT (loopback for
+        0.0.0.0). Stored without marking the field as set, so the start warning can tell."""
+        if "public_url" not in self.model_fields_set:
+            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+            host = f"[{host}]" if ":" in host else host
+            self.__dict__["public_url"] = f"http://{host}:{self.port}"
+        return self
+
     @property
     def webhook_schedule(self) -> tuple[float, ...]:
         """Delays in seconds before attempt 1, 2, ... of a webhook message (see parse_schedule)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from loraforge.redaction import RedactingFilter
@@ -31,6 +31,16 @@ def job_context(job_id: str) -> Iterator[None]:
         yield
     finally:
         CURRENT_JOB.reset(token)
+
+
+def tagged(run: Callable[[str], None]) -> Callable[[str], None]:
+    """`run(job_id)` with every log record it emits tagged with that job id."""
+
+    def call(job_id: str) -> None:
+        with job_context(job_id):
+            run(job_id)
+
+    return call
 
 
 class _JobFilter(logging.Filter):

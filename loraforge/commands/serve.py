@@ -59,10 +59,6 @@ def serve(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     settings = load_settings(**overrides)
     start_checks(settings, "serve")
-    if "public_url" not in settings.model_fields_set:
-        # Links handed out (pre-signed URLs) must point at where this server really listens.
-        shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-        settings = load_settings(**overrides, public_url=f"http://{shown}:{settings.port}")
     key = ensure_key(settings)
     print(
         f"\nloraforge API at {settings.public_url}  (docs: {settings.public_url}/docs)\n"

@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from loraforge.jobs.queue import CeleryQueue
     from loraforge.jobs.recovery import requeue_stale
     from loraforge.jobs.supervisor import end_leftovers
+    from loraforge.logs import job_context
     from loraforge.storage import open_store
     from loraforge.webhooks.dispatcher import OutboxDispatcher
 
@@ -59,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
     @app.task(name=RUN_JOB_TASK)
     def run_job_task(job_id: str) -> None:
-        run_job(context, job_id)
+        with job_context(job_id):  # every log line of the job carries its id (LORAFORGE_LOG_FORMAT=json)
+            run_job(context, job_id)
 
     # Jobs of a worker that died (on this host or elsewhere, lease expired) go back on the queue.
     publisher = CeleryQueue(settings)

@@ -23,6 +23,7 @@ from loraforge.jobs.publish import publish, republish_unclaimed
 from loraforge.jobs.queue import make_queue
 from loraforge.jobs.recovery import requeue_stale
 from loraforge.jobs.supervisor import end_leftovers
+from loraforge.logs import tagged
 from loraforge.storage.base import ObjectStore
 from loraforge.webhooks.dispatcher import OutboxDispatcher
 
@@ -37,7 +38,7 @@ class JobRuntime:
         self.sessions = sessions
         self.dispatcher = OutboxDispatcher(sessions, settings)
         self.context = WorkerContext(settings, sessions, store)
-        self.queue = make_queue(settings, lambda job_id: run_job(self.context, job_id))
+        self.queue = make_queue(settings, tagged(lambda job_id: run_job(self.context, job_id)))
         self._halt = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, name="loraforge-recovery", daemon=True)
 
