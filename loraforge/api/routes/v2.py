@@ -64,8 +64,9 @@ async def submit(slug: str, request: Request, caller: CurrentUser, settings: Set
     check_limits(params, settings, base_model=model.base_model)
     started = time.monotonic()
     try:
-        future = request.app.state.generation.submit(partial(_render, request.app, model, params))
-        image = await asyncio.wrap_future(future)
+        with request.app.state.generation_slots.hold(caller.user_id):  # the key's `generations` quota
+            future = request.app.state.generation.submit(partial(_render, request.app, model, params))
+            image = await asyncio.wrap_future(future)
     except ServiceBusyError as exc:
         return JsonResponse({"error": exc.message}, status_code=503,
                             headers={"Retry-After": str(exc.retry_after_s)})
