@@ -9,6 +9,7 @@ keep the run near a minute; the whole command is in the README (Testing).
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 import sys
@@ -56,7 +57,10 @@ def test_no_operation_answers_a_server_error(tmp_path: Path) -> None:
             cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False,
         )
         assert run.returncode == 0, run.stdout[-6000:]
-        assert " passed" in run.stdout and "failed" not in run.stdout.split("SUMMARY")[-1]
+        summary = run.stdout.split("SUMMARY")[-1]
+        # "N failed" counts failures; warnings such as "Authentication failed: ..." (the pre-signed
+        # upload PUT answers 403 to fuzzed signatures) are not failures.
+        assert " passed" in summary and re.search(r"\b\d+ failed\b", summary) is None, summary
         assert "Traceback" not in served.log_text(), served.log_text()[-4000:]
     finally:
         served.stop()
