@@ -1,9 +1,10 @@
 """Writing the trained LoRA: a diffusers-format file and a ComfyUI-format copy, with metadata.
 
-The diffusers file holds the peft state dict under the `transformer.` prefix and, in the
-safetensors header, the adapter's LoraConfig as `lora_adapter_metadata` (so `load_lora_weights`
-restores lora_alpha, not just the rank) plus `loraforge.*` entries: base model, trigger word,
-steps, rank, alpha, learning rate and the dataset's sha256. The ComfyUI copy uses kohya-style keys
+The diffusers file holds the peft state dict under the `transformer.` prefix, with the LoRA scale
+alpha / rank folded into lora_B and, in the safetensors header, the adapter's LoraConfig with
+lora_alpha = rank as `lora_adapter_metadata`, so diffusers and ComfyUI both apply the trained
+strength (see save_diffusers_lora); plus `loraforge.*` entries: base model, trigger word, steps,
+rank, alpha, learning rate and the dataset's sha256. The ComfyUI copy uses kohya-style keys
 (`lora_unet_<module>.lora_down.weight / .lora_up.weight / .alpha`). For FLUX the modules are named
 as in the original BFL checkpoint ComfyUI loads, so the split q/k/v LoRAs are fused exactly into
 `img_attn.qkv` / `txt_attn.qkv` / `linear1` (stacked downs, block-placed ups, alpha times the
@@ -40,8 +41,8 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str
     return path
 
 
-def adapter_metadata(lora_config: Any) -> str:
-    config = lora_config.to_dict()
+def adapter_metadata(lora_config: Any, **changes: Any) -> str:
+    config = {**lora_config.to_dict(), **changes}
     for key, value in config.items():
         if isinstance(value, set):
             config[key] = sorted(value)
@@ -50,8 +51,19 @@ def adapter_metadata(lora_config: Any) -> str:
 
 def save_diffusers_lora(path: Path, lora: dict[str, torch.Tensor], lora_config: Any,
                         info: dict[str, Any]) -> Path:
-    tensors = {f"transformer.{k}": v for k, v in lora.items()}
-    metadata = {"format": "pt", ADAPTER_METADATA_KEY: adapter_metadata(lora_config)}
+    """Write the diffusers-format file with the LoRA scale alpha / r folded into every lora_B.
+
+    Its LoraConfig then says lora_alpha = r, so each loader applies B @ A * alpha / r: diffusers and
+    peft read the config (scale 1 on the scaled B), and ComfyUI, which takes alpha from per-module
+    `.alpha` tensors and uses alpha = rank where there is none, also applies scale 1. `.alpha`
+    tensors beside the config are no way out: diffusers 0.42's load_lora_weights refuses them for
+    FLUX ("Both `network_alphas` and `metadata` cannot be specified") and, for Qwen-Image, converts
+    the keys and then finds no target module. The trained alpha stays in `loraforge.alpha`.
+    """
+    scale = float(lora_config.lora_alpha) / float(lora_config.r)
+    tensors = {f"transformer.{k}": v * scale if k.endswith("lora_B.weight") and scale != 1.0 else v
+               for k, v in lora.items()}
+    metadata = {"format": "pt", ADAPTER_METADATA_KEY: adapter_metadata(lora_config, lora_alpha=lora_config.r)}
     metadata.update({f"loraforge.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in info.items()})
     return atomic_save(tensors, path, metadata)
 

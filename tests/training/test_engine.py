@@ -1,4 +1,4 @@
-"""The training engine in process: exact resume, cancellation, alpha kept, ComfyUI export."""
+"""The training engine in process: exact resume, cancellation, the trained strength in both files, ComfyUI export."""
 
 from __future__ import annotations
 
@@ -61,17 +61,35 @@ def test_resume_with_other_hyper_parameters_is_refused_naming_them(
         train(other, dataset, tmp_path, model_ref=model, device="cpu", resume=True)
 
 
-def test_lora_alpha_survives_export_and_load_lora_weights(
+def test_both_files_apply_the_trained_strength_when_alpha_differs_from_rank(
     tiny_models: Path, dataset: PreparedDataset, tmp_path: Path
 ) -> None:
     from diffusers import QwenImagePipeline
+    from safetensors import safe_open
 
-    spec = resolve_spec("QWEN", {"steps": 1}, resolution=64, rank=4, alpha=8.0)
+    spec = resolve_spec("QWEN", {"steps": 1, "learning_rate": 1e-2}, resolution=64, rank=4, alpha=8.0)
     result = train(spec, dataset, tmp_path, model_ref=str(tiny_models / "qwen-image"), device="cpu")
+    comfy = load_file(str(result.comfy_path))
+    diffusers_sd = load_file(str(result.lora_path))
     pipe = QwenImagePipeline.from_pretrained(str(tiny_models / "qwen-image"))
     pipe.load_lora_weights(str(result.lora_path), adapter_name="a")
-    config = pipe.transformer.peft_config["a"]
-    assert (config.r, config.lora_alpha) == (4, 8.0)
+    checked, largest = 0, 0.0
+    for name, module in pipe.transformer.named_modules():
+        if not hasattr(module, "get_delta_weight") or "a" not in getattr(module, "lora_A", {}):
+            continue
+        base = "lora_unet_" + name.replace(".", "_")
+        down, up = comfy[f"{base}.lora_down.weight"], comfy[f"{base}.lora_up.weight"]
+        assert comfy[f"{base}.alpha"].item() == 8.0
+        intended = up @ down * (8.0 / 4)  # peft's trained delta: B @ A * alpha / r
+        torch.testing.assert_close(module.get_delta_weight("a"), intended)  # diffusers / peft
+        # ComfyUI: a file without `.alpha` tensors is applied with alpha = rank, i.e. B @ A.
+        assert f"transformer.{name}.alpha" not in diffusers_sd
+        a, b = diffusers_sd[f"transformer.{name}.lora_A.weight"], diffusers_sd[f"transformer.{name}.lora_B.weight"]
+        torch.testing.assert_close(b @ a, intended)
+        checked, largest = checked + 1, max(largest, float(intended.abs().max()))
+    assert checked >= 8 and largest > 0
+    with safe_open(str(result.lora_path), "pt") as f:
+        assert f.metadata()["loraforge.alpha"] == "8.0" and f.metadata()["loraforge.rank"] == "4"
 
 
 def test_comfyui_copy_fuses_flux_qkv_into_the_same_weight_deltas(
@@ -91,7 +109,7 @@ def test_comfyui_copy_fuses_flux_qkv_into_the_same_weight_deltas(
     def delta(prefix: str, module: str) -> torch.Tensor:
         a = diffusers_sd[f"transformer.{prefix}.{module}.lora_A.weight"]
         b = diffusers_sd[f"transformer.{prefix}.{module}.lora_B.weight"]
-        return b @ a * (spec.alpha / spec.rank)
+        return b @ a  # the diffusers file carries alpha / rank in lora_B (lora_alpha = rank)
 
     def comfy_delta(name: str) -> torch.Tensor:
         down, up = comfy[f"{name}.lora_down.weight"], comfy[f"{name}.lora_up.weight"]
