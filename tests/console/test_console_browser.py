@@ -145,6 +145,7 @@ def test_sign_in_upload_train_see_samples_generate_and_download(server: str, pag
     assert sample.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [64, 64]
     assert page.locator("img.sample[data-step='4']").count() == 3  # the trigger word and the dataset's two captions
     assert page.locator("#loss polyline.loss-line").count() == 1
+    assert "Images used\n3" in page.locator("#dataset-summary").inner_text()
     timeline = page.locator("#timeline").inner_text()
     assert all(status in timeline for status in ("REQUESTED", "TRAINING_INITIATED", "AVAILABLE"))
 
@@ -191,8 +192,14 @@ def test_a_non_zip_file_and_an_out_of_range_parameter_show_the_apis_errors_besid
     page.goto(server + "/console#/new")
     png = tmp_path / "photo.png"
     Image.new("RGB", (64, 64), "red").save(png)
-    page.get_by_label("Dataset ZIP", exact=True).set_input_files(str(png))
-    page.get_by_text("Uploaded photo.png").wait_for()
+    page.get_by_label("Dataset ZIP", exact=True).set_input_files(str(png))  # refused when the upload is asked
+    shown = error_beside(page, "dataset-file")
+    assert shown == api_error(server, "GET", "/finetune/request/upload/pre-signed-url",
+                              params={"name": "photo.png", "extension": "png"})
+    # A PNG named .zip uploads, and submit refuses it.
+    page.get_by_label("Dataset ZIP", exact=True).set_input_files(files=[
+        {"name": "fake.zip", "mimeType": "application/zip", "buffer": png.read_bytes()}])
+    page.get_by_text("Uploaded fake.zip").wait_for()
     fill_job(page)
     page.get_by_role("button", name="Submit job").click()
     shown = error_beside(page, "dataset-file")

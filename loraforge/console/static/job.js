@@ -21,14 +21,20 @@ function timeline(events) {
 
 function datasetSummary(dataset) {
   if (!dataset) return h("p", { class: "muted", text: "The dataset report appears once the data is prepared." });
-  const counts = dataset.counts || {};
-  const dropped = [...(dataset.dropped || []), ...(dataset.ignored || [])];
-  return h("div", {},
-    h("p", {}, `Images used: ${counts.kept ?? (dataset.kept || []).length}`,
-      dropped.length ? ` · files dropped: ${dropped.length}` : ""),
-    dropped.length ? h("ul", { class: "dropped" }, ...dropped.map((d) =>
-      h("li", {}, h("code", { text: d.source }), `: ${d.reason}`))) : null,
-    ...(dataset.warnings || []).map((w) => h("p", { class: "muted", text: w })));
+  const files = [...(dataset.dropped || []), ...(dataset.not_used || [])];
+  const captions = Object.entries(dataset.caption_sources || {}).map(([source, n]) => `${n} ${source}`).join(", ");
+  const buckets = Object.entries(dataset.buckets || {}).map(([size, n]) => `${n} at ${size}`).join(", ");
+  return h("div", { id: "dataset-summary" },
+    dataset.error ? h("p", { class: "banner error", text: dataset.error }) : null,
+    h("dl", { class: "facts" },
+      h("dt", { text: "Images used" }), h("dd", { text: dataset.images_used ?? 0 }),
+      h("dt", { text: "Files dropped" }), h("dd", { text: (dataset.counts?.dropped ?? 0) + (dataset.counts?.not_used ?? 0) }),
+      captions ? h("dt", { text: "Captions" }) : null, captions ? h("dd", { text: captions }) : null,
+      buckets ? h("dt", { text: "Buckets" }) : null, buckets ? h("dd", { text: buckets }) : null),
+    files.length ? h("ul", { class: "dropped" }, ...files.map((d) =>
+      h("li", {}, h("code", { text: d.file }), `: ${d.reason}`))) : null,
+    ...(dataset.warnings || []).map((w) => h("p", { class: "muted", text: w })),
+    dataset.report_url ? h("a", { href: dataset.report_url, text: "Full dataset report (JSON)" }) : null);
 }
 
 // Sample sets by step, side by side; image elements are kept across refreshes (their links are re-signed).
