@@ -10,6 +10,7 @@ seconds and bytes, `_total` on counters (added by prometheus-client).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
 
 TRAIN_STEP_SECONDS = Histogram(
     "loraforge_train_step_seconds",
@@ -66,6 +69,8 @@ class FleetCollector(Collector):
     """Reads FleetFigures through `read()` at scrape time, at most once per `ttl_s` seconds.
 
     The cache keeps a scraper (or a client hammering /metrics) from turning into a database load.
+    When the database cannot be read the two families are exported without samples (and the
+    failure logged), so the scrape still answers this process's own metrics.
     """
 
     def __init__(self, read: Callable[[], FleetFigures], ttl_s: float = 5.0) -> None:
@@ -75,10 +80,15 @@ class FleetCollector(Collector):
         self._lock = threading.Lock()
 
     def figures(self) -> FleetFigures:
+        """The cached figures, read again when older than ttl_s; empty ones if the read fails."""
         with self._lock:
             now = time.monotonic()
             if self._cached is None or now - self._cached[0] > self._ttl_s:
-                self._cached = (now, self._read())
+                try:
+                    self._cached = (now, self._read())
+                except Exception as exc:  # noqa: BLE001 -- a scrape still answers this process's metrics
+                    logger.warning("metrics: could not read the job figures from the database: %s", exc)
+                    return FleetFigures(jobs={}, queue_depth={})
             return self._cached[1]
 
     def collect(self) -> Iterator[Metric]:
