@@ -23,7 +23,7 @@ from loraforge.db.models import FineTuneJob, Upload
 from loraforge.db.pipeline_models import JobRun
 from loraforge.errors import NotFoundError, ValidationError
 from loraforge.jobs.cancel import request_cancel
-from loraforge.jobs.lease import is_recoverable
+from loraforge.jobs.lease import db_now, is_recoverable
 from loraforge.jobs.statuses import is_terminal
 from loraforge.storage.base import ObjectStore
 
@@ -65,7 +65,7 @@ def is_stopped(session: Session, job_id: str) -> bool:
     """True when no worker works on the job: it is finished, or nobody holds a live lease on it."""
     session.expire_all()
     status = session.scalar(select(FineTuneJob.status).where(FineTuneJob.id == job_id))
-    return status is None or is_terminal(status) or is_recoverable(session.get(JobRun, job_id))
+    return status is None or is_terminal(status) or is_recoverable(session.get(JobRun, job_id), db_now(session))
 
 
 def delete_job(session: Session, store: ObjectStore, data_dir: Path, user_id: str,
