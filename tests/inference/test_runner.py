@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from loraforge.config import Settings
-from loraforge.errors import InferenceError
+from loraforge.errors import InferenceError, ServiceBusyError
+from loraforge.inference import handoff
 from loraforge.inference.deploy import deploy
 from loraforge.inference.request import GenerationRequest
 from loraforge.inference.runner import InferenceRunner
@@ -174,3 +176,19 @@ def test_a_pipeline_larger_than_the_whole_budget_is_refused_with_the_sizes(infer
     with pytest.raises(InferenceError, match=r"the QWEN pipeline .* needs 0.0018 GB but the inference budget "
                                              r"on cpu is 0.001 GB .*LORAFORGE_GPU_MEMORY_GB"):
         runner.generate(small(), base_model="QWEN")
+
+
+def test_a_job_gpu_work_releases_the_runner_and_holds_queued_generations_until_it_ends(
+    inference_settings: Settings,
+) -> None:
+    runner = InferenceRunner(inference_settings)
+    handoff.register(runner)
+    runner.generate(small(), base_model="FLUX")
+    assert runner.resident_bytes > 0
+    with handoff.gpu_work(inference_settings):
+        assert runner.resident_bytes == 0 and runner.loaded_models() == []
+        with pytest.raises(ServiceBusyError, match="busy training"):
+            runner.generate(small(), base_model="FLUX", deadline=time.monotonic() + 0.3)
+        assert runner.loaded_models() == []  # the refused request loaded nothing
+    runner.generate(small(), base_model="FLUX", deadline=time.monotonic() + 5)
+    assert runner.base_loads == 2
