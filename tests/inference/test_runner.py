@@ -190,5 +190,6 @@ def test_a_job_gpu_work_releases_the_runner_and_holds_queued_generations_until_i
         with pytest.raises(ServiceBusyError, match="busy training"):
             runner.generate(small(), base_model="FLUX", deadline=time.monotonic() + 0.3)
         assert runner.loaded_models() == []  # the refused request loaded nothing
+        runner.generate(small(), base_model="FLUX")  # no deadline (a deploy check): not held
     runner.generate(small(), base_model="FLUX", deadline=time.monotonic() + 5)
     assert runner.base_loads == 2
