@@ -139,8 +139,10 @@ def legacy_names_zip(path: Path, entries: dict[str, bytes | str], encoding: str)
         for header in (b"PK\x03\x04", b"PK\x01\x02"):
             start = 0
             while (at := data.find(header, start)) != -1:
-                name_at = at + (30 if header == b"PK\x03\x04" else 46)
-                if data[name_at:name_at + len(stand_in)] == stand_in:
+                local = header == b"PK\x03\x04"
+                name_at = at + (30 if local else 46)
+                (length,) = struct.unpack_from("<H", data, at + (26 if local else 28))
+                if length == len(stand_in) and data[name_at:name_at + length] == stand_in:
                     data = data[:name_at] + raw[name] + data[name_at + len(stand_in):]
                 start = at + 4
     path.write_bytes(data)

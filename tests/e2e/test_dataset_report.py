@@ -36,15 +36,20 @@ def _lora_metadata(data: bytes) -> dict[str, str]:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("storage_kind", ["local"], indirect=True)
-def test_details_name_every_unused_file_and_the_heic_photo_is_trained_on(make_app_client, tiny_models) -> None:
+def test_details_name_every_unused_file_and_the_heic_photo_is_trained_on(make_app_client, tiny_models,
+                                                                       tmp_path) -> None:
     api = make_app_client(**pipeline_settings(tiny_models))
     good = {f"good{i}.jpg": samples.jpeg((160, 144), seed=i) for i in range(3)}
-    dataset = _zip({
+    japanese = {"ソ.jpg": samples.jpeg((160, 144), seed=7), "ソ.txt": "TOK on a sofa",
+                "表.jpg": samples.jpeg((160, 144), seed=8), "犬.jpg": samples.jpeg((160, 144), seed=9),
+                "犬.txt": "TOK with a dog"}
+    # Names in Shift-JIS without the UTF-8 flag, as Windows' "Compressed folder" writes them.
+    dataset = samples.legacy_names_zip(tmp_path / "set.zip", {**japanese, 
         **good, "IMG_0001.HEIC": samples.heic((160, 128), seed=5), "cut.jpg": samples.jpeg((160, 144))[:700],
         "thumb.jpg": samples.jpeg((20, 20)), "__MACOSX/._good0.jpg": b"x", ".DS_Store": b"x",
         "good2.txt": "TOK " + " ".join(f"stitch{i} on the quilted silk lining" for i in range(60)),
         "good0.txt": "TOK’s portrait in a café garden".encode("cp1252"), "good1.caption": "TOK on a bike",
-    })
+    }, "cp932").read_bytes()
     body = submit_body(upload(api, dataset), steps=2, resolution=128)
     del body["advance_parameters"]["rank"]
     body["advance_parameters"]["lora_rank"] = 4
@@ -59,20 +64,22 @@ def test_details_name_every_unused_file_and_the_heic_photo_is_trained_on(make_ap
     job = wait_for(lambda: details(api, job_id), lambda d: d["status"] in TERMINAL, timeout=300)
     assert job["status"] == "AVAILABLE", job["error_message"]
     summary = job["dataset"]
-    assert summary["images_used"] == 4
+    assert summary["images_used"] == 7
     assert {d["file"] for d in summary["dropped"]} == {"cut.jpg", "thumb.jpg"}
     assert all(d["reason"] for d in summary["dropped"])
     assert summary["not_used"] == [] and summary["os_junk_skipped"] == 2
-    assert summary["caption_sources"] == {"caption": 1, "instance_prompt": 1, "txt": 2}
+    assert summary["caption_sources"] == {"caption": 1, "instance_prompt": 2, "txt": 4}
+    assert any("read them as cp932" in w for w in summary["warnings"]), summary["warnings"]
     assert "good0.txt: not UTF-8; read as cp1252 (save captions as UTF-8 to be sure)" in summary["warnings"]
     assert any(w.startswith("good2.jpg: its caption is ") and "tokens; FLUX reads 512" in w
                for w in summary["warnings"]), summary["warnings"]
-    assert sum(summary["buckets"].values()) == 4
-    assert any(e["status"] == "DATA_PROCESSING" and e["message"] and "4 images used, 2 dropped" in e["message"]
+    assert sum(summary["buckets"].values()) == 7
+    assert any(e["status"] == "DATA_PROCESSING" and e["message"] and "7 images used, 2 dropped" in e["message"]
                for e in job["events"]), job["events"]
     report = json.loads(fetch(api, summary["report_url"]))
-    assert sorted(k["source"] for k in report["kept"]) == ["IMG_0001.HEIC", *sorted(good)]
+    assert sorted(k["source"] for k in report["kept"]) == sorted(["IMG_0001.HEIC", *good, "ソ.jpg", "表.jpg", "犬.jpg"])
     captions = {k["source"]: k["caption"] for k in report["kept"]}
+    assert (captions["ソ.jpg"], captions["犬.jpg"]) == ("TOK on a sofa", "TOK with a dog")
     assert captions["good0.jpg"] == "TOK’s portrait in a café garden" and captions["good1.jpg"] == "TOK on a bike"
 
     assert job["advance_parameters"]["rank"] == 4 and "lora_rank" not in job["advance_parameters"]
