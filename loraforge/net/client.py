@@ -12,8 +12,10 @@ server that trickles bytes cannot hold a thread longer than that.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -29,6 +31,18 @@ from loraforge.net.guard import Resolver, resolve_safe, system_resolve
 logger = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
+
+
+@functools.cache
+def default_tls() -> ssl.SSLContext:
+    """The verifying TLS context (certifi's CAs, as httpx's default), built once per process.
+
+    Building it loads the CA bundle, which costs about as much as a whole loopback request;
+    a client per request would pay it every time.
+    """
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 class OutboundError(LoraforgeError):
@@ -85,13 +99,13 @@ class GuardedClient:
 
     def __init__(self, *, allow_private: bool, timeout_s: float, deadline_s: float,
                  resolver: Resolver = system_resolve, headers: Mapping[str, str] | None = None,
-                 verify: Any = True) -> None:
+                 verify: ssl.SSLContext | None = None) -> None:
         self.allow_private = allow_private
         self.timeout_s = timeout_s
         self.deadline_s = deadline_s
         self._resolver = resolver
         self._http = httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False,
-                                  trust_env=False, headers=dict(headers or {}), verify=verify,
+                                  trust_env=False, headers=dict(headers or {}), verify=verify or default_tls(),
                                   limits=httpx.Limits(max_keepalive_connections=0))
 
     def __enter__(self) -> Self:

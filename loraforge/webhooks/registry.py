@@ -114,6 +114,7 @@ def update(session: Session, settings: Settings, user_id: str, webhook_id: objec
     hook = _owned(session, user_id, webhook_id)
     if url is not None:
         hook.url = validate_url(url, settings)
+        hook.failing_since = None  # a new receiver starts a new streak; pending messages go to it
     if event is not None:
         hook.event_types = validate_types(event)
     session.commit()
