@@ -2,9 +2,10 @@
 
 Routes read their bodies by hand (the seeds send JSON on GET and forms on PUT), so FastAPI cannot
 infer them. `install_openapi(app)` wraps `app.openapi` to: give each operation listed in
-BODY_MODELS its request body schema where the route did not declare one; add, to every GET that
-documents a JSON body, the same fields as query parameters (Swagger UI sends no body on a GET);
-and list the pre-signed upload `PUT /files/{key}`, which is mounted outside the schema.
+BODY_MODELS its request body schema where the route did not declare one; turn the body a GET
+documents into the same fields as query parameters (a browser cannot send a body on GET, so
+/docs could not try it), keeping the body schema under `x-request-body`; and list the pre-signed
+upload `PUT /files/{key}`, which is mounted outside the schema.
 """
 
 from __future__ import annotations
@@ -112,8 +113,12 @@ def _query_from_body(operation: dict[str, Any]) -> None:
         params.append({"name": name, "in": "query", "required": False, "schema": prop,
                        "description": "the body field of the same name" + (" (required in one or the other)"
                                                                            if name in required else "")})
-    # A GET body is optional once the query can carry it (Swagger UI sends none).
-    operation["requestBody"]["required"] = False
+    # Browsers cannot send a body on GET (fetch refuses), so /docs would fail to try the operation:
+    # the body stays documented under a vendor key and in the description, the query carries it.
+    operation["x-request-body"] = operation.pop("requestBody")
+    note = ("The same fields are also accepted as a body on this GET (JSON, or a form), as the "
+            "Segmind seeds send them; the schema is under `x-request-body`.")
+    operation["description"] = f"{operation.get('description', '')}\n\n{note}".strip()
 
 
 def complete(document: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +130,7 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
             operation["requestBody"] = {"required": True,
                                         "content": {"application/json": {"schema": inline_schema(model)}}}
     for item in paths.values():
-        if "get" in item and "requestBody" in item["get"]:
+        if "get" in item and "requestBody" in item["get"]:  # once: the body moves to x-request-body
             _query_from_body(item["get"])
     paths.setdefault("/files/{key}", {}).update(UPLOAD_PUT)
     return document
