@@ -3,9 +3,9 @@
 Everything a request can get wrong is checked here before a job is queued: the payload (see
 loraforge.jobs.payloads), the dataset URL (an upload of this service must exist and belong to the
 caller; a foreign URL must pass the SSRF guard and answer HEAD with a size under the cap), and the
-training hyper-parameters; checks that wait on the network (`check_submit`, `probe_source`) run
-before any database session is taken, and the key's quotas (loraforge.jobs.quotas) bound its
-unfinished jobs and upload slots. A job is created REQUESTED in one transaction with its run row,
+training hyper-parameters; what waits on the network or reads the store (`probe_source`,
+`check_upload_object`) runs before the submit's transaction, holding no database session, and
+the key's quotas (loraforge.jobs.quotas) bound its unfinished jobs and upload slots. A job is created REQUESTED in one transaction with its run row,
 its first event and its webhook message; whoever runs jobs then publishes it through the
 `on_submitted` callback the API passes along (jobs/publish.py: a broker that is down delays the
 job, it never fails the submit).
@@ -17,6 +17,7 @@ import logging
 import re
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -64,15 +65,28 @@ def _store_source_type(store: ObjectStore) -> str:
     return "AWS_S3" if type(store).__name__ == "S3Store" else "LOCAL_STORAGE"
 
 
-def _check_uploaded_source(
-    session: Session, store: ObjectStore, settings: Settings, user_id: str, key: str
-) -> Upload:
+def owned_upload(session: Session, settings: Settings, user_id: str, key: str) -> Upload:
+    """The caller's live upload at `key`; one NotFoundError for missing, another key's or expired."""
     upload = session.scalar(select(Upload).where(Upload.key == key))
     if upload is None or upload.user_id != user_id or (
         upload.created_ts < expired_before(settings) and not _used(session, upload.id)
     ):
-        # one answer for both: another key's upload must not be told apart from a missing one
+        # one answer for all: another key's upload must not be told apart from a missing one
         raise NotFoundError("data_source_path: this service has no upload at that URL for this API key")
+    return upload
+
+
+@dataclass(frozen=True)
+class UploadFacts:
+    """What the store says of an uploaded dataset: its size in bytes and its sha256 (hex)."""
+
+    size: int
+    sha256: str
+
+
+def check_upload_object(store: ObjectStore, settings: Settings, key: str) -> UploadFacts:
+    """Size, ZIP signature and sha256 of the uploaded object. It reads the store (with S3, maybe
+    the whole object to hash it): call it holding no database session."""
     size = store.size(key)
     if size is None:
         raise ValidationError(
@@ -87,9 +101,7 @@ def _check_uploaded_source(
     if magic not in ZIP_MAGIC:
         # Refused now, beside the upload, rather than as a FAILED job a minute later.
         raise ValidationError("data_source_path: the uploaded file is not a ZIP archive; upload a .zip of images")
-    upload.size = size
-    upload.sha256 = store.sha256(key)  # recorded once, when the dataset is first used
-    return upload
+    return UploadFacts(size, store.sha256(key))
 
 
 def _used(session: Session, upload_id: str) -> bool:
@@ -127,12 +139,15 @@ def _machine_type(settings: Settings, payload: FineTuneCreate) -> str:
     return machine_type
 
 
-def check_submit(store: ObjectStore, settings: Settings, payload: FineTuneCreate) -> bool:
-    """What submit checks without the database or the network (machine type, hyper-parameters);
-    True when data_source_path is a foreign URL that `probe_source` must check before `submit`."""
+def check_submit(store: ObjectStore, settings: Settings, payload: FineTuneCreate) -> str | None:
+    """What submit checks without the database or the network (machine type, hyper-parameters).
+
+    Returns the store key of data_source_path when it is an upload of this service (then
+    `owned_upload` and `check_upload_object` come next), None for a foreign URL (`probe_source`).
+    """
     _machine_type(settings, payload)
     _check_training_parameters(payload)
-    return store.key_from_url(payload.data_source_path) is None
+    return store.key_from_url(payload.data_source_path)
 
 
 def probe_source(settings: Settings, url: str) -> None:
@@ -142,12 +157,14 @@ def probe_source(settings: Settings, url: str) -> None:
 
 
 def submit(
-    session: Session, store: ObjectStore, settings: Settings, user_id: str, payload: FineTuneCreate
+    session: Session, store: ObjectStore, settings: Settings, user_id: str, payload: FineTuneCreate,
+    facts: UploadFacts | None = None,
 ) -> FineTuneJob:
     """Create the job REQUESTED and commit it, within the key's active_jobs quota.
 
-    `check_submit` and, for a foreign URL, `probe_source` must have passed first (no network I/O
-    holds this session); an upload of this store is checked here.
+    `check_submit` must have passed first, and `probe_source` for a foreign URL; for an upload of
+    this store, pass `check_upload_object`'s facts, read before this session was taken (without
+    them the store is read here, holding the session).
     """
     machine_type = _machine_type(settings, payload)
     quotas.lock_user(session, user_id)
@@ -155,7 +172,9 @@ def submit(
     upload_id, upload = None, None
     key = store.key_from_url(payload.data_source_path)
     if key is not None:
-        upload = _check_uploaded_source(session, store, settings, user_id, key)
+        upload = owned_upload(session, settings, user_id, key)
+        facts = facts or check_upload_object(store, settings, key)
+        upload.size, upload.sha256 = facts.size, facts.sha256  # recorded when the dataset is first used
         upload_id, source_type = upload.id, _store_source_type(store)
     else:
         source_type = SOURCE_PUBLIC_URL

@@ -66,13 +66,20 @@ async def submit(request: Request, caller: CurrentUser, settings: SettingsDep) -
         schemas.FineTuneCreate, await read_fields(request, settings.max_request_bytes)
     )
     store = request.app.state.store
-    # network first, on its own threads, holding no database slot (a slow dataset host must not
-    # stall other requests); then the database
-    if await run_in_threadpool(jobs.check_submit, store, settings, payload):
+    # network and store reads holding no database slot (a slow dataset host or a large upload to
+    # hash must not stall other requests); then one short transaction
+    key = await run_in_threadpool(jobs.check_submit, store, settings, payload)
+    facts = None
+    if key is None:
         with request.app.state.probe_slots.hold(caller.user_id):  # the key's `probes` quota
             await to_thread.run_sync(jobs.probe_source, settings, payload.data_source_path,
                                      limiter=request.app.state.probe_limiter)
-    job = await _in_session(request.app, lambda s: jobs.submit(s, store, settings, caller.user_id, payload))
+    else:
+        await _in_session(request.app, lambda s: jobs.owned_upload(s, settings, caller.user_id, key),
+                          readonly=True)
+        facts = await run_in_threadpool(jobs.check_upload_object, store, settings, key)
+    job = await _in_session(
+        request.app, lambda s: jobs.submit(s, store, settings, caller.user_id, payload, facts))
     hook = getattr(request.app.state, "on_submitted", None)
     if hook is not None:
         await run_in_threadpool(hook, job.id)
