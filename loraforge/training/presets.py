@@ -87,7 +87,8 @@ class TrainSpec(BaseModel):
     alpha: float = advance(16.0, gt=0, le=1024, description=(
         "LoRA alpha; the LoRA scale is alpha / rank; default keeps the preset's alpha/rank ratio"))
     resolution: int = advance(1024, ge=64, le=2048, multiple_of=16, description=(
-        "longest bucket side in px (multiple of 16: VAE scale 8 x 2x2 latent packing)"))
+        "bucket size in px: buckets hold about resolution² pixels, sides up to 1.375x (736x1408 at 1024); "
+        "a multiple of 16 (VAE scale 8 x 2x2 latent packing)"))
     resolution_note: str | None = None  # why the resolution differs from what was asked (demo cap)
     batch_size: int = advance(1, ge=1, le=64, description="images per step (alias `train_batch_size`)")
     auto_caption: bool = advance(False, description="caption images without a caption file with Qwen2.5-VL")
