@@ -136,6 +136,8 @@ def test_jobs_and_generations_of_both_models_stay_within_one_pipeline_budget(tmp
 
         assert all(name in families for name in LISTED), sorted(families)
         assert gauge(families, "loraforge_queue_depth", machine_type="NVIDIA_H100") == 0
+        steps = [s.value for s in families["loraforge_train_step_seconds"] if s.name.endswith("_count")]
+        assert steps and steps[0] >= 200, "the training steps were not observed"
         jobs = wait_for(lambda: {s.labels["status"]: s.value for s in scrape(url)["loraforge_jobs"]},
                         lambda d: d.get("AVAILABLE") == 3, 15, "the job counts")
         assert jobs["FAILED"] == 0 and "REQUESTED" in jobs
