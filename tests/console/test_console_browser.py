@@ -120,6 +120,14 @@ def error_beside(page, control_id: str) -> str:
     return error.inner_text()
 
 
+def unlabelled(page) -> list[str]:
+    """Ids of visible form controls without a visible label."""
+    return page.evaluate("""() => [...document.querySelectorAll("input, select, textarea, progress")]
+        .filter((c) => c.offsetParent !== null)
+        .filter((c) => ![...(c.labels || [])].some((l) => l.offsetParent !== null && l.textContent.trim()))
+        .map((c) => c.id || c.outerHTML.slice(0, 60))""")
+
+
 def api_error(url: str, method: str, path: str, key: str = KEY, **kwargs: object) -> str:
     return httpx.request(method, url + path, headers={"x-api-key": key}, timeout=30, **kwargs).json()["error"]
 
@@ -132,7 +140,8 @@ def test_sign_in_upload_train_see_samples_generate_and_download(server: str, pag
     page.locator("#param-steps-hint", has_text="Default for FLUX: 1000").wait_for()
     drop_file(page, image_zip(count=3), "photos.zip")
     page.get_by_text("Uploaded photos.zip").wait_for()
-    assert page.locator("#upload-progress").get_attribute("value") == "100"
+    assert page.get_by_label("Upload progress", exact=True).get_attribute("value") == "100"
+    assert unlabelled(page) == []
     fill_job(page)
     page.screenshot(path=str(shots / "console-new-job.png"), full_page=True)
     page.get_by_role("button", name="Submit job").click()
@@ -157,9 +166,10 @@ def test_sign_in_upload_train_see_samples_generate_and_download(server: str, pag
     page.get_by_label("LoRA strength", exact=True).fill("0.8")
     page.get_by_role("button", name="Generate").click()
     generated = page.locator("#generated-image")
-    generated.wait_for()
+    generated.wait_for(timeout=180_000)  # the first /v1 request loads the base pipeline
     page.wait_for_function("() => document.getElementById('generated-image').naturalWidth > 0")
     assert generated.evaluate("img => img.naturalWidth") == 64
+    assert unlabelled(page) == []
     page.screenshot(path=str(shots / "console-job.png"), full_page=True)
 
     with page.expect_download() as download:

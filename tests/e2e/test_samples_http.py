@@ -10,12 +10,14 @@ import json
 import struct
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from loraforge.jobs.training_outputs import MAX_LOSS_POINTS, LossRecorder
 from tests.e2e.flow import TERMINAL, image_zip, pipeline_settings, submit_body, wait_for
 from tests.e2e.pipeline_http import details, fetch, submit, upload
+from tests.training.test_train_cli import run_cli
 
 TWO_BACKENDS = pytest.mark.parametrize(
     ("database_url", "storage_kind"), [("sqlite", "local"), ("postgresql", "s3")], indirect=True,
@@ -30,7 +32,8 @@ def _header(safetensors_bytes: bytes) -> dict:
 
 
 @TWO_BACKENDS
-def test_a_job_lists_its_sample_sets_intermediate_loras_and_loss_history(make_app_client, tiny_models) -> None:
+def test_a_job_lists_its_sample_sets_intermediate_loras_and_loss_history(make_app_client, tiny_models,
+                                                                        tmp_path) -> None:
     api = make_app_client(**pipeline_settings(tiny_models))
     job_id = submit(api, submit_body(upload(api, image_zip()), steps=4, sample_every=2, sample_prompts=PROMPTS))
     job = wait_for(lambda: details(api, job_id), lambda d: d["status"] in TERMINAL, timeout=300)
@@ -38,9 +41,21 @@ def test_a_job_lists_its_sample_sets_intermediate_loras_and_loss_history(make_ap
 
     assert [(s["step"], s["prompt"]) for s in job["samples"]] == [(2, PROMPTS[0]), (2, PROMPTS[1]),
                                                                    (4, PROMPTS[0]), (4, PROMPTS[1])]
+    served = {}
     for sample in job["samples"]:
         with Image.open(io.BytesIO(fetch(api, sample["url"]))) as img:
             assert img.format == "PNG" and img.size == (64, 64)
+            served[sample["step"], sample["index"]] = np.asarray(img.convert("RGB"), dtype=np.int16)
+    # `loraforge train` on the same ZIP and parameters writes the same sets.
+    (tmp_path / "photos.zip").write_bytes(image_zip())
+    cli = run_cli("train", str(tmp_path / "photos.zip"), "--base-model", "FLUX", "--model", str(tiny_models / "flux-dev"),
+                  "--trigger-word", "TOK", "--instance-prompt", "a photo of TOK", "--steps", "4",
+                  "--learning-rate", "0.0004", "--resolution", "64", "--rank", "4", "--sample-every", "2",
+                  *[arg for p in PROMPTS for arg in ("--sample-prompt", p)], "--out", str(tmp_path / "cli"))
+    assert cli.returncode == 0, cli.stderr
+    for (step, index), pixels in served.items():
+        with Image.open(tmp_path / "cli" / "samples" / f"step-{step}" / f"{index}.png") as img:
+            assert np.abs(np.asarray(img.convert("RGB"), dtype=np.int16) - pixels).max() <= 2, (step, index)
     assert 0 <= job["model_information"]["sample_share"] <= 1 and job["model_information"]["sample_seconds"] > 0
 
     [checkpoint] = job["checkpoints"]

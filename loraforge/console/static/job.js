@@ -137,7 +137,7 @@ export function jobView(main, jobId) {
       h("dl", { class: "facts" },
         h("dt", { text: "Base model" }), h("dd", { text: job.base_model }),
         h("dt", { text: "Trigger word" }), h("dd", { text: job.trigger_word }),
-        h("dt", { text: "Progress" }), h("dd", {}, progressBar(progress, "job-progress")),
+        h("dt", {}, h("label", { for: "job-progress", text: "Progress" })), h("dd", {}, progressBar(progress, "job-progress")),
         h("dt", { text: "ETA" }), h("dd", { text: TERMINAL.includes(job.status) ? "–" : seconds(progress?.eta_seconds) }),
         h("dt", { text: "Latest loss" }), h("dd", { text: number(progress?.loss ?? info.final_loss) }),
         info.sample_share !== undefined ? h("dt", { text: "Sampling time" }) : null,

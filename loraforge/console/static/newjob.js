@@ -30,10 +30,11 @@ function describe(value) {
 
 export function newJobView(main) {
   const file = h("input", { id: "dataset-file", type: "file", accept: ".zip,application/zip" });
-  const bar = h("progress", { id: "upload-progress", max: 100, value: 0, "aria-label": "Upload progress" });
+  const bar = h("progress", { id: "upload-progress", max: 100, value: 0 });
   const uploadState = h("p", { id: "upload-state", class: "muted", "aria-live": "polite", text: "No file yet." });
   const drop = h("div", { id: "dropzone", class: "dropzone" },
-    field("Dataset ZIP", file, "Drag and drop a .zip of images here, or pick one."), bar, uploadState);
+    field("Dataset ZIP", file, "Drag and drop a .zip of images here, or pick one."),
+    h("label", { for: "upload-progress", text: "Upload progress" }), bar, uploadState);
   const controls = {
     data_source_path: file,
     name: h("input", { id: "job-name", type: "text", required: true }),
