@@ -92,7 +92,7 @@ def test_jobs_and_generations_of_both_models_stay_within_one_pipeline_budget(tmp
         qwen = run("QWEN")
         assert generate(qwen["slug"]).status_code == 200  # the API's runner now holds the QWEN pipeline
         # The FLUX job trains long enough to hold the device while generations queue behind it.
-        flux_id = api.submit(submit_body(data, base_model="FLUX", steps=200, sample_every=0))
+        flux_id = api.submit(submit_body(data, base_model="FLUX", steps=120, sample_every=0))
         wait_for(lambda: api.details(flux_id), lambda d: (d.get("progress") or {}).get("step", 0) >= 2
                  or d["status"] in TERMINAL, 120)
         running = pool.submit(generate, qwen["slug"])
@@ -137,7 +137,7 @@ def test_jobs_and_generations_of_both_models_stay_within_one_pipeline_budget(tmp
         assert all(name in families for name in LISTED), sorted(families)
         assert gauge(families, "loraforge_queue_depth", machine_type="NVIDIA_H100") == 0
         steps = [s.value for s in families["loraforge_train_step_seconds"] if s.name.endswith("_count")]
-        assert steps and steps[0] >= 200, "the training steps were not observed"
+        assert steps and steps[0] >= 120, "the training steps were not observed"
         jobs = wait_for(lambda: {s.labels["status"]: s.value for s in scrape(url)["loraforge_jobs"]},
                         lambda d: d.get("AVAILABLE") == 3, 15, "the job counts")
         assert jobs["FAILED"] == 0 and "REQUESTED" in jobs
