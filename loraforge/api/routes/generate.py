@@ -33,6 +33,7 @@ from loraforge.inference.queue import GenerationQueue
 from loraforge.inference.request import check_limits, parse_request
 from loraforge.inference.shared import runner_for
 from loraforge.jobs.deployed import DeployedModel, deployed_model
+from loraforge.storage.base import ObjectStore
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ router = APIRouter(tags=["generation"])
 
 
 def app_runner(app: FastAPI) -> Any:
-    """The app's InferenceRunner, the same one the job pipeline deploys into."""
+    """The app's InferenceRunner, made on first use (released while a job of this process trains)."""
     return runner_for(app.state, app.state.settings)
 
 
@@ -63,10 +64,10 @@ async def _find(app: FastAPI, slug: str, user_id: str) -> DeployedModel:
     return await to_thread.run_sync(work, limiter=app.state.db_limiter)
 
 
-def _render(app: FastAPI, model: DeployedModel, params: Any, deadline: float) -> bytes | str:
+def _render(app: FastAPI, store: ObjectStore, model: DeployedModel, params: Any, deadline: float) -> bytes | str:
     from loraforge.inference.serving import generate_encoded
 
-    return generate_encoded(app_runner(app), app.state.store, app.state.settings,
+    return generate_encoded(app_runner(app), store, app.state.settings,
                             base_model=model.base_model, lora_url=model.cloud_storage_url,
                             sha256=model.sha256, params=params, deadline=deadline)
 
@@ -85,7 +86,7 @@ async def generate(slug: str, request: Request, caller: CurrentUser, settings: S
     check_limits(params, settings, base_model=model.base_model)  # the cost, with the model's default steps
     try:
         with request.app.state.generation_slots.hold(caller.user_id):  # the key's `generations` quota
-            future = request.app.state.generation.submit(partial(_render, request.app, model, params))
+            future = request.app.state.generation.submit(partial(_render, request.app, store, model, params))
             result = await asyncio.wrap_future(future)
     except ServiceBusyError as exc:
         return JsonResponse({"error": exc.message}, status_code=503,
