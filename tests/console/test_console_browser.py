@@ -3,7 +3,8 @@
 One server (a subprocess, embedded worker, tiny models, SQLite, local disk) serves the module.
 The happy path signs in, drops a ZIP on the page (uploaded to its pre-signed URL), submits a tiny
 job, watches it reach AVAILABLE, sees a sample image, generates and downloads the LoRA; wrong
-inputs show the API's own error text beside the control they name. Any uncaught JavaScript error
+inputs show the API's own error text beside the control they name; the public switch and cancel
+act on the job. Any uncaught JavaScript error
 fails the test. Screenshots go to $LORAFORGE_SCREENSHOTS (default: the test's tmp folder);
 docs/console.png in the README is one of them.
 """
@@ -14,6 +15,7 @@ import base64
 import io
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,6 +130,19 @@ def unlabelled(page) -> list[str]:
         .map((c) => c.id || c.outerHTML.slice(0, 60))""")
 
 
+def details(url: str, job_id: str) -> dict:
+    r = httpx.get(f"{url}/finetune/request/details", params={"request_id": job_id}, headers={"x-api-key": KEY})
+    assert r.status_code == 200, r.text
+    return dict(r.json()["finetune"])
+
+
+def wait_until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.2)
+
+
 def api_error(url: str, method: str, path: str, key: str = KEY, **kwargs: object) -> str:
     return httpx.request(method, url + path, headers={"x-api-key": key}, timeout=30, **kwargs).json()["error"]
 
@@ -171,6 +186,10 @@ def test_sign_in_upload_train_see_samples_generate_and_download(server: str, pag
     assert generated.evaluate("img => img.naturalWidth") == 64
     assert unlabelled(page) == []
     page.screenshot(path=str(shots / "console-job.png"), full_page=True)
+
+    page.get_by_label("Public model", exact=True).check()
+    job_id = page.url.rsplit("/", 1)[-1]
+    wait_until(lambda: details(server, job_id)["public_model"] is True)
 
     with page.expect_download() as download:
         page.locator("a[data-format='diffusers']").click()
@@ -223,6 +242,13 @@ def test_a_non_zip_file_and_an_out_of_range_parameter_show_the_apis_errors_besid
     shown = error_beside(page, "param-steps")
     assert shown.startswith("advance_parameters.steps")
     assert not page.locator(".field:has(#dataset-file) .field-error").is_visible()
+
+    page.get_by_label("Steps", exact=True).fill("10000")  # long enough to be cancelled while it runs
+    page.get_by_role("button", name="Submit job").click()
+    page.wait_for_url("**/console#/job/*")
+    page.get_by_role("button", name="Cancel job").click()
+    page.locator(".heading .status", has_text="CANCELLED").wait_for(timeout=120_000)
+    assert details(server, page.url.rsplit("/", 1)[-1])["status"] == "CANCELLED"
     with Image.open(io.BytesIO(page.screenshot())) as img:
         assert img.size == (DESKTOP["width"], DESKTOP["height"])
 
