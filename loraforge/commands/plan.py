@@ -1,7 +1,8 @@
 """`loraforge plan [--gpu-gb 80] [--json]`: the GPU memory each stage of a job needs, per base model.
 
 For QWEN, FLUX and FAST_FLUX it builds the full-size pipeline from the published configs on the
-meta device (no weights, no memory; a few seconds), counts every component, and prints the peak
+meta device (no weights, no memory; a few seconds), or from the configs of the local folder that
+LORAFORGE_MODEL_QWEN / LORAFORGE_MODEL_FLUX names, counts every component, and prints the peak
 of each stage at the preset's resolution, batch and rank: caching latents and text embeddings,
 training with and without gradient checkpointing, the deploy check and serving, in bf16, fp8 and
 nf4. Then which base models train and serve on 24, 48, 80 and 141 GB cards and with what, and
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from loraforge.errors import ValidationError
@@ -44,18 +46,22 @@ def run(args: argparse.Namespace) -> int:
 
 def build_report(cards: list[float]) -> dict[str, Any]:
     """Every figure of the plan as plain data (bytes; GB = 10^9 bytes)."""
+    from loraforge.config import load_settings
     from loraforge.training import memory_plan as mp
     from loraforge.training.presets import resolve_spec
 
+    settings = load_settings()
     models: dict[str, Any] = {}
     archs: dict[str, Any] = {}
     for base in BASE_MODELS:
         spec = resolve_spec(base)
-        arch = archs[base] = mp.measure(spec.family, tuple(spec.target_modules))
+        folder = configured_folder(settings.model_qwen if spec.family == "qwen" else settings.model_flux)
+        arch = archs[base] = mp.measure(spec.family, tuple(spec.target_modules), folder)
         job = mp.JobShape(spec.resolution, spec.batch_size, spec.rank, spec.max_sequence_length)
         weights = ("bf16", "fp8", "nf4")
         models[base] = {
-            "family": spec.family, "architecture": NAMES[spec.family],
+            "family": spec.family,
+            "architecture": folder or f"{NAMES[spec.family]} (published configs)",
             "preset": {"resolution": job.resolution, "batch_size": job.batch, "rank": job.rank,
                        "text_tokens": job.text_tokens},
             "components": mp.describe_counts(arch),
@@ -86,6 +92,17 @@ def build_report(cards: list[float]) -> dict[str, Any]:
             together.append({"serving": served, "training": trained, "bytes": need,
                              "fits": {_card(c): need <= c * mp.GB for c in cards}})
     return {"unit": "bytes; GB = 10^9 bytes", "models": models, "serving_while_training": together}
+
+
+def configured_folder(model_ref: str | None) -> str | None:
+    """The local diffusers folder LORAFORGE_MODEL_* names, if any: its configs are what will run.
+
+    A hub id is not downloaded (the published configs stand for it); unset means the tiny demo
+    model, for which the plan shows the real model it stands in for.
+    """
+    if model_ref and (Path(model_ref).expanduser() / "model_index.json").is_file():
+        return str(Path(model_ref).expanduser().resolve())
+    return None
 
 
 def _card(card: float) -> str:

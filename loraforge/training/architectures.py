@@ -121,3 +121,23 @@ def build_component(family: Family, name: str, device: str = "meta") -> Any:
         if name == "text_encoder":
             return CLIPTextModel(CLIPTextConfig(**config))
         return T5EncoderModel(T5Config(**config))
+
+
+def build_from_folder(model_dir: str, name: str, device: str = "meta") -> Any:
+    """Component `name` of the diffusers pipeline folder `model_dir`, built from its config alone.
+
+    The class comes from the folder's model_index.json and the config from `<name>/config.json`;
+    no weights are read. Raises FileNotFoundError / KeyError when the folder lacks them.
+    """
+    import json
+    from pathlib import Path
+
+    import diffusers
+    import transformers
+
+    library, class_name = json.loads((Path(model_dir) / "model_index.json").read_text())[name]
+    cls = getattr(diffusers if library == "diffusers" else transformers, class_name)
+    with torch.device(device):
+        if library == "diffusers":
+            return cls.from_config(cls.load_config(model_dir, subfolder=name))
+        return cls(transformers.AutoConfig.from_pretrained(model_dir, subfolder=name))

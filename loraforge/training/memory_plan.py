@@ -118,33 +118,37 @@ TRAINING_OPTIONS = (
 
 
 @cache
-def measure(family: Family, targets: tuple[str, ...]) -> Architecture:
-    """Build every component of `family`'s full-size pipeline on the meta device and count it."""
+def measure(family: Family, targets: tuple[str, ...], model_dir: str | None = None) -> Architecture:
+    """Build every component of `family`'s pipeline on the meta device and count it.
+
+    The published full-size configs (training.architectures) by default; with `model_dir`, the
+    configs of that local diffusers folder (the weights an operator configured), weights unread.
+    """
     import torch
 
-    from loraforge.training.architectures import COMPONENTS, TRANSFORMERS, build_component
+    from loraforge.training.architectures import COMPONENTS, build_component, build_from_folder
 
-    parts, lora, text = [], 0, []
+    parts, lora, text, width, blocks, channels = [], 0, [], 0, 0, 0
     for name in ("transformer", *COMPONENTS[family]):
-        module = build_component(family, name, device="meta")
+        module = build_from_folder(model_dir, name) if model_dir else build_component(family, name, device="meta")
         linear = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
         label = "MMDiT" if name == "transformer" else COMPONENTS[family][name][0]
         parts.append(Component(name, label, sum(p.numel() for p in module.parameters()),
                                sum(m.weight.numel() for m in linear),
                                sum(b.numel() * BF16 for b in module.buffers())))
+        config = module.config
         if name == "transformer":
             lora = sum(m.in_features + m.out_features for n, m in module.named_modules()
                        if isinstance(m, torch.nn.Linear) and _targeted(n, targets))
             blocks = sum(len(getattr(module, attr, ())) for attr in ("transformer_blocks", "single_transformer_blocks"))
-        elif name.startswith("text_encoder"):
-            config = getattr(module.config, "text_config", module.config)
+            width = config.num_attention_heads * config.attention_head_dim
+        elif name == "vae":
+            channels = config.block_out_channels[0] if "block_out_channels" in config else config.base_dim
+        else:
+            config = getattr(config, "text_config", config)
             hidden = getattr(config, "hidden_size", None) or config.d_model
             ff = getattr(config, "intermediate_size", None) or config.d_ff
             text.append((name, hidden, ff))
-    config = TRANSFORMERS[family]
-    width = config["num_attention_heads"] * config["attention_head_dim"]
-    vae = COMPONENTS[family]["vae"][1]
-    channels = vae["block_out_channels"][0] if "block_out_channels" in vae else vae["base_dim"]
     return Architecture(family, tuple(parts), width, blocks, lora, channels, tuple(text))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -11,8 +12,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def plan(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+def plan(*args: str, **env_vars: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", **env_vars}
     return subprocess.run([sys.executable, "-m", "loraforge", "plan", *args], check=False, env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=300)
 
@@ -41,3 +42,19 @@ def test_plan_counts_the_published_transformers_and_says_qwen_cannot_serve_and_t
 def test_a_bad_card_size_is_refused_naming_the_flag() -> None:
     result = plan("--gpu-gb", "-3")
     assert result.returncode == 2 and "--gpu-gb" in result.stderr
+
+
+def test_a_configured_local_model_is_counted_from_its_own_configs(tiny_models: Path) -> None:
+    from diffusers import QwenImagePipeline
+
+    folder = tiny_models / "qwen-image"
+    result = plan("--json", LORAFORGE_MODEL_QWEN=str(folder))
+    assert result.returncode == 0, result.stderr[-2000:]
+    qwen = json.loads(result.stdout)["models"]["QWEN"]
+    assert qwen["architecture"] == str(folder.resolve())
+    pipe = QwenImagePipeline.from_pretrained(str(folder))  # the weights, which the plan never reads
+    counted = {c["component"]: c["params"] for c in qwen["components"]}
+    assert counted == {name: sum(p.numel() for p in getattr(pipe, name).parameters())
+                       for name in ("transformer", "text_encoder", "vae")}
+    flux = json.loads(result.stdout)["models"]["FLUX"]  # not configured: the published FLUX.1-dev
+    assert flux["architecture"] == "FLUX.1-dev (published configs)"
