@@ -124,10 +124,13 @@ class Sampler:
         folder.mkdir(parents=True, exist_ok=True)
         paths = []
         try:
-            for index in range(len(self.plan.prompts)):
-                with self.autocast:
-                    image = self.pipe(**self._kwargs(index)).images[0]
-                paths.append(_save_png(image, folder / f"{index}.png"))
+            # Compiled blocks run eagerly here: sampling's batch and sequence shapes differ from
+            # training's, so this neither recompiles every block nor uses up dynamo's recompile limit.
+            with torch.compiler.set_stance("force_eager"):
+                for index in range(len(self.plan.prompts)):
+                    with self.autocast:
+                        image = self.pipe(**self._kwargs(index)).images[0]
+                    paths.append(_save_png(image, folder / f"{index}.png"))
         finally:
             transformer.train(was_training)
         return paths
