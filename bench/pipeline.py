@@ -7,9 +7,11 @@ dataset, submits tiny FLUX jobs one after another and reads each job's event tim
 queue (REQUESTED -> DATA_PROCESSING), data (-> TRAINING_INITIATED), model load + caching (training
 stage minus the step loop), the step loop itself, upload (-> TRAINING_COMPLETED) and deploy
 (-> AVAILABLE), and the share of the total outside the step loop. The first job of each mode is a
-warm-up and is not counted.
+warm-up and is not counted. Mode `child` (bench/child_cost.py) prints the fixed cost per job of
+running a job's GPU work in a child process (interpreter start, imports, model loads) next to the
+old in-thread path's, measured in the same run, and their ratio.
 
-    PYTHONPATH=. .venv/bin/python bench/pipeline.py [--jobs 3] [--steps 20] [--modes embedded,celery]
+    PYTHONPATH=. .venv/bin/python bench/pipeline.py [--jobs 3] [--steps 20] [--modes child,embedded,celery]
 """
 
 from __future__ import annotations
@@ -95,11 +97,25 @@ def run_mode(mode: str, work: Path, models: Path, jobs: int, steps: int) -> list
             drop_postgres_database(db)
 
 
+def report_child_cost(work: Path, jobs: int, steps: int) -> None:
+    from bench.child_cost import measure
+
+    source = work / "child" / "photos.zip"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_bytes(image_zip())
+    started = time.monotonic()
+    result = measure(work / "child", work / "models", source, jobs, steps)
+    print(f"\nchild: fixed cost per tiny FLUX job (64 px, {steps} steps; wall minus step loop), median of "
+          f"{jobs} [{time.monotonic() - started:.0f}s wall]")
+    for key, value in result.items():
+        print(f"  {key:38s} {value:8.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--modes", default="embedded,celery")
+    parser.add_argument("--modes", default="child,embedded,celery")
     args = parser.parse_args()
     from loraforge.training.tiny import write_tiny_models
 
@@ -108,6 +124,9 @@ def main() -> None:
         write_tiny_models(work / "models")
         for mode in args.modes.split(","):
             started = time.monotonic()
+            if mode == "child":
+                report_child_cost(work, args.jobs, args.steps)
+                continue
             results = run_mode(mode, work / mode, work / "models", args.jobs, args.steps)
             print(f"\n{mode}: {args.jobs} tiny FLUX jobs (64 px, {args.steps} steps), medians "
                   f"[{time.monotonic() - started:.0f}s wall]")

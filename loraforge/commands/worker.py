@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from loraforge.jobs.pipeline import WorkerContext, run_job
     from loraforge.jobs.queue import CeleryQueue
     from loraforge.jobs.recovery import requeue_stale
-    from loraforge.jobs.supervisor import end_leftovers
+    from loraforge.jobs.supervisor import SparePool, end_leftovers
     from loraforge.logs import job_context
     from loraforge.storage import open_store
     from loraforge.webhooks.dispatcher import OutboxDispatcher
@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(settings)
     dispatcher = OutboxDispatcher(sessions, settings)  # a worker drains the webhook outbox too
     dispatcher.start()
-    context = WorkerContext(settings, sessions, store)
+    spares = SparePool(settings.data_dir.resolve() / "work")
+    context = WorkerContext(settings, sessions, store, spares=spares)
     app = make_celery(settings, machine_type)
 
     @app.task(name=RUN_JOB_TASK)
@@ -72,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
         queues=[queue_name(machine_type)], concurrency=1, pool="solo", loglevel=settings.log_level,
         without_gossip=True, without_mingle=True, without_heartbeat=True,
     )
+    spares.refill()  # from this thread, which runs the jobs (solo pool) and outlives their children
     try:
         worker.start()
     finally:
+        spares.close()
         dispatcher.stop()
     return int(worker.exitcode or 0)

@@ -1,10 +1,11 @@
 """The child process of one job: dataset preparation, training and the deploy check, then exit.
 
-Run as `python -m loraforge.jobs.child TASK_JSON` by the worker (jobs/supervisor.py), never by
-hand. TASK_JSON is a file holding the job's settings (secrets left out: the child touches neither
-the database nor the object store), the resolved TrainSpec, the stages to run and the number of a
-pipe to write messages on. Messages are JSON lines `{"kind": K, ...}` (see jobs/messages.py and the
-README's "Job runtime"): note, dataset, stage, progress, checkpoint, sample, intermediate, trained,
+Run as `python -m loraforge.jobs.child --pipe-fd N TASK_JSON` by the worker (jobs/supervisor.py),
+never by hand; or with `--spare` instead of TASK_JSON, when it imports the heavy libraries first and
+then waits for `task TASK_JSON` on stdin (a warm child started ahead of the next job). TASK_JSON is
+a file holding the job's settings (secrets left out: the child touches neither the database nor
+the object store), the resolved TrainSpec and the stages to run; N is the pipe to write messages on. Messages are JSON lines `{"kind": K, ...}` (see jobs/messages.py and the
+README's "Job runtime"): ready (a spare's imports are done), note, dataset, stage, progress, checkpoint, sample, intermediate, trained,
 deployed, error. Commands come on stdin:
 `stop` (stop at the next step), `ack STEP` (the parent stored checkpoint STEP), `deploy PATH` (the
 stored LoRA is at PATH: run the deploy check). End of stdin means the parent is gone: the child
@@ -288,17 +289,62 @@ def _die_with_parent() -> None:
         os._exit(EXIT_STOPPED)
 
 
+# Imported by a spare child before its task comes, so that a job pays none of it.
+PRELOAD = ("loraforge.datasets.prepare", "loraforge.training.caption_tokens", "loraforge.training.engine",
+           "loraforge.inference.deploy", "loraforge.inference.runner")
+
+
+def preload() -> None:
+    """Import the heavy libraries and the pipeline classes (diffusers imports them lazily)."""
+    import importlib
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+    from loraforge.training.loading import pipeline_class
+
+    for family in ("flux", "qwen"):
+        pipeline_class(family)
+
+
+def _wait_for_task() -> Path | None:
+    """A spare's first stdin line, `task PATH`; None when the parent closes stdin first."""
+    verb, _, arg = sys.stdin.buffer.readline().decode(errors="replace").strip().partition(" ")
+    return Path(arg) if verb == "task" and arg else None
+
+
+def _log_to(path: Path) -> None:
+    """Send this process's stdout and stderr to `path` (a spare learns its job's log only now)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m loraforge.jobs.child TASK_JSON (started by the worker)", file=sys.stderr)
+    args = argv[1:]
+    if len(args) < 3 or args[0] != "--pipe-fd":
+        print("usage: python -m loraforge.jobs.child --pipe-fd N (TASK_JSON | --spare); started by the worker",
+              file=sys.stderr)
         return 2
     _die_with_parent()
-    task = json.loads(Path(argv[1]).read_text())
+    pipe_fd, target = int(args[1]), args[2]
+    if target == "--spare":
+        preload()
+        with os.fdopen(os.dup(pipe_fd), "w") as ready:
+            ready.write(json.dumps({"kind": "ready"}) + "\n")  # imports done: a job now starts warm
+        task_path = _wait_for_task()
+        if task_path is None:
+            return EXIT_STOPPED
+        _log_to(task_path.parent / "child.log")
+    else:
+        task_path = Path(target)
+    task = json.loads(task_path.read_text())
     logging.basicConfig(level=task["settings"].get("log_level", "INFO"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    channel = Channel(int(task["pipe_fd"]))
+    channel = Channel(pipe_fd)
     commands = Commands(sys.stdin.buffer)
-    logger.info("child of job %s started (pid %d, stages %s)", task["job_id"], os.getpid(), task["stages"])
+    logger.info("child of job %s started (pid %d, stages %s%s)", task["job_id"], os.getpid(), task["stages"],
+                ", warm spare" if target == "--spare" else "")
     return ChildJob(task, channel, commands).run()
 
 

@@ -177,7 +177,12 @@ def on_error(job: JobContext, msg: dict[str, Any]) -> None:
     job.error = msg
 
 
+def on_ready(job: JobContext, msg: dict[str, Any]) -> None:
+    """A spare child finished its imports before it got this job; nothing to do."""
+
+
 HANDLERS: dict[str, Handler] = {
+    "ready": on_ready,
     "dataset": on_dataset,
     "stage": on_stage,
     "progress": on_progress,

@@ -37,7 +37,7 @@ from loraforge.jobs.events import ProgressWriter, move, record_event
 from loraforge.jobs.lease import LeaseLost
 from loraforge.jobs.messages import JobContext, begin_deploy, dispatch
 from loraforge.jobs.statuses import JobStatus, is_terminal
-from loraforge.jobs.supervisor import ChildProcess, claim_work_dir, describe_exit
+from loraforge.jobs.supervisor import ChildProcess, SparePool, claim_work_dir, describe_exit
 from loraforge.jobs.training_outputs import LossRecorder
 from loraforge.storage.base import ObjectStore
 
@@ -59,6 +59,7 @@ class WorkerContext:
     sessions: sessionmaker[Session]
     store: ObjectStore
     owner: str = field(default_factory=lease.new_owner)
+    spares: SparePool | None = None  # a child started ahead of the next job, its imports done
 
 
 class ChildDied(Exception):
@@ -143,6 +144,8 @@ def run_job(ctx: WorkerContext, job_id: str) -> None:
             if job is not None and is_terminal(job.status) and lease.holds(session, job_id, ctx.owner):
                 artifacts.prune_checkpoints(ctx.store, job_id, None)
             lease.release(session, job_id, ctx.owner)
+        if ctx.spares is not None:
+            ctx.spares.refill()  # on this worker thread, ready for the next job
 
 
 def _attempts(ctx: WorkerContext, job_id: str, work_dir: Path, heartbeat: Heartbeat, deadline: float) -> None:
@@ -209,7 +212,7 @@ def _attempt(ctx: WorkerContext, job_id: str, work_dir: Path, heartbeat: Heartbe
     writer = ProgressWriter(ctx.sessions, job_id, ctx.settings.progress_interval_s, owner=ctx.owner)
     recorder = LossRecorder(ctx.sessions, job_id, ctx.settings.progress_interval_s)
     # While the child lives, this process's inference runner has handed the device over (handoff).
-    with gpu_work(ctx.settings), ChildProcess.start(task, work_dir) as child:
+    with gpu_work(ctx.settings), _child_for(ctx, task, work_dir) as child:
         job_ctx = JobContext(ctx, job_id, slug, base_model, work_dir, child, writer, recorder, status=status)
         try:
             if not training:
@@ -217,6 +220,12 @@ def _attempt(ctx: WorkerContext, job_id: str, work_dir: Path, heartbeat: Heartbe
             _supervise(ctx, job_ctx, heartbeat, deadline)
         finally:
             recorder.flush()
+
+
+def _child_for(ctx: WorkerContext, task: dict[str, Any], work_dir: Path) -> ChildProcess:
+    if ctx.spares is not None:
+        return ctx.spares.take(task, work_dir)
+    return ChildProcess.start(task, work_dir)
 
 
 def _restore(ctx: WorkerContext, job_id: str, work_dir: Path, checkpoint: tuple[int | None, str | None]) -> bool:

@@ -22,7 +22,7 @@ from loraforge.jobs.pipeline import WorkerContext, run_job
 from loraforge.jobs.publish import publish, republish_unclaimed
 from loraforge.jobs.queue import make_queue
 from loraforge.jobs.recovery import requeue_stale
-from loraforge.jobs.supervisor import end_leftovers
+from loraforge.jobs.supervisor import SparePool, end_leftovers
 from loraforge.logs import tagged
 from loraforge.storage.base import ObjectStore
 from loraforge.webhooks.dispatcher import OutboxDispatcher
@@ -38,7 +38,11 @@ class JobRuntime:
         self.sessions = sessions
         self.dispatcher = OutboxDispatcher(sessions, settings)
         self.context = WorkerContext(settings, sessions, store)
-        self.queue = make_queue(settings, tagged(lambda job_id: run_job(self.context, job_id)))
+        warmup = None
+        if settings.embedded_worker and not settings.uses_broker:
+            self.context.spares = SparePool(settings.data_dir.resolve() / "work")
+            warmup = self.context.spares.refill  # on the worker thread, which outlives its children
+        self.queue = make_queue(settings, tagged(lambda job_id: run_job(self.context, job_id)), warmup)
         self._halt = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, name="loraforge-recovery", daemon=True)
 
@@ -67,6 +71,8 @@ class JobRuntime:
     def stop(self) -> None:
         self._halt.set()
         self.queue.close()
+        if self.context.spares is not None:
+            self.context.spares.close()
         self.dispatcher.stop()
 
     def _sweep(self) -> None:

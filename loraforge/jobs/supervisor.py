@@ -1,7 +1,7 @@
 """The parent side of a job's child process: start it, read its messages, stop it, leave nothing behind.
 
 `ChildProcess.start(task, work_dir)` runs `python -m loraforge.jobs.child work_dir/task.json` in a
-new session (so the child and anything it starts form one process group), with stdout and stderr
+new session (or `SparePool.take` hands the task to a child started ahead with its imports done) (so the child and anything it starts form one process group), with stdout and stderr
 in `work_dir/child.log`, commands on its stdin (`stop`, `ack STEP`, `deploy PATH`) and JSON-line
 messages back on a dedicated pipe. `messages(timeout)` yields each message as a dict, or None
 when nothing came within `timeout` seconds so the caller can check its cancel flag, lease and
@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,17 +80,14 @@ class ChildProcess:
         self._eof = False
 
     @classmethod
-    def start(cls, task: dict[str, Any], work_dir: Path) -> ChildProcess:
-        """Write the task, start the child in its own session, record the pidfile."""
+    def spawn(cls, work_dir: Path, args: list[str]) -> ChildProcess:
+        """Start `python -m loraforge.jobs.child --pipe-fd N ARGS` in its own session, logging to work_dir."""
         work_dir.mkdir(parents=True, exist_ok=True)
         read_fd, write_fd = os.pipe()
-        task = {**task, "pipe_fd": write_fd}
-        task_path = work_dir / "task.json"
-        task_path.write_text(json.dumps(task))
         with (work_dir / LOG).open("ab") as log:
             try:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "loraforge.jobs.child", str(task_path)],
+                    [sys.executable, "-m", "loraforge.jobs.child", "--pipe-fd", str(write_fd), *args],
                     stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
                     pass_fds=(write_fd,), start_new_session=True, close_fds=True,
                 )
@@ -101,8 +99,34 @@ class ChildProcess:
         os.set_blocking(read_fd, False)
         child = cls(proc, read_fd, work_dir)
         child._write_pidfile()
-        logger.info("started child %d for %s", proc.pid, work_dir.name)
         return child
+
+    @classmethod
+    def start(cls, task: dict[str, Any], work_dir: Path) -> ChildProcess:
+        """A fresh child for `task`: its imports are paid now (see SparePool for a warm one)."""
+        work_dir.mkdir(parents=True, exist_ok=True)
+        task_path = work_dir / "task.json"
+        task_path.write_text(json.dumps(task))
+        child = cls.spawn(work_dir, [str(task_path)])
+        logger.info("started child %d for %s", child.pid, work_dir.name)
+        return child
+
+    def assign(self, task: dict[str, Any], work_dir: Path) -> bool:
+        """Give a spare child (started with `--spare`) its task; False if it is no longer there."""
+        if self.proc.poll() is not None:
+            return False
+        work_dir.mkdir(parents=True, exist_ok=True)
+        task_path = work_dir / "task.json"
+        task_path.write_text(json.dumps(task))
+        spare_dir, self.work_dir = self.work_dir, work_dir
+        self._write_pidfile()
+        if not self.send(f"task {task_path}"):
+            self.work_dir = spare_dir
+            (work_dir / PIDFILE).unlink(missing_ok=True)
+            return False
+        shutil.rmtree(spare_dir, ignore_errors=True)
+        logger.info("child %d (warm spare) took %s", self.pid, work_dir.name)
+        return True
 
     def _write_pidfile(self) -> None:
         record = {"pid": self.pid, "start": start_time(self.pid)}
@@ -146,6 +170,16 @@ class ChildProcess:
                 self._fill()
         finally:
             selector.close()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait for a spare's `ready` message (its imports are done); False if it did not come."""
+        deadline = time.monotonic() + timeout
+        for message in self.messages(min(timeout, 1.0)):
+            if message is not None and message["kind"] == "ready":
+                return True
+            if time.monotonic() > deadline:
+                return False
+        return False
 
     def _fill(self) -> None:
         try:
@@ -219,6 +253,46 @@ class ChildProcess:
         return log_tail(self.work_dir, lines)
 
 
+class SparePool:
+    """One child started ahead of the next job, its heavy imports done, waiting for a task.
+
+    A job then pays no interpreter start and no torch/diffusers/peft import (seconds on a busy
+    host). `refill()` starts the spare; call it from the worker's own long-lived thread (the child
+    is killed when the thread that started it ends: PR_SET_PDEATHSIG). `take(task, work_dir)`
+    hands the task to the spare, or starts a fresh child when there is none. The spare touches no
+    GPU: it has imported the libraries and nothing else.
+    """
+
+    def __init__(self, work_root: Path) -> None:
+        self.work_root = work_root
+        self._spare: ChildProcess | None = None
+        self._lock = threading.Lock()
+
+    def refill(self) -> None:
+        """Start the spare unless one is waiting."""
+        with self._lock:
+            if self._spare is None or self._spare.proc.poll() is not None:
+                spare_dir = claim_work_dir(self.work_root / f"spare-{os.getpid()}-{time.monotonic_ns()}")
+                self._spare = ChildProcess.spawn(spare_dir, ["--spare"])
+
+    def take(self, task: dict[str, Any], work_dir: Path) -> ChildProcess:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            if spare.assign(task, work_dir):
+                return spare
+            spare.kill()
+            shutil.rmtree(spare.work_dir, ignore_errors=True)
+        return ChildProcess.start(task, work_dir)
+
+    def close(self) -> None:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.kill()
+            shutil.rmtree(spare.work_dir, ignore_errors=True)
+
+
 def log_tail(work_dir: Path, lines: int = 20) -> str:
     """The last `lines` lines of the child's log (at most 4 KB of them)."""
     try:
@@ -257,8 +331,8 @@ def end_leftovers(work_root: Path) -> list[str]:
     """End the children of dead workers under `work_root` and remove their work dirs.
 
     Each work dir names its worker (`worker.json`) and its child (`child.pid`), each as pid plus
-    start time. A dir whose worker is alive and is another process (a second worker on this host)
-    is left alone; otherwise the child's process group is killed if that very child still runs,
+    start time. A dir whose worker is alive (this process, or a second worker on this host) is
+    left alone; otherwise the child's process group is killed if that very child still runs,
     and the dir is removed. Returns the names of the dirs removed.
     """
     removed: list[str] = []
@@ -266,8 +340,8 @@ def end_leftovers(work_root: Path) -> list[str]:
         return removed
     for work_dir in sorted(p for p in work_root.iterdir() if p.is_dir()):
         worker = _read_json(work_dir / WORKER_FILE)
-        if worker.get("pid") != os.getpid() and _alive_as_recorded(worker.get("pid"), worker.get("start")):
-            continue  # a live worker's job, not ours to end
+        if _alive_as_recorded(worker.get("pid"), worker.get("start")):
+            continue  # a live worker's (this one's spare, or another worker's on this host)
         child = _read_json(work_dir / PIDFILE)
         if _alive_as_recorded(child.get("pid"), child.get("start")):
             logger.warning("ending leftover child %s of a dead worker (%s)", child["pid"], work_dir.name)

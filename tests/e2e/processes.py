@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -79,24 +80,23 @@ class Process:
         return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-3000:] for p in self.logs if p.exists())
 
 
-def processes_with(text: str) -> list[int]:
-    """Pids of the live (not zombie) processes whose command line contains `text`.
+def job_child(data_dir: Path, job_id: str) -> int | None:
+    """The pid of the job's running child, from the worker's pidfile DATA_DIR/work/{job_id}/child.pid."""
+    try:
+        return int(json.loads((data_dir / "work" / job_id / "child.pid").read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return None
 
-    A job's child runs `python -m loraforge.jobs.child DATA_DIR/work/{job_id}/task.json`, so a
-    job id finds its process and anything else started with its task.
-    """
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if text in cmdline and state != "Z":
-            found.append(int(entry.name))
-    return found
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of process group `pgid` (a child and whatever it started) still exists."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def has_torch(pid: int) -> bool:

@@ -30,8 +30,9 @@ from tests.e2e.processes import (
     Client,
     Process,
     free_port,
+    group_alive,
     has_torch,
-    processes_with,
+    job_child,
     service_env,
     wait_healthy,
 )
@@ -47,11 +48,49 @@ def _messages(job: dict) -> list[str]:
     return [e["message"] for e in job["events"] if e.get("message")]
 
 
-def _wait_no_process(job_id: str, timeout: float) -> None:
+class ChildWatcher(threading.Thread):
+    """Records every child a job had (from the worker's pidfile); `kill` SIGKILLs each one it sees."""
+
+    def __init__(self, data_dir: Path, job_id: str, kill: bool = False) -> None:
+        super().__init__(daemon=True)
+        self.data_dir, self.job_id, self.kill = data_dir, job_id, kill
+        self.seen: set[int] = set()
+        self.done = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self.done.wait(0.05):
+            pid = job_child(self.data_dir, self.job_id)
+            if pid is None:
+                continue
+            self.seen.add(pid)
+            if self.kill:  # from outside, as the kernel's OOM killer does
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def stop(self) -> set[int]:
+        self.done.set()
+        self.join()
+        return self.seen
+
+
+def _wait_removed(path: Path, timeout: float = 10) -> None:
+    """The worker removes a job's work dir right after its final status: give it that moment."""
     deadline = time.monotonic() + timeout
-    while processes_with(job_id) and time.monotonic() < deadline:
+    while path.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert processes_with(job_id) == [], f"processes of job {job_id} are still running"
+    assert not path.exists(), f"{path} was left behind"
+
+
+def _wait_no_process(pids: set[int], timeout: float) -> None:
+    """No process is left in the process group of any of the job's children (child + what it started)."""
+    assert pids, "no child process was seen"
+    deadline = time.monotonic() + timeout
+    while any(group_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in pids if group_alive(pid)], "a child of the job is still running"
 
 
 def test_a_child_killed_mid_training_is_retried_from_its_checkpoint_while_the_api_answers(tmp_path,
@@ -66,7 +105,8 @@ def test_a_child_killed_mid_training_is_retried_from_its_checkpoint_while_the_ap
         api = Client(url, API_KEY)
         job_id = api.submit(submit_body(api.upload(image_zip()), steps=24))
         wait_for(lambda: api.details(job_id), lambda d: _step(d) >= 9 or d["status"] in TERMINAL, 120)
-        [child] = processes_with(job_id)
+        child = job_child(tmp_path / "data", job_id)
+        assert child is not None
         os.kill(child, signal.SIGKILL)
         assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200  # the API is not the child
         assert api.details(job_id)["status"] == "TRAINING_INITIATED"
@@ -77,8 +117,8 @@ def test_a_child_killed_mid_training_is_retried_from_its_checkpoint_while_the_ap
         assert any("attempt 1 of 3 failed" in m and "SIGKILL" in m for m in messages), messages
         resumed = [m for m in messages if m.startswith("resumed from the checkpoint of step")]
         assert resumed and int(resumed[-1].rsplit(" ", 1)[1]) >= 8, messages
-        _wait_no_process(job_id, 10)
-        assert not (tmp_path / "data" / "work" / job_id).exists()  # no stale work dir
+        _wait_no_process({child}, 10)
+        _wait_removed(tmp_path / "data" / "work" / job_id)  # no stale work dir
 
         # The job ran in children only: the API process imported torch for none of it. /v1 then
         # loads the model in the API process, which the same check sees.
@@ -122,29 +162,17 @@ def test_leftovers_of_a_dead_worker_are_ended_at_start(tmp_path, tiny_models) ->
 def test_a_child_that_dies_every_time_ends_failed_with_the_cause(make_app_client, tiny_models) -> None:
     api = make_app_client(**pipeline_settings(tiny_models, job_max_attempts=2))
     job_id = submit(api, submit_body(upload(api, image_zip()), steps=2000))
-    done = threading.Event()
-
-    def kill_every_child() -> None:  # SIGKILL from outside, as the kernel's OOM killer does
-        while not done.is_set():
-            for pid in processes_with(job_id):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.2)
-
-    killer = threading.Thread(target=kill_every_child, daemon=True)
-    killer.start()
+    killer = ChildWatcher(api.settings.data_dir, job_id, kill=True)
     try:
         job = wait_for(lambda: details(api, job_id), lambda d: d["status"] in TERMINAL, 120)
     finally:
-        done.set()
-        killer.join()
+        seen = killer.stop()
     assert job["status"] == "FAILED"
     assert "all 2 attempts" in job["error_message"] and "SIGKILL" in job["error_message"], job["error_message"]
     assert "Last lines of its log" in job["error_message"]
     assert any("attempt 1 of 2 failed" in m for m in _messages(job)), job["events"]
-    _wait_no_process(job_id, 5)
+    assert len(seen) == 2
+    _wait_no_process(seen, 5)
 
 
 @SQLITE_LOCAL
@@ -153,34 +181,36 @@ def test_a_time_limit_ends_the_job_failed_within_seconds_and_leaves_no_process(m
     api = make_app_client(**pipeline_settings(tiny_models, job_timeout_s=5, checkpoint_every=1000))
     job_id = submit(api, submit_body(upload(api, image_zip()), steps=5000))
     started = time.monotonic()
+    watcher = ChildWatcher(api.settings.data_dir, job_id)
     job = wait_for(lambda: details(api, job_id), lambda d: d["status"] in TERMINAL, 60)
     assert job["status"] == "FAILED"
     assert time.monotonic() - started < 5 + 10
     message = job["error_message"]
     assert message.startswith("exceeded the time limit of 5 s"), message
     assert "LORAFORGE_JOB_TIMEOUT_S" in message
-    _wait_no_process(job_id, 2)
-    assert not (api.settings.data_dir / "work" / job_id).exists()
+    _wait_no_process(watcher.stop(), 2)
+    _wait_removed(api.settings.data_dir / "work" / job_id)
 
 
 @SQLITE_LOCAL
 def test_cancel_during_training_leaves_no_child_within_seconds(make_app_client, tiny_models) -> None:
     api = make_app_client(**pipeline_settings(tiny_models, checkpoint_every=1000))
     job_id = submit(api, submit_body(upload(api, image_zip()), steps=5000))
+    watcher = ChildWatcher(api.settings.data_dir, job_id)
     wait_for(lambda: details(api, job_id), lambda d: _step(d) >= 1 or d["status"] in TERMINAL)
-    assert processes_with(job_id)
     r = api.client.post("/finetune/request/cancel", json={"request_id": job_id}, headers=api.headers())
     assert r.status_code == 200, r.text
     cancelled = time.monotonic()
     job = wait_for(lambda: details(api, job_id), lambda d: d["status"] in TERMINAL, 15)
     assert job["status"] == "CANCELLED"
-    _wait_no_process(job_id, max(1.0, 10 - (time.monotonic() - cancelled)))
+    _wait_no_process(watcher.stop(), max(1.0, 10 - (time.monotonic() - cancelled)))
 
 
 @SQLITE_LOCAL
 def test_a_worker_whose_lease_was_taken_over_cannot_change_the_job(make_app_client, tiny_models) -> None:
     api = make_app_client(**pipeline_settings(tiny_models, checkpoint_every=1000))
     job_id = submit(api, submit_body(upload(api, image_zip()), steps=5000))
+    watcher = ChildWatcher(api.settings.data_dir, job_id)
     wait_for(lambda: details(api, job_id), lambda d: _step(d) >= 1 or d["status"] in TERMINAL)
     # Another worker takes the job over (as after our lease expired while we were paused).
     with api.app.state.sessionmaker() as session:
@@ -188,7 +218,7 @@ def test_a_worker_whose_lease_was_taken_over_cannot_change_the_job(make_app_clie
                         .values(lease_owner="other-host/boot/1/new", lease_expires_at=time.time() + 3600))
         session.commit()
     before = details(api, job_id)
-    _wait_no_process(job_id, 10)  # the old worker stops its child on its next renewal
+    _wait_no_process(watcher.stop(), 10)  # the old worker stops its child on its next renewal
     time.sleep(1.0)
     after = details(api, job_id)
     assert after["status"] == before["status"] == "TRAINING_INITIATED"

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.e2e.flow import TERMINAL, image_zip, submit_body, wait_for
-from tests.e2e.processes import API_KEY, Client, Process, free_port, processes_with, wait_healthy
+from tests.e2e.processes import API_KEY, Client, Process, free_port, group_alive, job_child, wait_healthy
 from tests.e2e.processes import service_env as _env
 from tests.fixtures.databases import create_postgres_database, drop_postgres_database
 
@@ -29,11 +29,13 @@ def test_a_server_killed_mid_training_resumes_from_its_checkpoint_after_restart(
         job_id = api.submit(submit_body(api.upload(image_zip()), steps=24))
         wait_for(lambda: api.details(job_id),
                  lambda d: (d.get("progress") or {}).get("step", 0) >= 9 or d["status"] in TERMINAL, 120)
+        child = job_child(tmp_path / "data", job_id)
+        assert child is not None
         server.kill9()
         deadline = time.monotonic() + 10  # the kernel ends the job's child with its worker
-        while processes_with(job_id) and time.monotonic() < deadline:
+        while group_alive(child) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert processes_with(job_id) == []
+        assert not group_alive(child)
 
         server.start()
         wait_healthy(url, server)
