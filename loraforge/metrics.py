@@ -46,6 +46,18 @@ WEBHOOK_DELIVERIES = Counter(
     ["outcome"],
 )
 
+LEASE_RENEWAL_FAILURES = Counter(
+    "loraforge_lease_renewal_failures",
+    "Job lease renewals that failed (database unreachable) and were retried on the next heartbeat.",
+)
+
+JOB_CHILD_EXITS = Counter(
+    "loraforge_job_child_exits",
+    "Job child processes that ended, by how: ok, stopped, error (reported), crashed (signal or exit code), killed "
+    "(time limit or lost lease).",
+    ["outcome"],
+)
+
 GENERATION_QUEUE_DEPTH = Gauge(
     "loraforge_generation_queue_depth",
     "Generation requests waiting in this API process's generation queue (not counting the running one).",

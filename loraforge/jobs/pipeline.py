@@ -39,6 +39,7 @@ from loraforge.jobs.messages import JobContext, begin_deploy, dispatch
 from loraforge.jobs.statuses import JobStatus, is_terminal
 from loraforge.jobs.supervisor import ChildProcess, SparePool, claim_work_dir, describe_exit
 from loraforge.jobs.training_outputs import LossRecorder
+from loraforge.metrics import JOB_CHILD_EXITS, LEASE_RENEWAL_FAILURES
 from loraforge.storage.base import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class Heartbeat(threading.Thread):
                         last_renew = time.monotonic()
             except SQLAlchemyError as exc:  # the database blinked: count it, try again next tick
                 self.renew_failures += 1
+                LEASE_RENEWAL_FAILURES.inc()
                 logger.warning("job %s: lease renewal failed (%d so far): %s", self.job_id,
                                self.renew_failures, exc)
 
@@ -246,12 +248,15 @@ def _supervise(ctx: WorkerContext, job: JobContext, heartbeat: Heartbeat, deadli
     for message in child.messages(POLL_S):
         if heartbeat.lost.is_set():
             child.kill()
+            JOB_CHILD_EXITS.labels("killed").inc()
             raise LeaseLost(f"job {job.job_id}: lease lost to another worker; its process was ended")
         if heartbeat.cancelled.is_set():
             child.stop()
+            JOB_CHILD_EXITS.labels("stopped").inc()
             raise JobCancelled(f"job {job.job_id} was cancelled")
         if time.monotonic() > deadline:
             child.kill()
+            JOB_CHILD_EXITS.labels("killed").inc()
             raise LoraforgeError(_timeout_message(ctx.settings.job_timeout_s, job))
         if message is not None:
             dispatch(job, message)
@@ -259,12 +264,16 @@ def _supervise(ctx: WorkerContext, job: JobContext, heartbeat: Heartbeat, deadli
     if code is None:  # it closed its pipe but lingers: it will not send anything more
         code = child.kill()
     if job.error is not None:
+        JOB_CHILD_EXITS.labels("error").inc()
         _raise_reported(job)
     if code == 0 and job.deployed:
+        JOB_CHILD_EXITS.labels("ok").inc()
         job.move(S.AVAILABLE)
         return
     if code == EXIT_STOPPED and heartbeat.cancelled.is_set():
+        JOB_CHILD_EXITS.labels("stopped").inc()
         raise JobCancelled(f"job {job.job_id} was cancelled")
+    JOB_CHILD_EXITS.labels("crashed").inc()
     raise ChildDied(describe_exit(code), child.log_tail())
 
 

@@ -119,6 +119,9 @@ def test_a_child_killed_mid_training_is_retried_from_its_checkpoint_while_the_ap
         assert resumed and int(resumed[-1].rsplit(" ", 1)[1]) >= 8, messages
         _wait_no_process({child}, 10)
         _wait_removed(tmp_path / "data" / "work" / job_id)  # no stale work dir
+        metrics = httpx.get(f"{url}/metrics", timeout=10).text
+        assert 'loraforge_job_child_exits_total{outcome="crashed"} 1.0' in metrics
+        assert 'loraforge_job_child_exits_total{outcome="ok"} 1.0' in metrics
 
         # The job ran in children only: the API process imported torch for none of it. /v1 then
         # loads the model in the API process, which the same check sees.
