@@ -37,6 +37,8 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 # spells a name oddly. CP437 is the ZIP default that zipfile already uses.
 OEM_CODE_PAGES = ("cp932", "gb18030", "cp949", "big5", "cp437", "cp850", "cp866", "cp852", "cp857",
                   "cp862", "cp737", "cp775", "cp855", "cp869", "cp874")
+DOUBLE_BYTE_PAGES = ("cp932", "gb18030", "cp949", "big5")
+_LEAD_THEN_5C = re.compile(rb"[\x81-\xfe]\x5c")  # a lead byte, then a trail byte that is a backslash
 
 
 @dataclass
@@ -147,7 +149,7 @@ def _open_archive(archive: Path, limits: DatasetLimits) -> zipfile.ZipFile:
 
 
 def name_encoding(zf: zipfile.ZipFile) -> str | None:
-    """The encoding of the entry names not flagged UTF-8, when it is not CP437; None if nothing to do.
+    """The encoding of the entry names not flagged UTF-8; None when they are all ASCII.
 
     The ZIP format says unflagged names are CP437, but archivers write the system's code page
     (Windows' "Compressed folder" writes Shift-JIS on a Japanese system, whose second bytes include
@@ -155,23 +157,41 @@ def name_encoding(zf: zipfile.ZipFile) -> str | None:
     UTF-8 means UTF-8; otherwise the OEM code page is detected once for the whole archive from all
     the unflagged names together (charset-normalizer, see datasets.text), kept only if it reads
     every one of them. A handful of short CJK names can read cleanly in several code pages: the
-    tie goes by OEM_CODE_PAGES, and whichever wins, no byte of a double-byte character is ever
-    taken for a path separator.
+    tie goes by OEM_CODE_PAGES. Whatever is detected, a 0x5C that follows a double-byte lead byte
+    is never read as a path separator: a double-byte page that reads it as part of a character
+    wins over one that would split the name there. CP437 when nothing else fits.
     """
     # zipfile decoded unflagged names as CP437, which maps every byte: encoding back is lossless.
     raw = [info.orig_filename.encode("cp437") for info in zf.infolist() if not info.flag_bits & 0x800]
     if all(name.isascii() for name in raw):
         return None
-    for candidate in ("utf-8", detect_encoding(b"\n".join(raw), OEM_CODE_PAGES, OEM_CODE_PAGES)):
-        if candidate is None or candidate == "cp437":
-            continue
-        try:
-            for name in raw:
-                name.decode(candidate)
-        except UnicodeDecodeError:
-            continue
-        return candidate
-    return None
+    detected = detect_encoding(b"\n".join(raw), OEM_CODE_PAGES, OEM_CODE_PAGES)
+    candidates = ["utf-8", detected] if detected not in (None, "cp437") else ["utf-8"]
+    if _split_trail_bytes(raw, detected or "cp437"):
+        candidates += [page for page in DOUBLE_BYTE_PAGES if not _split_trail_bytes(raw, page)]
+    for candidate in candidates:
+        if candidate is not None and _reads_all(raw, candidate):
+            return candidate
+    return "cp437"
+
+
+def _reads_all(raw: list[bytes], encoding: str) -> bool:
+    try:
+        for name in raw:
+            name.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _split_trail_bytes(raw: list[bytes], encoding: str) -> bool:
+    """Whether reading `raw` in `encoding` turns a 0x5C after a byte >= 0x81 into a backslash."""
+    suspect = [name for name in raw if _LEAD_THEN_5C.search(name)]
+    if not suspect:
+        return False
+    if not _reads_all(suspect, encoding):
+        return True
+    return any(name.decode(encoding).count("\\") >= name.count(b"\\") for name in suspect)
 
 
 def _plan(
