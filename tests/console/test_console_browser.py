@@ -278,3 +278,5 @@ def test_webhook_add_update_test_and_dispatch_log(server: str, page, receiver, s
     page.locator("#dispatch-log tbody tr").first.wait_for()
     assert "200" in page.locator("#dispatch-log").inner_text() and len(receiver.accepted()) == 1
     page.screenshot(path=str(shots / "console-webhook.png"), full_page=True)
+    page.set_viewport_size(PHONE)  # the signing secret is one long word: it must wrap, not widen the page
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]

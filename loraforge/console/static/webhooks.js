@@ -55,7 +55,8 @@ export function webhooksView(main) {
       for (const box of boxes) box.checked = chosen.includes(box.value);
       save.textContent = active ? "Update webhook" : "Add webhook";
       test.disabled = !active;
-      secret.textContent = active ? `Signing secret: ${active.secret}` : "No webhook yet.";
+      // In <code>, which breaks anywhere: the 51-character secret would widen the page on a phone.
+      secret.replaceChildren(...(active ? ["Signing secret: ", h("code", { text: active.secret })] : ["No webhook yet."]));
       log.lastChild.replaceChildren(active
         ? logTable((await api("GET", "/webhook/dispatch-logs", { query: { webhook_id: active.webhook_id } })).logs)
         : h("p", { class: "muted", text: "Add a webhook to see its deliveries." }));
