@@ -6,8 +6,8 @@ Seeds a fresh PostgreSQL database (10,000 jobs over 20 users; the benchmark user
 database, is measured in the same run as the framework's floor, and details/list are reported as
 ratios of it, so the figures travel across machines. `--limits both` runs everything twice, with
 the HTTP limits of loraforge.api.http_limits on and off (LORAFORGE_HTTP_LIMITS), and reports the
-cost of the limits as the ratio on/off of each endpoint's requests/s, and, steadier on a busy
-machine, the CPU time of GET /healthz through the protocol and the app in one process, with and
+cost of the limits as the ratio on/off of each endpoint's requests/s and of the server's CPU time
+per request (steadier on a busy machine: waiting for a core is not counted), and the CPU time of GET /healthz through the protocol and the app in one process, with and
 without the limits. Run by hand:
 
     .venv/bin/python bench/api_load.py [--duration 10] [--connections 32] [--workers 1] [--limits on|off|both] [--rounds 1]
@@ -98,6 +98,8 @@ def start_server(url: str, port: int, workers: int, data_dir: Path, limits: bool
         LORAFORGE_API_KEY=BENCH_KEY,
         LORAFORGE_LOG_LEVEL="WARNING",
         LORAFORGE_HTTP_LIMITS="true" if limits else "false",
+        # an API node: the embedded worker's background import of torch would count as request CPU
+        LORAFORGE_EMBEDDED_WORKER="false",
     )
     process = subprocess.Popen(
         [
@@ -164,7 +166,22 @@ def run_wrk(base: str, path: str, args: argparse.Namespace, script: Path | None)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise SystemExit(f"{path}: {errors.group(1)} error responses under load:\n{out}")
-    return {"rps": rps, "p50_ms": p50, "p99_ms": p99}
+    total = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "requests": total}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` and its children (uvicorn's workers), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # fields[1]: the parent pid
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 async def _httpx_load(
@@ -214,14 +231,19 @@ def run_httpx(base: str, kind: str, ids: list[str], args: argparse.Namespace) ->
 
 
 def _measure(base: str, client: str, ids: list[str], args: argparse.Namespace,
-             script: Path) -> dict[str, dict[str, float]]:
+             script: Path, server_pid: int) -> dict[str, dict[str, float]]:
+    """Each endpoint's figures, with the server's CPU µs per request (steadier than req/s on a
+    shared machine: it does not count the time the server waited for a core)."""
     results: dict[str, dict[str, float]] = {}
     for name, path in (("healthz", "/healthz"), ("details", "details"), ("list", "/finetune/request/list")):
+        cpu = _cpu_seconds(server_pid)
         if client == "wrk":
             lua = script if name == "details" else None
             results[name] = run_wrk(base, "/" if lua else path, args, lua)
         else:
             results[name] = run_httpx(base, path, ids, args)
+        served = results[name].get("requests") or results[name]["rps"] * args.duration
+        results[name]["cpu_us"] = (_cpu_seconds(server_pid) - cpu) / served * 1e6
     return results
 
 
@@ -263,13 +285,15 @@ async def _protocol_cpu_s(factory: object, app: object, requests: int) -> float:
     return time.process_time() - started
 
 
-def protocol_cost(data_dir: Path, requests: int = 5000, rounds: int = 5) -> tuple[float, float]:
-    """(µs of CPU per /healthz without the limits, ratio with / without), best of `rounds` each.
+def protocol_cost(data_dir: Path, requests: int = 4000, rounds: int = 15) -> tuple[float, float]:
+    """(µs of CPU per /healthz without the limits, median ratio with / without).
 
-    CPU time in one process, alternating the two protocols: unlike requests/s over sockets it
-    barely moves when other processes load the machine.
+    CPU time in one process, each run with the limits between two runs without them (the ratio
+    is against their mean), the median over `rounds`: unlike requests/s over sockets it barely
+    moves when other processes load the machine.
     """
     import functools
+    import statistics
 
     import uvloop
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -281,18 +305,23 @@ def protocol_cost(data_dir: Path, requests: int = 5000, rounds: int = 5) -> tupl
     settings = load_settings(data_dir=data_dir)
     app = create_app(settings)
     limited = functools.partial(LimitedHttpToolsProtocol, limits=HttpLimits.from_settings(settings))
-    plain, guarded = [], []
+    plain, ratios = [], []
     for _ in range(rounds):
-        plain.append(uvloop.run(_protocol_cpu_s(HttpToolsProtocol, app, requests)))
-        guarded.append(uvloop.run(_protocol_cpu_s(limited, app, requests)))
-    return min(plain) / requests * 1e6, min(guarded) / min(plain)
+        before = uvloop.run(_protocol_cpu_s(HttpToolsProtocol, app, requests))
+        guarded = uvloop.run(_protocol_cpu_s(limited, app, requests))
+        after = uvloop.run(_protocol_cpu_s(HttpToolsProtocol, app, requests))
+        plain += [before, after]
+        ratios.append(guarded / ((before + after) / 2))
+    return statistics.median(plain) / requests * 1e6, statistics.median(ratios)
 
 
 def _report(title: str, results: dict[str, dict[str, float]]) -> None:
     floor = results["healthz"]
-    print(f"{title}\n{'endpoint':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}   ratio to /healthz (req/s)")
+    print(f"{title}\n{'endpoint':10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU µs/req':>11}   "
+          "ratio to /healthz (req/s)")
     for name, r in results.items():
-        print(f"{name:10} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f}   {r['rps'] / floor['rps']:.2f}")
+        print(f"{name:10} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['cpu_us']:11.0f}   "
+              f"{r['rps'] / floor['rps']:.2f}")
 
 
 def main() -> int:
@@ -326,21 +355,24 @@ def main() -> int:
             for round_ in range(args.rounds):  # alternated, best kept: a busy machine only slows runs down
                 for limits in modes:
                     server = start_server(url, port, args.workers, Path(tmp), limits)
-                    measured = _measure(base, client, ids, args, script)
+                    measured = _measure(base, client, ids, args, script, server.pid)
                     server.terminate()
                     server.wait(timeout=20)
                     server = None
                     _report(f"round {round_ + 1}, HTTP limits {'on' if limits else 'off'}", measured)
                     best = by_mode.setdefault(limits, measured)
                     for name, figures in measured.items():
-                        if figures["rps"] > best[name]["rps"]:
-                            best[name] = figures
+                        best[name]["rps"] = max(best[name]["rps"], figures["rps"])
+                        best[name]["cpu_us"] = min(best[name]["cpu_us"], figures["cpu_us"])
             if len(by_mode) == 2:
                 per_request, ratio = protocol_cost(Path(tmp) / "protocol")
                 print(f"in-process CPU per GET /healthz: {per_request:.0f} µs without the limits; "
-                      f"with / without: {ratio:.3f}")
+                      f"with / without (median): {ratio:.3f}")
                 print("cost of the limits, best req/s with them on / off: " + ", ".join(
                     f"{name} {by_mode[True][name]['rps'] / by_mode[False][name]['rps']:.3f}"
+                    for name in by_mode[True]))
+                print("cost of the limits, least server CPU per request with them on / off: " + ", ".join(
+                    f"{name} {by_mode[True][name]['cpu_us'] / by_mode[False][name]['cpu_us']:.3f}"
                     for name in by_mode[True]))
         finally:
             if server is not None:
