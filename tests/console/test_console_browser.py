@@ -3,8 +3,8 @@
 One server (a subprocess, embedded worker, tiny models, SQLite, local disk) serves the module.
 The happy path signs in, drops a ZIP on the page (uploaded to its pre-signed URL), submits a tiny
 job, watches it reach AVAILABLE, sees a sample image, generates and downloads the LoRA; wrong
-inputs show the API's own error text beside the control they name; the public switch and cancel
-act on the job. Any uncaught JavaScript error
+inputs show the API's own error text beside the control they name; the public switch, cancel
+and delete act on the job. Any uncaught JavaScript error
 fails the test. Screenshots go to $LORAFORGE_SCREENSHOTS (default: the test's tmp folder);
 docs/console.png in the README is one of them.
 """
@@ -248,7 +248,12 @@ def test_a_non_zip_file_and_an_out_of_range_parameter_show_the_apis_errors_besid
     page.wait_for_url("**/console#/job/*")
     page.get_by_role("button", name="Cancel job").click()
     page.locator(".heading .status", has_text="CANCELLED").wait_for(timeout=120_000)
-    assert details(server, page.url.rsplit("/", 1)[-1])["status"] == "CANCELLED"
+    job_id = page.url.rsplit("/", 1)[-1]
+    assert details(server, job_id)["status"] == "CANCELLED"
+    page.get_by_role("button", name="Delete job").click()
+    page.get_by_role("heading", name="Jobs").wait_for()
+    gone = httpx.get(f"{server}/finetune/request/details", params={"request_id": job_id}, headers={"x-api-key": KEY})
+    assert gone.status_code == 404
     with Image.open(io.BytesIO(page.screenshot())) as img:
         assert img.size == (DESKTOP["width"], DESKTOP["height"])
 

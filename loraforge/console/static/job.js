@@ -83,11 +83,15 @@ function accessControls(job, onChange) {
   toggle.addEventListener("change", () => onChange(toggle));
   const cancel = h("button", { type: "button", id: "cancel-job", class: "danger", text: "Cancel job",
     disabled: TERMINAL.includes(job.status) });
-  return { toggle, cancel, node: h("div", { class: "controls" },
+  const remove = h("button", { type: "button", id: "delete-job", class: "danger", text: "Delete job" });
+  return { toggle, cancel, remove, node: h("div", { class: "controls" },
     h("div", { class: "field inline" }, toggle, h("label", { for: "public-switch", text: "Public model" }),
       h("p", { class: "field-error", id: "public-switch-error", role: "alert", hidden: true })),
     h("div", { class: "field inline" }, cancel,
-      h("p", { class: "field-error", id: "cancel-job-error", role: "alert", hidden: true }))) };
+      h("p", { class: "field-error", id: "cancel-job-error", role: "alert", hidden: true })),
+    h("div", { class: "field inline" }, remove,
+      h("p", { class: "hint", text: "removes the job, its files, samples and LoRAs" }),
+      h("p", { class: "field-error", id: "delete-job-error", role: "alert", hidden: true }))) };
 }
 
 export function jobView(main, jobId) {
@@ -124,11 +128,23 @@ export function jobView(main, jobId) {
     }
   }
 
+  async function deleteJob() {
+    clearErrors(main);
+    try {
+      await api("POST", "/finetune/request/delete", { json: { request_id: jobId } });
+      stopped = true;
+      location.hash = "#/jobs";
+    } catch (err) {
+      showError(controls.remove, err.message);
+    }
+  }
+
   function render(job, history) {
     header.replaceChildren(h("h1", { text: job.name }), statusBadge(job.status));
     if (!controls) {
       controls = accessControls(job, setPublic);
       controls.cancel.addEventListener("click", cancelJob);
+      controls.remove.addEventListener("click", deleteJob);
     }
     controls.cancel.disabled = TERMINAL.includes(job.status);
     const progress = job.progress;
