@@ -13,6 +13,7 @@ surrogates, and NUL characters (PostgreSQL text cannot hold them).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -22,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from loraforge.errors import PayloadTooLargeError, ValidationError
+from loraforge.fields import check_known
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # No request of this API nests deeper than advance_parameters' few levels.
@@ -92,8 +94,18 @@ def _parse_json(body: bytes) -> dict[str, Any]:
     return data
 
 
-async def read_fields(request: Request, max_bytes: int) -> dict[str, Any]:
-    """The body's fields as a dict (empty when there is no body)."""
+async def read_fields(request: Request, max_bytes: int, known: Iterable[str] | None = None) -> dict[str, Any]:
+    """The body's fields as a dict (empty when there is no body).
+
+    With `known`, a field not in it is a ValidationError naming it and the closest known field.
+    """
+    fields = await _read_fields(request, max_bytes)
+    if known is not None:
+        check_known(fields, known)
+    return fields
+
+
+async def _read_fields(request: Request, max_bytes: int) -> dict[str, Any]:
     body = await read_capped(request, max_bytes)
     if not body.strip():
         return {}

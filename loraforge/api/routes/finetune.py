@@ -124,7 +124,7 @@ async def details(
     settings: SettingsDep,
     request_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> JsonResponse:
-    fields = await read_fields(request, settings.max_request_bytes)
+    fields = await read_fields(request, settings.max_request_bytes, known=schemas.DetailsRequest.model_fields)
     if request_id is not None and "request_id" not in fields:
         fields["request_id"] = request_id
     wanted = schemas.validate_payload(schemas.DetailsRequest, fields).request_id
@@ -174,7 +174,7 @@ async def list_requests(
     openapi_extra=_body_doc(schemas.UploadRequest, "application/json"),
 )
 async def upload_url(request: Request, caller: CurrentUser, settings: SettingsDep) -> JsonResponse:
-    fields = await read_fields(request, settings.max_request_bytes)
+    fields = await read_fields(request, settings.max_request_bytes, known=schemas.UploadRequest.model_fields)
     # Browsers cannot send a body on GET: the query string carries the same fields for them.
     for name in ("name", "extension", "public"):
         if name not in fields and name in request.query_params:
@@ -196,7 +196,8 @@ async def upload_url(request: Request, caller: CurrentUser, settings: SettingsDe
 )
 async def access_update(request: Request, caller: CurrentUser, settings: SettingsDep) -> JsonResponse:
     wanted = schemas.validate_payload(
-        schemas.AccessUpdateRequest, await read_fields(request, settings.max_request_bytes)
+        schemas.AccessUpdateRequest,
+        await read_fields(request, settings.max_request_bytes, known=schemas.AccessUpdateRequest.model_fields),
     )
     store = request.app.state.store
     job = await _in_session(
@@ -215,7 +216,7 @@ async def access_update(request: Request, caller: CurrentUser, settings: Setting
     ),
 )
 async def file_download(request: Request, caller: CurrentUser, settings: SettingsDep) -> PlainTextResponse:
-    fields = await read_fields(request, settings.max_request_bytes)
+    fields = await read_fields(request, settings.max_request_bytes, known=schemas.DownloadRequest.model_fields)
     if "cloud_storage_url" not in fields and "cloud_storage_url" in request.query_params:
         fields["cloud_storage_url"] = request.query_params["cloud_storage_url"]
     wanted = schemas.validate_payload(schemas.DownloadRequest, fields)

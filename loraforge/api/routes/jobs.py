@@ -19,7 +19,7 @@ router = APIRouter(prefix="/finetune/request", tags=["finetune"])
 
 @router.post("/cancel", summary="Cancel a fine-tune request: JSON {request_id}")
 async def cancel(request: Request, caller: CurrentUser, settings: SettingsDep) -> JSONResponse:
-    fields = await read_fields(request, settings.max_request_bytes)
+    fields = await read_fields(request, settings.max_request_bytes, known=("request_id",))
 
     def work() -> tuple[str, str, bool]:
         with request.app.state.sessionmaker() as session:

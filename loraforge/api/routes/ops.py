@@ -22,7 +22,6 @@ from loraforge.api.bodies import read_fields
 from loraforge.api.deps import CurrentUser, SettingsDep
 from loraforge.api.responses import JsonResponse
 from loraforge.errors import ConflictError, NotFoundError
-from loraforge.fields import check_known
 from loraforge.health import probe_broker, probe_database, probe_storage
 from loraforge.jobs import delete as deletion
 
@@ -87,8 +86,7 @@ async def readyz(request: Request) -> JsonResponse:
         "properties": {"request_id": {"type": "string", "maxLength": 64}}}}}}},
 )
 async def delete_request(request: Request, caller: CurrentUser, settings: SettingsDep) -> JsonResponse:
-    fields = await read_fields(request, settings.max_request_bytes)
-    check_known(fields, ("request_id",))
+    fields = await read_fields(request, settings.max_request_bytes, known=("request_id",))
     sessions = request.app.state.sessionmaker
 
     def in_session(work: Any) -> Any:

@@ -43,7 +43,7 @@ async def get_webhooks(request: Request, caller: CurrentUser) -> JSONResponse:
 
 @router.post("/add", summary="Register your fine-tune webhook: {webhook_url, event: {types: [...]}}")
 async def add_webhook(request: Request, caller: CurrentUser, settings: SettingsDep) -> JSONResponse:
-    fields = await read_fields(request, settings.max_request_bytes)
+    fields = await read_fields(request, settings.max_request_bytes, known=("webhook_url", "event"))
     hook = await _db(request, lambda s: registry.render(
         registry.add(s, settings, caller.user_id, fields.get("webhook_url"), fields.get("event"))))
     return JSONResponse(hook)
@@ -51,7 +51,7 @@ async def add_webhook(request: Request, caller: CurrentUser, settings: SettingsD
 
 @router.post("/update", summary="Change a webhook's URL and/or event types: {webhook_id, webhook_url, event}")
 async def update_webhook(request: Request, caller: CurrentUser, settings: SettingsDep) -> JSONResponse:
-    fields = await read_fields(request, settings.max_request_bytes)
+    fields = await read_fields(request, settings.max_request_bytes, known=("webhook_id", "webhook_url", "event"))
     hook = await _db(request, lambda s: registry.render(registry.update(
         s, settings, caller.user_id, fields.get("webhook_id"), fields.get("webhook_url"), fields.get("event"))))
     return JSONResponse(hook)
@@ -72,7 +72,7 @@ async def dispatch_logs(request: Request, caller: CurrentUser, webhook_id: Webho
 
 @router.post("/test", summary="Send a sample payload to your active webhook now ({webhook_id} optional)")
 async def test_webhook(request: Request, caller: CurrentUser, settings: SettingsDep) -> JSONResponse:
-    fields = await read_fields(request, settings.max_request_bytes)
+    fields = await read_fields(request, settings.max_request_bytes, known=("webhook_id",))
     wanted = fields.get("webhook_id")
 
     def pick(session: Session) -> Any:

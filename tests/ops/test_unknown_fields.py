@@ -1,0 +1,32 @@
+"""A body field the endpoint does not know is a 400 naming it and the closest field, never ignored."""
+
+from __future__ import annotations
+
+import pytest
+
+ONE_BACKEND = pytest.mark.parametrize(("database_url", "storage_kind"), [("sqlite", "local")], indirect=True)
+CASES = [
+    ("GET", "/finetune/request/details", {"json": {"requestid": "x"}}, "requestid", "request_id"),
+    ("GET", "/finetune/request/upload/pre-signed-url", {"json": {"name": "a", "extention": ".zip"}},
+     "extention", "extension"),
+    ("PUT", "/finetune/request/access-update", {"data": {"request_id": "x", "segmind_publc": "True"}},
+     "segmind_publc", "segmind_public"),
+    ("GET", "/finetune/request/file/download", {"data": {"cloud_storage_uri": "x"}},
+     "cloud_storage_uri", "cloud_storage_url"),
+    ("POST", "/finetune/request/cancel", {"json": {"reqest_id": "x"}}, "reqest_id", "request_id"),
+    ("POST", "/finetune/request/delete", {"json": {"request_ids": "x"}}, "request_ids", "request_id"),
+    ("POST", "/webhook/add", {"json": {"webhook_url": "https://h/x", "events": {}}}, "events", "event"),
+    ("POST", "/webhook/update", {"json": {"webhook_id": "x", "webhook_uri": "https://h/x"}},
+     "webhook_uri", "webhook_url"),
+    ("POST", "/webhook/test", {"json": {"webhookid": "x"}}, "webhookid", "webhook_id"),
+    ("POST", "/v1/some-slug", {"json": {"prompt": "x", "steps": 4}}, "steps", "num_inference_steps"),
+    ("POST", "/v2/some-slug", {"json": {"prompt": "x", "guidance": 4.0}}, "guidance", "guidance_scale"),
+]
+
+
+@ONE_BACKEND
+@pytest.mark.parametrize(("method", "path", "body", "wrong", "meant"), CASES)
+def test_an_unknown_field_names_the_closest_one(app_client, method, path, body, wrong, meant) -> None:
+    answer = app_client.client.request(method, path, headers=app_client.headers(), **body)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == f"{wrong}: unknown field; did you mean {meant}?"
