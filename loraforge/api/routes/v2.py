@@ -65,7 +65,7 @@ async def submit(slug: str, request: Request, caller: CurrentUser, settings: Set
     started = time.monotonic()
     try:
         with request.app.state.generation_slots.hold(caller.user_id):  # the key's `generations` quota
-            future = request.app.state.generation.submit(partial(_render, request.app, model, params))
+            future = request.app.state.generation.submit(partial(_render, request.app, store, model, params))
             image = await asyncio.wrap_future(future)
     except ServiceBusyError as exc:
         return JsonResponse({"error": exc.message}, status_code=503,
