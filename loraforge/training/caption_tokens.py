@@ -3,8 +3,10 @@
 FLUX.1-dev reads the prompt through T5 (`tokenizer_2`), up to the preset's max_sequence_length
 (512; FAST_FLUX 128); Qwen-Image through Qwen2.5-VL's tokenizer (`tokenizer`), up to its preset's
 512. Tokens past the limit are dropped silently by the pipelines, so preparation counts them with
-the family's own tokenizer and warns naming the image, its count and the limit. The count includes
-the end-of-sequence token T5 appends.
+the family's own tokenizer and warns naming the image, its count and the limit. The count is what
+the encoder keeps: for T5 the caption and its end-of-sequence token; for Qwen-Image the caption
+and the end of diffusers' prompt template (`QwenImagePipeline.prompt_template_encode`, whose
+34-token prefix is dropped before max_sequence_length applies).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable
 logger = logging.getLogger(__name__)
 
 TOKENIZER_FOLDER = {"flux": "tokenizer_2", "qwen": "tokenizer"}  # the long-prompt encoder's tokenizer
+QWEN_TEMPLATE_END = "<|im_end|>\n<|im_start|>assistant\n"  # what follows the caption in the template
 
 TokenCounter = Callable[[str], int]
 
@@ -33,8 +36,10 @@ def token_counter(family: str, model_ref: str) -> TokenCounter | None:
         logger.warning("caption token counts skipped: no tokenizer for %s (%s)", model_ref, exc)
         return None
 
+    suffix = QWEN_TEMPLATE_END if family == "qwen" else ""
+
     def count(caption: str) -> int:
-        return len(tokenizer(caption, truncation=False).input_ids)
+        return len(tokenizer(caption + suffix, truncation=False).input_ids)
 
     return count
 

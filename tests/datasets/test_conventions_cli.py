@@ -135,20 +135,26 @@ def test_utf8_names_without_the_flag_are_utf8(flux: str, tmp_path: Path) -> None
     assert warnings == []
 
 
-def test_fast_flux_captions_over_128_tokens_are_named_with_their_count(flux: str, tmp_path: Path) -> None:
-    folder = tmp_path / "data"
-    folder.mkdir()
-    long = "TOK " + " ".join(f"detail{i} of the embroidered velvet jacket" for i in range(25))  # ~150 words
+@pytest.mark.parametrize(("base_model", "folder", "limit", "words"), [
+    ("FAST_FLUX", "flux-dev", 128, 25),  # ~150 words
+    ("QWEN", "qwen-image", 512, 60),
+])
+def test_captions_over_the_text_encoders_limit_are_named_with_their_count(
+    tiny_models: Path, tmp_path: Path, base_model: str, folder: str, limit: int, words: int
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    long = "TOK " + " ".join(f"detail{i} of the embroidered velvet jacket" for i in range(words))
     for i in range(2):
-        (folder / f"img{i}.jpg").write_bytes(samples.jpeg(seed=i))
-    (folder / "img0.txt").write_text(long)
-    (folder / "img1.txt").write_text("TOK, short")
-    result = run_cli("train", str(folder), "--base-model", "FAST_FLUX", "--model", flux, "--trigger-word", "TOK",
-                     "--resolution", "64", "--out", str(tmp_path / "out"), "--dry-run")
+        (data / f"img{i}.jpg").write_bytes(samples.jpeg(seed=i))
+    (data / "img0.txt").write_text(long)
+    (data / "img1.txt").write_text("TOK, short")
+    result = run_cli("train", str(data), "--base-model", base_model, "--model", str(tiny_models / folder),
+                     "--trigger-word", "TOK", "--resolution", "64", "--out", str(tmp_path / "out"), "--dry-run")
     assert result.returncode == 0, result.stderr
     report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
     tokens = {k["source"]: k["caption_tokens"] for k in report["kept"]}
-    assert tokens["img0.jpg"] > 128 >= tokens["img1.jpg"]
+    assert tokens["img0.jpg"] > limit >= tokens["img1.jpg"]
     warned = [line for line in result.stderr.splitlines() if "tokens" in line]
-    assert warned == [(f"warning: img0.jpg: its caption is {tokens['img0.jpg']} tokens; FAST_FLUX reads 128, "
-                      "the rest is cut off in training")]
+    assert warned == [(f"warning: img0.jpg: its caption is {tokens['img0.jpg']} tokens; {base_model} reads "
+                       f"{limit}, the rest is cut off in training")]
