@@ -30,3 +30,21 @@ def test_an_unknown_field_names_the_closest_one(app_client, method, path, body, 
     answer = app_client.client.request(method, path, headers=app_client.headers(), **body)
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"] == f"{wrong}: unknown field; did you mean {meant}?"
+
+
+@ONE_BACKEND
+def test_the_sdks_generation_calls_surface_our_errors(live_server) -> None:
+    """segmind 1.3.0's default client.run posts to /v2/{slug}; errors come back as SegmindError."""
+    import segmind
+    from segmind.exceptions import SegmindError
+
+    client = segmind.SegmindClient(api_key=live_server.key, base_url=f"{live_server.url}/v1")
+    with pytest.raises(SegmindError) as caught:
+        client.run("no-such-model", prompt="a photo")
+    assert caught.value.status == 404 and "no-such-model" in (caught.value.detail or "")
+    with pytest.raises(SegmindError) as caught:
+        client.run("no-such-model", prompt="a photo", steps=4)
+    assert caught.value.status == 400 and "did you mean num_inference_steps" in (caught.value.detail or "")
+    with pytest.raises(SegmindError) as caught:
+        client.run_sync("no-such-model", prompt="a photo")  # POST /v1/{slug}
+    assert caught.value.status == 404
