@@ -12,7 +12,6 @@ for it to reach every one of those places.
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from collections.abc import Mapping
@@ -22,6 +21,8 @@ from annotated_types import Ge, Gt, Le, Lt, MaxLen, MultipleOf
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
+
+from loraforge.fields import closest
 
 ADVANCE_MARK = "advance_parameter"
 
@@ -48,11 +49,10 @@ def base_type(annotation: Any) -> Any:
 
 
 def unknown_key(key: Any, known: list[str], hints: dict[str, str] | None = None) -> PydanticCustomError:
-    """The error for an unknown `key`: its name and the closest of `known` (or all of them)."""
+    """The error for an unknown `key`: its name and the closest of `known` (loraforge.fields.closest)."""
     text = str(key)
-    hinted = (hints or {}).get(text.lower())
-    matches = [hinted] if hinted else difflib.get_close_matches(text.lower(), known, n=1, cutoff=0.5)
-    hint = f"did you mean {matches[0]}?" if matches else "known keys: " + ", ".join(sorted(known))
+    match = closest(text, known, hints)
+    hint = f"did you mean {match}?" if match else "known keys: " + ", ".join(sorted(known))
     return PydanticCustomError("unknown_key", "unknown key {key}; {hint}", {"key": repr(text[:60]), "hint": hint})
 
 
