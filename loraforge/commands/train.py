@@ -1,12 +1,15 @@
 """`loraforge train DATA --base-model ... --trigger-word W --out DIR`: train a LoRA from the shell.
 
-DATA is a .zip or a folder of images (with optional same-name .txt captions). The command
-prepares the dataset (safe extraction, checks, buckets, captions), trains with the preset of the
-base model plus the flags given, shows a progress bar on stderr, and prints the path of the
-diffusers-format LoRA on stdout. Sample sets go to OUT/samples/step-N/K.png, intermediate LoRAs
+DATA is a .zip or a folder of images (captions as .txt, .caption or metadata.jsonl/.csv, see
+loraforge.datasets.caption_files). The command prepares the dataset (safe extraction, checks,
+buckets, captions), prints a `warning:` line per dataset warning (every file not used is named),
+trains with the preset of the base model plus the flags given (one flag per advance_parameters
+key, from the same schema as the API), shows a progress bar on stderr, and prints the path of the
+diffusers-format LoRA on stdout; `--dry-run` stops after preparation and prints the report's path. Sample sets go to OUT/samples/step-N/K.png, intermediate LoRAs
 beside the final one (OUT/lora-step-N.safetensors), the loss per step with its learning rate and
 step time to OUT/loss_history.json; sampling's share of the training time goes to stderr.
-Unusable data or a bad flag ends with one line on stderr and a non-zero exit code. `--resume` continues from the latest checkpoint in DIR/checkpoints.
+Unusable data or a bad flag ends with one line on stderr and a non-zero exit code. `--resume`
+continues from the latest checkpoint in DIR/checkpoints (the final step is one too).
 """
 
 from __future__ import annotations
