@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
+import sys
 
 from loraforge.config import Settings, load_settings
 from loraforge.db.accounts import create_user_with_key, user_id_for_key
@@ -49,6 +51,23 @@ def ensure_key(settings: Settings) -> str:
         engine.dispose()
 
 
+def port_in_use(host: str, port: int) -> OSError | None:
+    """The error binding (host, port) gives now, or None if it is free.
+
+    Checked before the migrations, the key and the banner: uvicorn only binds after the app's
+    startup, so a taken port used to print a key and a URL (another server's) and then exit.
+    SO_REUSEADDR as uvicorn sets it, so a port in TIME_WAIT counts as free.
+    """
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        return exc
+    return None
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -58,6 +77,14 @@ def serve(args: argparse.Namespace) -> int:
     if args.port:
         overrides["port"] = args.port
     settings = load_settings(**overrides)
+    taken = port_in_use(settings.host, settings.port)
+    if taken is not None:
+        print(
+            f"loraforge serve: cannot listen on {settings.host}:{settings.port}: {taken.strerror or taken}"
+            " (another server on that port?); choose another with --port or LORAFORGE_PORT",
+            file=sys.stderr,
+        )
+        return 1
     start_checks(settings, "serve")
     key = ensure_key(settings)
     print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -148,3 +149,15 @@ def test_keys_create_refuses_an_empty_name(tmp_path: Path) -> None:
     done = _cli(_env(tmp_path, f"sqlite:///{tmp_path / 'k.db'}"), "keys", "create", "--name", " ")
     assert done.returncode != 0 and done.stdout == ""
     assert "--name" in done.stderr
+
+
+def test_serve_on_a_taken_port_says_so_before_printing_a_key(tmp_path: Path) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        env = _env(tmp_path, f"sqlite:///{tmp_path / 's.db'}")
+        done = _cli(env, "serve", "--port", str(port))
+    assert done.returncode == 1 and "API key" not in done.stdout, done.stdout
+    assert f"127.0.0.1:{port}" in done.stderr and "--port" in done.stderr, done.stderr
+    assert not (tmp_path / "data" / "serve-api-key").exists(), "no key is made for a server that cannot start"
