@@ -157,6 +157,11 @@ def test_bad_parameters_are_400_with_an_error_naming_the_field(api: ApiClient, l
     assert (no_prompt.status_code, no_prompt.json()) == (400, {"error": "prompt: is required"})
     not_json = api.client.post(f"/v1/{slug}", content=b"{prompt", headers=api.headers())
     assert not_json.status_code == 400 and "not valid JSON" in not_json.json()["error"]
+    form = api.client.post(f"/v1/{slug}", files={"prompt": (None, "a cat")}, headers=api.headers())
+    assert form.status_code == 400 and "not multipart/form-data form fields" in form.json()["error"], form.text
+    json_as_form = api.client.post(f"/v1/{slug}", content=b'{"prompt": "a cat", "width": 100}',  # curl -d
+                                   headers=api.headers() | {"content-type": "application/x-www-form-urlencoded"})
+    assert json_as_form.json()["error"].startswith("width: "), json_as_form.text
     runner = getattr(api.app.state, "runner", None)
     assert runner is None or runner.base_loads == 0  # refused before any model was loaded
 

@@ -80,7 +80,7 @@ def _render(app: FastAPI, store: ObjectStore, model: DeployedModel, params: Any,
 )
 async def generate(slug: str, request: Request, caller: CurrentUser, settings: SettingsDep,
                    store: StoreDep) -> Response:
-    body = _json(await read_capped(request, settings.max_request_bytes))
+    body = _json(await read_capped(request, settings.max_request_bytes), request.headers.get("content-type", ""))
     params = parse_request(body, settings).with_seed()
     model = await _find(request.app, slug, caller.user_id)
     check_limits(params, settings, base_model=model.base_model)  # the cost, with the model's default steps
@@ -97,7 +97,12 @@ async def generate(slug: str, request: Request, caller: CurrentUser, settings: S
     return Response(result, media_type=MEDIA_TYPES[params.image_format], headers=headers)
 
 
-def _json(body: bytes) -> Any:
+def _json(body: bytes, content_type: str) -> Any:
     if not body.strip():
         raise ValidationError("the request body must be a JSON object with at least a 'prompt'")
+    media_type = content_type.split(";")[0].strip().lower()
+    # `curl -d '{...}'` sends JSON labelled as a form, so only a body that is not JSON-like is a form.
+    if media_type in ("multipart/form-data", "application/x-www-form-urlencoded") and body.lstrip()[:1] != b"{":
+        raise ValidationError(f"the request body must be a JSON object (Content-Type: application/json), "
+                              f"not {media_type} form fields")
     return parse_json(body)
