@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from loraforge.config import load_settings
 from loraforge.db import accounts
 from loraforge.db.base import make_engine, make_sessionmaker
-from loraforge.db.migrate import database_revision, describe_url, upgrade
+from loraforge.db.migrate import database_revision, describe_url, head_revision, upgrade
 from loraforge.errors import ConfigError, ValidationError
 
 T = TypeVar("T")
@@ -43,7 +43,8 @@ def _in_database(work: Callable[[Session], T], *, init: bool = False) -> T:
             "LORAFORGE_DATABASE_URL (or LORAFORGE_DATA_DIR) to the server's, or pass --init to create it"
         )
     print(f"database: {shown}", file=sys.stderr)
-    upgrade(url)
+    if revision != head_revision():  # a new or older database; alembic costs a second otherwise
+        upgrade(url)
     engine = make_engine(url)
     try:
         with make_sessionmaker(engine)() as session:

@@ -25,6 +25,7 @@ def _env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
         LORAFORGE_DATA_DIR=str(tmp_path / "data"),
         LORAFORGE_DATABASE_URL=database_url,
         LORAFORGE_SECRET_KEY="cli-test-secret-0123456789",
+        LORAFORGE_EMBEDDED_WORKER="false",  # keys and serve's start need no trainer (and start faster)
         **extra,
     )
     return env
