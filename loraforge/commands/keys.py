@@ -29,8 +29,11 @@ from loraforge.errors import ConfigError, ValidationError
 T = TypeVar("T")
 
 
-def _in_database(work: Callable[[Session], T], *, init: bool = False) -> T:
-    """Run `work` on the configured database, migrated; a missing database only with init."""
+def _in_database(work: Callable[[Session], T], *, init: bool | None = None) -> T:
+    """Run `work` on the configured database, migrated; a missing database only with init.
+
+    init None: the command has no --init (list, revoke), so the error does not offer it.
+    """
     url = load_settings().resolved_database_url
     shown = describe_url(url)
     try:
@@ -40,7 +43,8 @@ def _in_database(work: Callable[[Session], T], *, init: bool = False) -> T:
     if revision is None and not init:
         raise ConfigError(
             f"no loraforge database at {shown}; run this where the server runs, set "
-            "LORAFORGE_DATABASE_URL (or LORAFORGE_DATA_DIR) to the server's, or pass --init to create it"
+            "LORAFORGE_DATABASE_URL (or LORAFORGE_DATA_DIR) to the server's"
+            + (", or pass --init to create it" if init is not None else "")
         )
     print(f"database: {shown}", file=sys.stderr)
     if revision != head_revision():  # a new or older database; alembic costs a second otherwise

@@ -138,6 +138,8 @@ def test_keys_create_names_its_database_and_will_not_start_an_empty_one(tmp_path
     refused = _cli(env, "keys", "create", "--name", "carol")
     assert refused.returncode == 2 and refused.stdout == ""
     assert "--init" in refused.stderr and str(db_file) in refused.stderr
+    listed = _cli(env, "keys", "list")  # list has no --init, so its error does not offer one
+    assert listed.returncode == 2 and str(db_file) in listed.stderr and "--init" not in listed.stderr
     assert not db_file.exists(), "a refused create leaves no empty database behind"
     made = _cli(env, "keys", "create", "--name", "carol", "--init")
     assert made.returncode == 0, made.stderr
