@@ -339,8 +339,11 @@ def main(argv: list[str]) -> int:
     else:
         task_path = Path(target)
     task = json.loads(task_path.read_text())
-    logging.basicConfig(level=task["settings"].get("log_level", "INFO"), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from loraforge.logs import CURRENT_JOB, configure_logging
+
+    # child.log in the service's format (LORAFORGE_LOG_FORMAT), every line tagged with the job id
+    configure_logging(task["settings"].get("log_level", "INFO"), task["settings"].get("log_format", "text"))
+    CURRENT_JOB.set(task["job_id"])
     channel = Channel(pipe_fd)
     commands = Commands(sys.stdin.buffer)
     logger.info("child of job %s started (pid %d, stages %s%s)", task["job_id"], os.getpid(), task["stages"],
