@@ -78,8 +78,10 @@ def validate_types(event: object) -> list[str]:
 
 
 def _owned(session: Session, user_id: str, webhook_id: object) -> Webhook:
-    if not isinstance(webhook_id, str) or not webhook_id:
-        raise ValidationError("webhook_id is required")
+    if webhook_id is None or webhook_id == "":
+        raise ValidationError("webhook_id: is required (the id /webhook/add answered)")
+    if not isinstance(webhook_id, str):
+        raise ValidationError(f"webhook_id: must be a string (the id /webhook/add answered), got {webhook_id!r}")
     hook = session.get(Webhook, webhook_id)
     if hook is None or hook.user_id != user_id:
         raise NotFoundError(f"no webhook {webhook_id}")

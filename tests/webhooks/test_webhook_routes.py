@@ -57,6 +57,10 @@ def test_bad_webhook_requests_get_a_4xx_naming_the_field(make_app_client) -> Non
     assert bad_type.status_code == 400 and "event.types" in bad_type.json()["error"]
     missing = api.client.get("/webhook/inactive", params={"webhook_id": "nope"}, headers=api.headers())
     assert missing.status_code == 404
+    number = api.client.post("/webhook/update", json={"webhook_id": 5}, headers=api.headers())
+    assert number.status_code == 400 and number.json()["error"].startswith("webhook_id: must be a string"), number.text
+    absent = api.client.post("/webhook/update", json={"event": {"types": ["FAILED"]}}, headers=api.headers())
+    assert absent.status_code == 400 and absent.json()["error"].startswith("webhook_id: is required"), absent.text
 
 
 def test_webhook_urls_on_private_addresses_are_refused_by_default(make_app_client) -> None:
