@@ -81,14 +81,22 @@ def _client(settings: Settings, deadline_s: float) -> GuardedClient:
                          deadline_s=deadline_s, headers=HEADERS)
 
 
+def _status_hint(status: int) -> str:
+    if status in (401, 403):
+        return " (is the link public and not expired?)"
+    if status in (405, 501):
+        return " (the host must answer HEAD and GET; or upload the ZIP with a pre-signed URL)"
+    return ""
+
+
 @contextmanager
 def _open(client: GuardedClient, method: str, url: str, settings: Settings) -> Iterator[httpx.Response]:
     """The final response for `url` after guarded redirects; it answered 2xx."""
     try:
         with client.open(method, url, follow_redirects=True, max_redirects=MAX_REDIRECTS) as response:
             if not response.is_success:
-                hint = " (is the link public and not expired?)" if response.status_code in (401, 403) else ""
-                raise DownloadError(f"the server answered {response.status_code} for {display_url(url)}{hint}")
+                raise DownloadError(f"the server answered {response.status_code} to {method} for "
+                                    f"{display_url(url)}{_status_hint(response.status_code)}")
             yield response
     except OutboundError as exc:
         raise DownloadError(exc.message) from None

@@ -39,7 +39,10 @@ class Handler(BaseHTTPRequestHandler):
                 pass
 
     def do_HEAD(self) -> None:
-        self.do_GET()
+        if self.path == "/get-only.zip":  # a host without HEAD, as many web apps' routes are
+            self._send(405, b"", 0)
+        else:
+            self.do_GET()
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -123,8 +126,13 @@ def test_redirects_are_followed(file_host: str, settings: Settings, tmp_path: Pa
 
 
 def test_a_missing_file_names_the_status_and_url(file_host: str, settings: Settings) -> None:
-    with pytest.raises(DownloadError, match=r"the server answered 404 for http://127\.0\.0\.1:\d+/missing\.zip"):
+    with pytest.raises(DownloadError, match=r"the server answered 404 to HEAD for http://127\.0\.0\.1:\d+/missing\.zip"):
         probe(f"{file_host}/missing.zip", settings)
+
+
+def test_a_host_without_head_is_told_it_must_answer_head(file_host: str, settings: Settings) -> None:
+    with pytest.raises(DownloadError, match=r"answered 405 to HEAD for .*/get-only\.zip \(the host must answer HEAD"):
+        probe(f"{file_host}/get-only.zip", settings)
 
 
 def test_a_head_without_content_length_is_refused(file_host: str, settings: Settings) -> None:
