@@ -21,11 +21,19 @@ from loraforge.jobs.statuses import JobStatus, is_terminal
 logger = logging.getLogger(__name__)
 
 
+def request_id_of(value: object) -> str:
+    """A body's `request_id`, stripped; ValidationError naming the field when absent or not a string."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValidationError("request_id: is required (the id that submit answered)")
+    if not isinstance(value, str):
+        raise ValidationError(f"request_id: must be a string (the id that submit answered), got {value!r}")
+    return value.strip()
+
+
 def request_cancel(session: Session, user_id: str, job_id: object) -> tuple[FineTuneJob, bool]:
     """Flag `job_id` for cancellation; returns (job, True if it is already CANCELLED)."""
-    if not isinstance(job_id, str) or not job_id.strip():
-        raise ValidationError("request_id is required: the id that submit answered")
-    job = session.get(FineTuneJob, job_id.strip())
+    job_id = request_id_of(job_id)
+    job = session.get(FineTuneJob, job_id)
     if job is None or job.user_id != user_id:
         raise NotFoundError(f"request_id: no fine-tune request {job_id}")
     if is_terminal(job.status):

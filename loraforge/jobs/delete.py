@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from loraforge.db.models import FineTuneJob, Upload
 from loraforge.db.pipeline_models import JobRun
-from loraforge.errors import NotFoundError, ValidationError
-from loraforge.jobs.cancel import request_cancel
+from loraforge.errors import NotFoundError
+from loraforge.jobs.cancel import request_cancel, request_id_of
 from loraforge.jobs.lease import db_now, is_recoverable
 from loraforge.jobs.statuses import is_terminal
 from loraforge.storage.base import ObjectStore
@@ -44,11 +44,10 @@ class Deleted:
 
 def owned(session: Session, user_id: str, request_id: object) -> FineTuneJob:
     """The caller's own job `request_id`; NotFoundError for any other (public ones included)."""
-    if not isinstance(request_id, str) or not request_id.strip():
-        raise ValidationError("request_id is required: the id that submit answered")
-    job = session.get(FineTuneJob, request_id.strip())
+    request_id = request_id_of(request_id)
+    job = session.get(FineTuneJob, request_id)
     if job is None or job.user_id != user_id:
-        raise NotFoundError(f"request_id: no fine-tune request {request_id.strip()!r} for this API key")
+        raise NotFoundError(f"request_id: no fine-tune request {request_id!r} for this API key")
     return job
 
 

@@ -64,7 +64,11 @@ def test_delete_bodies_are_checked(app_client) -> None:
     assert bad.status_code == 400
     assert bad.json()["error"] == "request: unknown field; did you mean request_id?"
     missing = app_client.client.post("/finetune/request/delete", json={}, headers=app_client.headers())
-    assert missing.status_code == 400 and "request_id" in missing.json()["error"]
+    assert missing.status_code == 400 and missing.json()["error"].startswith("request_id: is required")
+    for path in ("/finetune/request/delete", "/finetune/request/cancel"):  # given, but not a string
+        number = app_client.client.post(path, json={"request_id": 7}, headers=app_client.headers())
+        assert number.status_code == 400, number.text
+        assert number.json()["error"].startswith("request_id: must be a string"), number.text
     unknown = app_client.client.post("/finetune/request/delete", json={"request_id": "nope"},
                                      headers=app_client.headers())
     assert unknown.status_code == 404
