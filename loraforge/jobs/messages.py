@@ -10,6 +10,7 @@ the table; a kind nobody handles is logged and ignored, so an older worker survi
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
 
 from loraforge.db.pipeline_models import JobRun
 from loraforge.errors import StorageError
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 S = JobStatus
+DB_RETRIES = 3  # a dropped database connection is retried this often per message
+DB_RETRY_WAIT_S = 0.5  # times the retry number
 
 
 @dataclass
@@ -196,9 +200,28 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+def retrying_db(job_id: str, what: str, work: Callable[[], None]) -> None:
+    """Run `work`; when the database connection under it dropped, run it again (up to DB_RETRIES).
+
+    A dropped connection (a database restart, a failover, a killed backend) is invalidated by
+    SQLAlchemy and the pool reconnects. Our writes are idempotent (same keys, same rows,
+    conditional status moves), so running `work` again is safe. Any other error is raised.
+    """
+    for retry in range(DB_RETRIES + 1):
+        try:
+            work()
+            return
+        except DBAPIError as exc:
+            if not exc.connection_invalidated or retry == DB_RETRIES:
+                raise
+            logger.warning("job %s: the database connection dropped during %s; retrying", job_id, what)
+            time.sleep(DB_RETRY_WAIT_S * (retry + 1))
+
+
 def dispatch(job: JobContext, msg: dict[str, Any]) -> None:
+    """Run the message's handler (again if the database connection dropped under it)."""
     handler = HANDLERS.get(msg["kind"])
     if handler is None:
         logger.warning("job %s: no handler for child message %r; ignored", job.job_id, msg["kind"])
         return
-    handler(job, msg)
+    retrying_db(job.job_id, f"the {msg['kind']} message", lambda: handler(job, msg))

@@ -35,7 +35,7 @@ from loraforge.jobs import artifacts, lease
 from loraforge.jobs.child import EXIT_STOPPED
 from loraforge.jobs.events import ProgressWriter, move, record_event
 from loraforge.jobs.lease import LeaseLost
-from loraforge.jobs.messages import JobContext, begin_deploy, dispatch
+from loraforge.jobs.messages import JobContext, begin_deploy, dispatch, retrying_db
 from loraforge.jobs.statuses import JobStatus, is_terminal
 from loraforge.jobs.supervisor import ChildProcess, SparePool, claim_work_dir, describe_exit
 from loraforge.jobs.training_outputs import LossRecorder
@@ -268,7 +268,7 @@ def _supervise(ctx: WorkerContext, job: JobContext, heartbeat: Heartbeat, deadli
         _raise_reported(job)
     if code == 0 and job.deployed:
         JOB_CHILD_EXITS.labels("ok").inc()
-        job.move(S.AVAILABLE)
+        retrying_db(job.job_id, "the move to AVAILABLE", lambda: job.move(S.AVAILABLE))
         return
     if code == EXIT_STOPPED and heartbeat.cancelled.is_set():
         JOB_CHILD_EXITS.labels("stopped").inc()

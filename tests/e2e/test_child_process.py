@@ -20,7 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import create_engine, text, update
+from sqlalchemy.pool import NullPool
 
 from loraforge.db.pipeline_models import JobRun
 from tests.e2e.flow import TERMINAL, image_zip, pipeline_settings, submit_body, wait_for
@@ -227,3 +228,32 @@ def test_a_worker_whose_lease_was_taken_over_cannot_change_the_job(make_app_clie
     assert after["status"] == before["status"] == "TRAINING_INITIATED"
     assert after["events"] == before["events"]  # no FAILED, no CANCELLED, nothing written
     assert _step(after) <= _step(before) + 5  # progress writes stop with the lease too
+
+
+@pytest.mark.parametrize(("database_url", "storage_kind"), [("postgresql", "local")], indirect=True)
+def test_dropped_database_connections_do_not_fail_a_training_job(make_app_client, tiny_models,
+                                                                 database_url) -> None:
+    """Every backend of the worker's database is killed, again and again, mid-training (as in a
+    failover): the lease renewal and the message handlers reconnect and retry, and the job still
+    becomes AVAILABLE."""
+    api = make_app_client(**pipeline_settings(tiny_models, checkpoint_every=5))
+    job_id = submit(api, submit_body(upload(api, image_zip()), steps=60))
+
+    def fetch() -> dict:
+        r = api.client.get("/finetune/request/details", params={"request_id": job_id}, headers=api.headers())
+        assert r.status_code in (200, 503), r.text  # 503: the API's own connection was the one dropped
+        return r.json()["finetune"] if r.status_code == 200 else {"status": "?", "progress": None}
+
+    wait_for(fetch, lambda d: _step(d) >= 3 or d["status"] in TERMINAL)
+    killer = create_engine(database_url, poolclass=NullPool)
+    killed = 0
+    for _ in range(20):
+        with killer.connect() as conn:
+            killed += conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar_one()
+        time.sleep(0.3)
+    killer.dispose()
+    assert killed >= 5
+    job = wait_for(fetch, lambda d: d["status"] in TERMINAL, 180)
+    assert job["status"] == "AVAILABLE", job["error_message"]
