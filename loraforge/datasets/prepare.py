@@ -100,7 +100,7 @@ def _too_few_message(report: DatasetReport, found: int, min_images: int) -> str:
     return (
         f"the dataset has {len(report.kept)} usable image{'' if len(report.kept) == 1 else 's'} "
         f"but needs at least {min_images}: "
-        f"found {found}, dropped {len(report.dropped)}{why}{also}; add more JPEG, PNG or WEBP images "
+        f"found {found}, dropped {len(report.dropped)}{why}{also}; add more JPEG, PNG, WEBP, HEIC or AVIF images "
         "or replace the broken ones"
     )
 

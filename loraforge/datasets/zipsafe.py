@@ -128,7 +128,7 @@ def _open_archive(archive: Path, limits: DatasetLimits) -> zipfile.ZipFile:
         )
     if not zipfile.is_zipfile(archive):
         raise DatasetError(
-            f"{archive.name!r} is not a ZIP archive (or is damaged); upload a .zip file of JPEG, PNG or WEBP images"
+            f"{archive.name!r} is not a ZIP archive (or is damaged); upload a .zip file of JPEG, PNG, WEBP, HEIC or AVIF images"
         )
     declared = _directory_size(archive)
     if declared is not None:

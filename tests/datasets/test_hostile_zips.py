@@ -97,7 +97,7 @@ def test_too_many_entries_are_refused(tmp_path: Path) -> None:
 def test_a_file_that_is_not_a_zip_is_refused(tmp_path: Path) -> None:
     fake = tmp_path / "data.zip"
     fake.write_text("this is not an archive")
-    assert_refused(fake, tmp_path / "work", r"'data.zip' is not a ZIP archive")
+    assert_refused(fake, tmp_path / "work", r"'data.zip' is not a ZIP archive .* of JPEG, PNG, WEBP, HEIC or AVIF images")
 
 
 def test_a_truncated_zip_is_refused(tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ def test_an_all_corrupt_dataset_names_every_file_and_the_minimum(tmp_path: Path)
         tmp_path / "bad.zip",
         {"one.jpg": b"garbage", "two.png": samples.png()[:60], "three.webp": b"RIFF0000WEBPjunk"},
     )
-    error = assert_refused(archive, tmp_path / "work", r"0 usable images but needs at least 2")
+    error = assert_refused(archive, tmp_path / "work", r"0 usable images but needs at least 2.*add more JPEG, PNG, WEBP, HEIC or AVIF images")
     for name in ("one.jpg", "two.png", "three.webp"):
         assert name in error.message
     assert "found 3, dropped 3" in error.message
