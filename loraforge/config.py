@@ -229,14 +229,15 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
         upper = name.upper()
         if not upper.startswith("LORAFORGE_") or upper in known or upper.startswith(IGNORED_PREFIXES):
             continue
-        close = closest(upper, known)
-        hint = f"; did you mean {close}?" if close else "; see the README's configuration table"
+        # compare what follows the prefix: the shared LORAFORGE_ would make any two names look alike
+        close = closest(upper.removeprefix("LORAFORGE_"), [k.removeprefix("LORAFORGE_") for k in known])
+        hint = f"; did you mean LORAFORGE_{close}?" if close else "; see the README's configuration table"
         warnings.append(f"{name} is not a loraforge setting and is ignored{hint}")
     return warnings
 
 
 # Variables of the test suite and benchmarks, not of the service.
-IGNORED_PREFIXES = ("LORAFORGE_TEST_", "LORAFORGE_BENCH_")
+IGNORED_PREFIXES = ("LORAFORGE_TEST_", "LORAFORGE_BENCH_", "LORAFORGE_SCREENSHOTS")
 
 
 def public_url_warning(settings: Settings) -> str | None:

@@ -44,3 +44,14 @@ def test_signing_secret_is_created_once_and_kept(tmp_path):
     first = load_settings(data_dir=tmp_path).signing_secret()
     second = load_settings(data_dir=tmp_path).signing_secret()
     assert first == second and len(first) >= 32
+
+
+def test_unknown_variables_name_the_closest_setting_and_skip_the_test_suites_own():
+    from loraforge.config import unknown_variables
+
+    warnings = unknown_variables({"LORAFORGE_MODELS_FLUX": "x", "LORAFORGE_FOO": "1", "LORAFORGE_PORT": "9",
+                                  "LORAFORGE_TEST_POSTGRES": "postgresql://", "OTHER": "1"})
+    assert warnings == [
+        "LORAFORGE_FOO is not a loraforge setting and is ignored; see the README's configuration table",
+        "LORAFORGE_MODELS_FLUX is not a loraforge setting and is ignored; did you mean LORAFORGE_MODEL_FLUX?",
+    ]
