@@ -213,6 +213,20 @@ def test_a_bad_key_shows_the_apis_error_beside_the_key_field(server: str, page) 
     assert page.evaluate("sessionStorage.length") == 0
 
 
+def test_a_job_that_is_gone_says_so_once_and_stops_asking(server: str, page) -> None:
+    sign_in(page, server)
+    page.get_by_role("heading", name="Jobs").wait_for()
+    asked: list[str] = []
+    page.on("request", lambda r: "/finetune/request/details" in r.url and asked.append(r.url))
+    page.goto(server + "/console#/job/no-such-job")
+    missing = page.locator("#job-missing")
+    missing.wait_for()
+    assert missing.inner_text() == api_error(server, "GET", "/finetune/request/details?request_id=no-such-job")
+    assert page.get_by_role("heading", name="Status timeline").count() == 0  # no empty cards
+    page.wait_for_timeout(5000)  # more than two refresh periods
+    assert len(asked) == 1, asked
+
+
 def test_a_non_zip_file_and_an_out_of_range_parameter_show_the_apis_errors_beside_their_fields(
     server: str, page, tmp_path: Path
 ) -> None:

@@ -184,6 +184,12 @@ export function jobView(main, jobId) {
       job = details.finetune;
       render(job, metrics.loss_history || []);
     } catch (err) {
+      if (err.status === 404) {  // deleted, or not this key's: say so once instead of polling empty cards
+        stopped = true;
+        main.replaceChildren(h("p", { class: "banner error", role: "alert", id: "job-missing", text: err.message }),
+          h("p", {}, h("a", { href: "#/jobs", text: "← All jobs" })));
+        return;
+      }
       banner(err.message);
     }
     if (!stopped && (!job || !TERMINAL.includes(job.status))) timer = setTimeout(refresh, REFRESH_MS);
