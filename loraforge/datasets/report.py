@@ -121,8 +121,13 @@ def counts_line(summary: dict[str, Any]) -> str:
     """`dataset: 3 images used, 2 dropped, 1 file not used, 4 warnings; captions: 2 txt, 1 instance_prompt`."""
     counts = summary["counts"]
     captions = ", ".join(f"{n} {source}" for source, n in summary["caption_sources"].items()) or "none"
-    return (f"dataset: {counts['images_used']} images used, {counts['dropped']} dropped, "
-            f"{counts['not_used']} files not used, {counts['warnings']} warnings; captions: {captions}")
+    return (f"dataset: {_count(counts['images_used'], 'image')} used, {counts['dropped']} dropped, "
+            f"{_count(counts['not_used'], 'file')} not used, {_count(counts['warnings'], 'warning')}; "
+            f"captions: {captions}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 class DatasetDigest:

@@ -60,6 +60,8 @@ def test_details_name_every_unused_file_and_the_heic_photo_is_trained_on(make_ap
     failed = wait_for(lambda: details(api, refused), lambda d: d["status"] in TERMINAL, timeout=300)
     assert failed["status"] == "FAILED" and "scan.psd" in failed["error_message"], failed["error_message"]
     assert failed["dataset"]["error"] == failed["error_message"]
+    assert any(e["message"] and e["message"].startswith("dataset: 1 image used, 0 dropped, 1 file not used, 1 warning;")
+               for e in failed["events"]), failed["events"]
 
     job = wait_for(lambda: details(api, job_id), lambda d: d["status"] in TERMINAL, timeout=300)
     assert job["status"] == "AVAILABLE", job["error_message"]
