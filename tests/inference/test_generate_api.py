@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 import uuid
 from pathlib import Path
 
@@ -177,3 +178,22 @@ def test_a_model_file_that_differs_from_its_recorded_sha256_is_refused(
     answer = post(api, slug)
     assert answer.status_code == 502
     assert answer.json()["error"].startswith(f"the model file models/{job.id}/{slug}.safetensors is corrupt")
+
+
+@pytest.mark.parametrize("storage_kind", ["local"], indirect=True)
+def test_generations_in_flight_are_capped_per_key(make_app_client: AppFactory, tiny_models: Path,
+                                                   lora_writer: LoraWriter) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    api = make_app_client(model_flux=str(tiny_models / TINY_NAMES["flux"]), quota_generations=1)
+    slug = add_model(api, lora_writer("flux", 3), public=True)
+    with ThreadPoolExecutor(1) as pool:
+        # the first generation builds the base pipeline: seconds, in flight all along
+        first = pool.submit(post, api, slug, num_inference_steps=8)
+        time.sleep(0.5)
+        second = post(api, slug)
+        assert second.status_code == 429, second.text
+        assert second.json()["quota"] == "generations" and int(second.headers["retry-after"]) > 0
+        assert post(api, slug, key=api.new_key("other")).status_code == 200, "another key is unaffected"
+        assert first.result(timeout=300).status_code == 200
+    assert post(api, slug).status_code == 200, "the slot is free again"
