@@ -13,7 +13,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -278,8 +278,12 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except PydanticValidationError as exc:
-        problems = "; ".join(
-            f"LORAFORGE_{'.'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(_config_problem(err) for err in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from None
+
+
+def _config_problem(err: Any) -> str:
+    """One pydantic error as `LORAFORGE_NAME: what is wrong`; a whole-settings check names its own variables."""
+    message = str(err["msg"]).removeprefix("Value error, ")
+    name = ".".join(str(p) for p in err["loc"]).upper()
+    return f"LORAFORGE_{name}: {message}" if name else message

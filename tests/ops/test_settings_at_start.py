@@ -33,6 +33,7 @@ def test_a_broker_with_the_default_sqlite_database_refuses_to_start(tmp_path: Pa
     assert done.returncode == 2, done.stderr
     assert "LORAFORGE_BROKER_URL" in done.stderr and "LORAFORGE_DATABASE_URL" in done.stderr
     assert "Traceback" not in done.stderr
+    assert "LORAFORGE_SETTINGS" not in done.stderr and "Value error" not in done.stderr, done.stderr  # no such variable
 
 
 def _serve_until_ready(tmp_path: Path, log: Path, *args: str, **extra: str) -> subprocess.Popen[bytes]:
