@@ -153,6 +153,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
+        if self.upload_expiry_s < self.presign_expiry_s:
+            # else a PUT through a still-valid link could land after its slot was swept: an orphan file
+            raise ValueError(
+                f"LORAFORGE_UPLOAD_EXPIRY_S ({self.upload_expiry_s}) must be at least "
+                f"LORAFORGE_PRESIGN_EXPIRY_S ({self.presign_expiry_s}), the life of an upload link"
+            )
         if self.storage_url.startswith("s3://") and not urlparse(self.storage_url).netloc:
             raise ValueError("LORAFORGE_STORAGE_URL s3://... needs a bucket name")
         if bool(self.s3_access_key_id) != bool(self.s3_secret_access_key):

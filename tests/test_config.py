@@ -25,6 +25,9 @@ def test_defaults_use_sqlite_and_local_disk_under_data_dir(tmp_path):
         ({"gpu_memory_gb": 0}, "GPU_MEMORY_GB"),
         ({"inference_queue_size": 0}, "INFERENCE_QUEUE_SIZE"),
         ({"broker_url": "redis://127.0.0.1:6379/0", "database_url": "sqlite:///x.db"}, "shared database"),
+        ({"upload_expiry_s": 60, "presign_expiry_s": 3600}, "UPLOAD_EXPIRY_S"),
+        ({"max_header_bytes": 10}, "MAX_HEADER_BYTES"),
+        ({"quota_active_jobs": 0}, "QUOTA_ACTIVE_JOBS"),
     ],
 )
 def test_bad_settings_are_refused_with_the_variable_named(overrides, needle):

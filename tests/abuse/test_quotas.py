@@ -35,6 +35,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         tmp_path_factory.mktemp("quotas"),
         LORAFORGE_QUOTA_ACTIVE_JOBS=str(ACTIVE_JOBS), LORAFORGE_QUOTA_PENDING_UPLOADS=str(PENDING_UPLOADS),
         LORAFORGE_QUOTA_UPLOAD_BYTES=str(UPLOAD_BYTES), LORAFORGE_UPLOAD_EXPIRY_S=str(EXPIRY_S),
+        LORAFORGE_PRESIGN_EXPIRY_S=str(EXPIRY_S),
         LORAFORGE_QUOTA_PROBES="2", LORAFORGE_DOWNLOAD_TIMEOUT_S="5",
     )
 

@@ -25,7 +25,7 @@ EXPIRY_S = 8  # the sweep runs every EXPIRY_S / 4
 def served(tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedFS) -> Iterator[Served]:
     yield from serving(tmp_path_factory.mktemp("s3uploads"), **seaweedfs.env(f"abuse-{uuid.uuid4().hex[:8]}"),
                        LORAFORGE_MAX_UPLOAD_BYTES=str(CAP), LORAFORGE_QUOTA_UPLOAD_BYTES=str(CAP - 500),
-                       LORAFORGE_UPLOAD_EXPIRY_S=str(EXPIRY_S))
+                       LORAFORGE_UPLOAD_EXPIRY_S=str(EXPIRY_S), LORAFORGE_PRESIGN_EXPIRY_S=str(EXPIRY_S))
 
 
 def _reserve(http: httpx.Client) -> httpx.Response:
