@@ -10,6 +10,7 @@ deadlines, open connections; see loraforge.api.http_limits) apply in every proce
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import socket
@@ -68,6 +69,14 @@ def port_in_use(host: str, port: int) -> OSError | None:
     return None
 
 
+def _bind_hint(error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return " (another server on that port?); choose another with --port or LORAFORGE_PORT"
+    if error.errno == errno.EACCES:
+        return "; ports below 1024 need privileges: choose another with --port or LORAFORGE_PORT"
+    return "; choose an address of this machine with --host or LORAFORGE_HOST"
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -79,11 +88,8 @@ def serve(args: argparse.Namespace) -> int:
     settings = load_settings(**overrides)
     taken = port_in_use(settings.host, settings.port)
     if taken is not None:
-        print(
-            f"loraforge serve: cannot listen on {settings.host}:{settings.port}: {taken.strerror or taken}"
-            " (another server on that port?); choose another with --port or LORAFORGE_PORT",
-            file=sys.stderr,
-        )
+        print(f"loraforge serve: cannot listen on {settings.host}:{settings.port}: {taken.strerror or taken}"
+              f"{_bind_hint(taken)}", file=sys.stderr)
         return 1
     start_checks(settings, "serve")
     key = ensure_key(settings)
