@@ -49,7 +49,8 @@ async def _http_error(request: Request, exc: Exception) -> JsonResponse:
     if exc.status_code == 404 and message == "Not Found":
         message = f"no endpoint {request.method} {request.url.path}"
     elif exc.status_code == 405:
-        message = f"{request.method} is not allowed on {request.url.path}"
+        allowed = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow")
+        message = f"{request.method} is not allowed on {request.url.path}" + (f"; use {allowed}" if allowed else "")
     return JsonResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
 

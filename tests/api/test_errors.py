@@ -72,6 +72,9 @@ def test_unknown_paths_and_wrong_methods_are_json(app_client: ApiClient) -> None
     assert missing.status_code == 404 and "error" in missing.json()
     wrong = app_client.client.delete(f"{BASE}/submit", headers=app_client.headers())
     assert wrong.status_code == 405 and "DELETE" in wrong.json()["error"]
+    assert wrong.json()["error"].endswith("; use POST"), wrong.json()  # the method that works
+    deactivate = app_client.client.post("/webhook/inactive", json={}, headers=app_client.headers())
+    assert deactivate.json()["error"] == "POST is not allowed on /webhook/inactive; use GET", deactivate.json()
 
 
 def test_health_and_docs_answer_without_a_key(app_client: ApiClient) -> None:
