@@ -13,6 +13,15 @@ import argparse
 from pathlib import Path
 
 
+def _weights_name(value: str) -> str:
+    """A base model named on the command line, in any case; FAST_FLUX pulls FLUX's weights."""
+    name = value.strip().upper()
+    name = "FLUX" if name == "FAST_FLUX" else name
+    if name not in ("QWEN", "FLUX"):
+        raise argparse.ArgumentTypeError(f"must be QWEN or FLUX (FAST_FLUX uses FLUX's weights), got {value!r}")
+    return name
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("models", help="manage base models (tiny demo models)")
     sub = parser.add_subparsers(dest="models_command", required=True)
@@ -21,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tiny.add_argument("--overwrite", action="store_true", help="rebuild folders that already exist")
     tiny.set_defaults(func=run_tiny)
     pull = sub.add_parser("pull", help="download and verify the configured base weights (default: both)")
-    pull.add_argument("names", nargs="*", choices=["QWEN", "FLUX", []], metavar="QWEN|FLUX",
+    pull.add_argument("names", nargs="*", type=_weights_name, metavar="QWEN|FLUX",
                       help="which base models (FAST_FLUX uses FLUX's weights)")
     pull.set_defaults(func=run_pull)
 

@@ -47,6 +47,10 @@ def test_models_pull_verifies_a_local_folder(tmp_path: Path, tiny_models: Path) 
     done = _run(tmp_path, "models", "pull", "QWEN", LORAFORGE_MODEL_QWEN=str(tiny_models / "qwen-image"))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"QWEN\t{tiny_models / 'qwen-image'}"
+    fast = _run(tmp_path, "models", "pull", "fast_flux", LORAFORGE_MODEL_FLUX=str(tiny_models / "flux-dev"))
+    assert fast.returncode == 0 and fast.stdout.strip() == f"FLUX\t{tiny_models / 'flux-dev'}", fast.stderr
+    wrong = _run(tmp_path, "models", "pull", "SDXL")
+    assert wrong.returncode == 2 and "must be QWEN or FLUX" in wrong.stderr and "[]" not in wrong.stderr
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "model_index.json").write_text('{"_class_name": "FluxPipeline", "vae": ["diffusers", "AutoencoderKL"]}')
