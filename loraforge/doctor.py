@@ -2,7 +2,7 @@
 
 Each check returns a Check: its name, whether it passed, what was found and, when it failed, what
 to do and whether the failure is fatal (the process cannot do its job: no database, storage or
-broker, no weights for a process that trains, a full disk). `run_checks(settings, role)` runs the
+broker for a worker, no weights for a process that trains, a full disk). `run_checks(settings, role)` runs the
 checks that matter for `role`: "doctor" runs them all, "serve" and "worker" skip the public-URL
 probe (the server is not listening yet) and, for a process that does not train, the GPU and
 weights checks. Nothing here contacts the model hub: weights are checked in the local cache only.
@@ -125,14 +125,19 @@ def check_storage(settings: Settings) -> Check:
     return Check("storage", True, f"{settings.resolved_storage_url} is writable")
 
 
-def check_broker(settings: Settings) -> Check:
+def check_broker(settings: Settings, *, fatal: bool = True) -> Check:
+    """Whether the broker answers; `fatal` for a worker, which has nothing to do without one.
+
+    An API process starts anyway: submits are kept in the database and published once the
+    broker is back (jobs.publish and the requeue sweep), and /readyz reports it meanwhile.
+    """
     from loraforge.health import probe_broker
 
     if not settings.uses_broker:
         return Check("broker", True, "none (the embedded worker trains inside `loraforge serve`)")
     problem = probe_broker(settings.broker_url)
     if problem:
-        return Check("broker", False, problem, "start Redis/RabbitMQ or fix LORAFORGE_BROKER_URL", fatal=True)
+        return Check("broker", False, problem, "start Redis/RabbitMQ or fix LORAFORGE_BROKER_URL", fatal=fatal)
     return Check("broker", True, f"{settings.broker_url.split('@')[-1]} answers")
 
 
@@ -178,7 +183,7 @@ def run_checks(settings: Settings, role: str = "doctor") -> list[Check]:
     if role == "doctor" or trains:
         steps.append(lambda: check_weights(settings, fatal=trains))
     steps += [lambda: check_disk(settings), lambda: check_database(settings, migrates=role != "doctor"),
-              lambda: check_storage(settings), lambda: check_broker(settings)]
+              lambda: check_storage(settings), lambda: check_broker(settings, fatal=role != "serve")]
     if role == "doctor":
         steps.append(lambda: check_public_url(settings))
     checks: list[Check] = []
