@@ -32,6 +32,23 @@ def test_an_unknown_field_names_the_closest_one(app_client, method, path, body, 
     assert answer.json()["error"] == f"{wrong}: unknown field; did you mean {meant}?"
 
 
+QUERY_CASES = [
+    ("/finetune/request/list", {"limt": "5"}, "limt", "limit"),
+    ("/finetune/request/upload/pre-signed-url", {"name": "a", "pubic": "true"}, "pubic", "public"),
+    ("/finetune/request/details", {"requestid": "x"}, "requestid", "request_id"),
+    ("/finetune/request/metrics", {"request_id": "x", "requestid": "x"}, "requestid", "request_id"),
+    ("/finetune/request/file/download", {"cloud_storage_uri": "x"}, "cloud_storage_uri", "cloud_storage_url"),
+]
+
+
+@ONE_BACKEND
+@pytest.mark.parametrize(("path", "query", "wrong", "meant"), QUERY_CASES)
+def test_an_unknown_query_parameter_names_the_closest_one(app_client, path, query, wrong, meant) -> None:
+    answer = app_client.client.get(path, params=query, headers=app_client.headers())
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == f"{wrong}: unknown field; did you mean {meant}?"
+
+
 @ONE_BACKEND
 def test_the_sdks_generation_calls_surface_our_errors(live_server) -> None:
     """segmind 1.3.0's default client.run posts to /v2/{slug}; errors come back as SegmindError."""

@@ -24,6 +24,7 @@ from loraforge.api.deps import CurrentUser, SettingsDep
 from loraforge.api.openapi import inline_schema
 from loraforge.api.responses import JsonResponse
 from loraforge.errors import NotFoundError
+from loraforge.fields import check_known
 from loraforge.jobs import requests as jobs
 from loraforge.jobs import training_outputs
 from loraforge.jobs.dataset_report import dataset_details
@@ -124,6 +125,7 @@ async def details(
     settings: SettingsDep,
     request_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> JsonResponse:
+    check_known(request.query_params, ("request_id",))
     fields = await read_fields(request, settings.max_request_bytes, known=schemas.DetailsRequest.model_fields)
     if request_id is not None and "request_id" not in fields:
         fields["request_id"] = request_id
@@ -143,6 +145,8 @@ async def details(
 async def metrics(
     request: Request, caller: CurrentUser, request_id: Annotated[str, Query(min_length=1, max_length=64)]
 ) -> JsonResponse:
+    check_known(request.query_params, ("request_id",))
+
     def read(session: Session) -> dict[str, Any]:
         job = _visible_job(session, caller.user_id, request_id)[0]
         return {"request_id": job["id"], "loss_history": training_outputs.loss_history(session, job["id"])}
@@ -159,6 +163,7 @@ async def list_requests(
     limit: Annotated[int, Query(ge=1, le=jobs.LIST_LIMIT_MAX)] = 100,
     offset: Annotated[int, Query(ge=0, le=jobs.LIST_OFFSET_MAX)] = 0,
 ) -> JsonResponse:
+    check_known(request.query_params, ("limit", "offset"))  # a typo such as ?limt=5 is refused, not ignored
     rows = await _in_session(
         request.app,
         lambda s: [schemas.render_list_row(j) for j in jobs.list_jobs(s, caller.user_id, limit, offset)],
@@ -174,6 +179,7 @@ async def list_requests(
     openapi_extra=_body_doc(schemas.UploadRequest, "application/json"),
 )
 async def upload_url(request: Request, caller: CurrentUser, settings: SettingsDep) -> JsonResponse:
+    check_known(request.query_params, schemas.UploadRequest.model_fields)
     fields = await read_fields(request, settings.max_request_bytes, known=schemas.UploadRequest.model_fields)
     # Browsers cannot send a body on GET: the query string carries the same fields for them.
     for name in ("name", "extension", "public"):
@@ -216,6 +222,7 @@ async def access_update(request: Request, caller: CurrentUser, settings: Setting
     ),
 )
 async def file_download(request: Request, caller: CurrentUser, settings: SettingsDep) -> PlainTextResponse:
+    check_known(request.query_params, schemas.DownloadRequest.model_fields)
     fields = await read_fields(request, settings.max_request_bytes, known=schemas.DownloadRequest.model_fields)
     if "cloud_storage_url" not in fields and "cloud_storage_url" in request.query_params:
         fields["cloud_storage_url"] = request.query_params["cloud_storage_url"]
