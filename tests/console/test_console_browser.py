@@ -249,7 +249,7 @@ def test_a_non_zip_file_and_an_out_of_range_parameter_show_the_apis_errors_besid
     assert shown.startswith("data_source_path:") and "not a ZIP" in shown
 
     page.get_by_label("Dataset ZIP", exact=True).set_input_files(files=[{"name": "ok.zip", "mimeType": "application/zip",
-                                                             "buffer": image_zip(count=1)}])
+                                                             "buffer": image_zip(count=3)}])
     page.get_by_text("Uploaded ok.zip").wait_for()
     page.get_by_label("Steps", exact=True).fill("0")
     page.get_by_role("button", name="Submit job").click()
@@ -261,8 +261,12 @@ def test_a_non_zip_file_and_an_out_of_range_parameter_show_the_apis_errors_besid
     page.get_by_role("button", name="Submit job").click()
     page.wait_for_url("**/console#/job/*")
     page.get_by_role("button", name="Cancel job").click()
-    page.locator(".heading .status", has_text="CANCELLED").wait_for(timeout=120_000)
     job_id = page.url.rsplit("/", 1)[-1]
+    try:
+        page.locator(".heading .status", has_text="CANCELLED").wait_for(timeout=120_000)
+    except Exception as exc:
+        raise AssertionError(f"not cancelled: {details(server, job_id)}; "
+                             f"{page.locator('#job-status').inner_text()}") from exc
     assert details(server, job_id)["status"] == "CANCELLED"
     page.get_by_role("button", name="Delete job").click()
     page.get_by_role("heading", name="Jobs").wait_for()
