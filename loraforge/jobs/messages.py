@@ -9,6 +9,7 @@ the table; a kind nobody handles is logged and ignored, so an older worker survi
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -35,8 +36,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 S = JobStatus
-DB_RETRIES = 3  # a dropped database connection is retried this often per message
-DB_RETRY_WAIT_S = 0.5  # times the retry number
+# A managed PostgreSQL fails over in about 30-60 s; a message is retried for that long.
+DB_RETRY_BUDGET_S = 90.0
+DB_RETRY_WAIT_S = (0.25, 0.5, 1.0, 2.0)  # then 2 s between tries until the budget is spent
+# SQLSTATEs of a connection the server ended: class 08 (connection exception) and 57P01-57P03
+# (admin shutdown, crash shutdown, cannot connect now), PostgreSQL manual, appendix A.
+_DISCONNECT_STATES = ("08", "57P01", "57P02", "57P03")
 
 
 @dataclass
@@ -200,22 +205,37 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+def connection_dropped(exc: DBAPIError) -> bool:
+    """Whether `exc` means the connection under it is gone (so the same work may simply run again).
+
+    SQLAlchemy's psycopg dialect marks a disconnect only once psycopg has flagged the connection
+    broken, which it may not have yet when the server's FATAL message (SQLSTATE 57P01,
+    `pg_terminate_backend`) is what was read; the SQLSTATE says it too.
+    """
+    state = getattr(exc.orig, "sqlstate", None) or ""
+    return exc.connection_invalidated or state.startswith(_DISCONNECT_STATES)
+
+
 def retrying_db(job_id: str, what: str, work: Callable[[], None]) -> None:
-    """Run `work`; when the database connection under it dropped, run it again (up to DB_RETRIES).
+    """Run `work`; while the database connection under it keeps dropping, run it again, for up to
+    DB_RETRY_BUDGET_S seconds.
 
     A dropped connection (a database restart, a failover, a killed backend) is invalidated by
     SQLAlchemy and the pool reconnects. Our writes are idempotent (same keys, same rows,
-    conditional status moves), so running `work` again is safe. Any other error is raised.
+    conditional status moves), so running `work` again is safe. Any other error is raised, and so
+    is the last drop once the budget is spent.
     """
-    for retry in range(DB_RETRIES + 1):
+    deadline = time.monotonic() + DB_RETRY_BUDGET_S
+    for retry in itertools.count():
         try:
             work()
             return
         except DBAPIError as exc:
-            if not exc.connection_invalidated or retry == DB_RETRIES:
+            wait = DB_RETRY_WAIT_S[min(retry, len(DB_RETRY_WAIT_S) - 1)]
+            if not connection_dropped(exc) or time.monotonic() + wait > deadline:
                 raise
             logger.warning("job %s: the database connection dropped during %s; retrying", job_id, what)
-            time.sleep(DB_RETRY_WAIT_S * (retry + 1))
+            time.sleep(wait)
 
 
 def dispatch(job: JobContext, msg: dict[str, Any]) -> None:
