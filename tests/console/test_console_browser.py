@@ -16,6 +16,7 @@ import io
 import os
 import shutil
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,6 +105,14 @@ def drop_file(page, data: bytes, name: str) -> None:
     )
 
 
+def with_readme(data: bytes) -> bytes:
+    """`data` (a ZIP) with a notes file added, which the dataset report lists as not used."""
+    buffer = io.BytesIO(data)
+    with zipfile.ZipFile(buffer, "a") as archive:
+        archive.writestr("notes.md", "shot on a phone, March")
+    return buffer.getvalue()
+
+
 def fill_job(page, steps: str = "4") -> None:
     page.get_by_label("Name", exact=True).fill("console-e2e")
     page.get_by_label("Trigger word", exact=True).fill("TOK")
@@ -153,7 +162,7 @@ def test_sign_in_upload_train_see_samples_generate_and_download(server: str, pag
     page.get_by_role("link", name="New job").first.click()
     page.get_by_role("heading", name="New job").wait_for()
     page.locator("#param-steps-hint", has_text="Default for FLUX: 1000").wait_for()
-    drop_file(page, image_zip(count=3), "photos.zip")
+    drop_file(page, with_readme(image_zip(count=3)), "photos.zip")
     page.get_by_text("Uploaded photos.zip").wait_for()
     assert page.get_by_label("Upload progress", exact=True).get_attribute("value") == "100"
     assert unlabelled(page) == []
@@ -169,7 +178,10 @@ def test_sign_in_upload_train_see_samples_generate_and_download(server: str, pag
     assert sample.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [64, 64]
     assert page.locator("img.sample[data-step='4']").count() == 3  # the trigger word and the dataset's two captions
     assert page.locator("#loss polyline.loss-line").count() == 1
-    assert "Images used\n3" in page.locator("#dataset-summary").inner_text()
+    summary = page.locator("#dataset-summary").inner_text()
+    # The README is named as not used, and not counted among dropped photos.
+    assert "Images used\n3" in summary and "Files dropped\n0" in summary and "Files not used\n1" in summary
+    assert "notes.md" in summary
     timeline = page.locator("#timeline").inner_text()
     assert all(status in timeline for status in ("REQUESTED", "TRAINING_INITIATED", "AVAILABLE"))
 

@@ -28,7 +28,9 @@ function datasetSummary(dataset) {
     dataset.error ? h("p", { class: "banner error", text: dataset.error }) : null,
     h("dl", { class: "facts" },
       h("dt", { text: "Images used" }), h("dd", { text: dataset.images_used ?? 0 }),
-      h("dt", { text: "Files dropped" }), h("dd", { text: (dataset.counts?.dropped ?? 0) + (dataset.counts?.not_used ?? 0) }),
+      h("dt", { text: "Files dropped" }), h("dd", { text: dataset.counts?.dropped ?? 0 }),
+      // Text files nobody asked for (a README, a stray caption) are not lost photos: counted apart.
+      h("dt", { text: "Files not used" }), h("dd", { text: dataset.counts?.not_used ?? 0 }),
       captions ? h("dt", { text: "Captions" }) : null, captions ? h("dd", { text: captions }) : null,
       buckets ? h("dt", { text: "Buckets" }) : null, buckets ? h("dd", { text: buckets }) : null),
     files.length ? h("ul", { class: "dropped" }, ...files.map((d) =>
