@@ -87,6 +87,22 @@ async def read_capped(request: Request, max_bytes: int) -> bytes:
     return body
 
 
+async def read_json(request: Request, max_bytes: int, *, empty: str) -> Any:
+    """The JSON body of a request that takes JSON only (generation); `empty` is the error for none.
+
+    A body labelled as a form is refused saying so, unless it looks like JSON (`curl -d '{...}'`
+    labels JSON as a form).
+    """
+    body = await read_capped(request, max_bytes)
+    if not body.strip():
+        raise ValidationError(empty)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type in FORM_TYPES and body.lstrip()[:1] != b"{":
+        raise ValidationError(f"the request body must be a JSON object (Content-Type: application/json), "
+                              f"not {media_type} form fields")
+    return parse_json(body)
+
+
 def _parse_json(body: bytes) -> dict[str, Any]:
     data = parse_json(body)
     if not isinstance(data, dict):

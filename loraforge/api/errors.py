@@ -1,7 +1,7 @@
 """The one place errors become HTTP responses: every failure is `{"error": "..."}`.
 
-LoraforgeError subclasses carry their own status code (a quota's 429 adds `Retry-After` and names
-the quota); FastAPI's own validation errors and
+LoraforgeError subclasses carry their own status code (a quota's 429 and a busy service's 503 add
+`Retry-After`, the 429 names the quota too); FastAPI's own validation errors and
 routing errors (404 unknown path, 405 wrong method) are rendered the same way; a lost database
 connection is a 503 the client may retry; a value the database refuses (DataError: a NUL
 character, a number out of range) is a 400, the net behind the request checks; anything unexpected
@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loraforge.api.responses import JsonResponse
 from loraforge.api.schemas import describe_errors
-from loraforge.errors import LoraforgeError, QuotaExceededError
+from loraforge.errors import LoraforgeError, QuotaExceededError, ServiceBusyError
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +30,13 @@ def error_response(status_code: int, message: str) -> JsonResponse:
 
 async def _loraforge_error(request: Request, exc: Exception) -> JsonResponse:
     assert isinstance(exc, LoraforgeError)
-    if exc.status_code >= 500:
+    if exc.status_code >= 500 and not isinstance(exc, ServiceBusyError):  # busy is expected, not a failure
         logger.error("%s %s failed: %s", request.method, request.url.path, exc.message)
     if isinstance(exc, QuotaExceededError):
         return JsonResponse({"error": exc.message, "quota": exc.quota}, status_code=exc.status_code,
+                            headers={"Retry-After": str(exc.retry_after_s)})
+    if isinstance(exc, ServiceBusyError):
+        return JsonResponse({"error": exc.message}, status_code=exc.status_code,
                             headers={"Retry-After": str(exc.retry_after_s)})
     return error_response(exc.status_code, exc.message)
 

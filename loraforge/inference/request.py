@@ -26,6 +26,7 @@ MIN_SIDE = 64
 MIN_STEPS = 2
 MAX_PROMPT_CHARS = 4000
 MAX_SEED = 2**63 - 1
+EMPTY_BODY = "the request body must be a JSON object with at least a 'prompt'"
 # Steps when a request leaves them out: the model cards' defaults (FLUX.1-dev 28, Qwen-Image 50).
 DEFAULT_STEPS = {"flux": 28, "qwen": 50}
 # What other image APIs (diffusers' CLI scripts, Segmind's other models, A1111) call our fields.

@@ -10,13 +10,18 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from loraforge.training.loading import BASE_MODELS
 from loraforge.training.parameters import unknown_key
 from loraforge.training.presets import INSTANCE_PROMPT_MAX, TRIGGER_WORD_MAX, AdvanceParameters
 
 TRAIN_TYPES = ("LORA",)
+# The fields with a fixed set of values: the values, and how the error names them.
+CHOICES = {
+    "base_model": (BASE_MODELS, f"one of {', '.join(BASE_MODELS)}"),
+    "train_type": (TRAIN_TYPES, "LORA (the only training type)"),
+}
 
 
 class FineTuneCreate(BaseModel):
@@ -44,23 +49,17 @@ class FineTuneCreate(BaseModel):
                     raise unknown_key(key, list(cls.model_fields))
         return data
 
-    @field_validator("base_model", "train_type", mode="before")
+    @field_validator(*CHOICES, mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("base_model")
+    @field_validator(*CHOICES)
     @classmethod
-    def _known_base_model(cls, value: str) -> str:
-        if value not in BASE_MODELS:
-            raise ValueError(f"must be one of {', '.join(BASE_MODELS)}, got {value!r}")
-        return value
-
-    @field_validator("train_type")
-    @classmethod
-    def _known_train_type(cls, value: str) -> str:
-        if value not in TRAIN_TYPES:
-            raise ValueError(f"must be LORA (the only training type), got {value!r}")
+    def _one_of_choices(cls, value: str, info: ValidationInfo) -> str:
+        choices, why = CHOICES[info.field_name or ""]
+        if value not in choices:
+            raise ValueError(f"must be {why}, got {value!r}")
         return value
 
     @field_validator("data_source_path")
@@ -70,8 +69,6 @@ class FineTuneCreate(BaseModel):
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError("must be an http(s) URL of a ZIP file (a public URL or this service's s3_url)")
         return value
-
-
 
 
 class UploadRequest(BaseModel):

@@ -2,8 +2,8 @@
 
 The SDK (1.3.0) posts to `/v2/{slug}`, expects `{request_id, status_url, response_url}`, polls
 `status_url` until `status` is COMPLETED or FAILED and then reads `response_url`. Here the POST
-generates at once (the same validation, model lookup, generation queue and runner as
-`POST /v1/{slug}`, whose helpers it calls) and stores
+generates at once (the same validation, model lookup, quota, generation queue and runner as
+`POST /v1/{slug}`: loraforge.inference.serving.generate_for) and stores
 the answer in the object store under `generations/{user_id}/{request_id}.json`, so any API
 process can answer the polls. Answers are kept GENERATION_TTL_S (1 hour): each POST deletes the
 caller's older ones. The answer is `{"status": "COMPLETED", "request_id", "output": {"image":
@@ -12,22 +12,20 @@ caller's older ones. The answer is `{"status": "COMPLETED", "request_id", "outpu
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from functools import partial
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from loraforge.api.bodies import parse_json, read_capped
+from loraforge.api.bodies import read_json
 from loraforge.api.deps import CurrentUser, SettingsDep, StoreDep
 from loraforge.api.responses import JsonResponse
-from loraforge.api.routes.generate import _find, _render
-from loraforge.errors import NotFoundError, ServiceBusyError, ValidationError
-from loraforge.inference.request import check_limits, parse_request
+from loraforge.errors import NotFoundError
+from loraforge.inference.request import EMPTY_BODY, parse_request
+from loraforge.inference.serving import generate_for
 from loraforge.storage.base import ObjectStore
 
 router = APIRouter(tags=["generation"])
@@ -54,22 +52,13 @@ def _sweep(store: ObjectStore, user_id: str, now: float) -> None:
              responses={503: {"description": "the generation queue is full; retry after `Retry-After` seconds"}})
 async def submit(slug: str, request: Request, caller: CurrentUser, settings: SettingsDep,
                  store: StoreDep) -> JsonResponse:
-    body = await read_capped(request, settings.max_request_bytes)
-    if not body.strip():
-        raise ValidationError("the request body must be a JSON object with at least a 'prompt'")
-    params = parse_request(parse_json(body), settings).with_seed()
+    body = await read_json(request, settings.max_request_bytes, empty=EMPTY_BODY)
+    params = parse_request(body, settings).with_seed()
     asked_format = params.image_format
     params = params.model_copy(update={"base64": True})  # the stored answer carries the image as text
-    model = await _find(request.app, slug, caller.user_id)
-    check_limits(params, settings, base_model=model.base_model)
     started = time.monotonic()
-    try:
-        with request.app.state.generation_slots.hold(caller.user_id):  # the key's `generations` quota
-            future = request.app.state.generation.submit(partial(_render, request.app, store, model, params))
-            image = await asyncio.wrap_future(future)
-    except ServiceBusyError as exc:
-        return JsonResponse({"error": exc.message}, status_code=503,
-                            headers={"Retry-After": str(exc.retry_after_s)})
+    image = await generate_for(request.app.state, settings, store, slug=slug, user_id=caller.user_id,
+                               params=params)
     now = time.time()
     request_id = f"{int(now)}-{uuid.uuid4().hex}"
     answer = {"status": "COMPLETED", "request_id": request_id,
