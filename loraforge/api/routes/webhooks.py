@@ -1,8 +1,10 @@
 """The webhook endpoints of the SDK's webhook namespace: get, add, update, inactive, dispatch-logs, test.
 
-Bodies are read like the seed endpoints' (JSON, with or without the header). Registration and
-the log live in loraforge.webhooks.registry; a test send is an outbox message like any other,
-delivered by the dispatcher that the job runtime runs (`app.state.jobs.dispatcher`).
+Bodies are read like the seed endpoints' (JSON, with or without the header); a body field or a
+query parameter the endpoint does not know is a 400 naming the closest one (`?webhookid=`: did
+you mean webhook_id?). Registration and the log live in loraforge.webhooks.registry; a test send
+is an outbox message like any other, delivered by the dispatcher that the job runtime runs
+(`app.state.jobs.dispatcher`).
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from starlette.concurrency import run_in_threadpool
 from loraforge.api.bodies import read_fields
 from loraforge.api.deps import CurrentUser, SettingsDep
 from loraforge.errors import ConflictError, NotFoundError
+from loraforge.fields import check_known
 from loraforge.webhooks import outbox, registry
 
 router = APIRouter(prefix="/webhook", tags=["webhooks"])
 T = TypeVar("T")
 WebhookId = Annotated[str | None, Query(max_length=64)]
+QUERY = ("webhook_id",)  # the GETs' one query parameter: a misspelt one is refused, not ignored
 
 
 async def _db(request: Request, work: Callable[[Session], T]) -> T:
@@ -59,6 +63,7 @@ async def update_webhook(request: Request, caller: CurrentUser, settings: Settin
 
 @router.get("/inactive", summary="Deactivate a webhook (?webhook_id=); it receives nothing more")
 async def deactivate_webhook(request: Request, caller: CurrentUser, webhook_id: WebhookId = None) -> JSONResponse:
+    check_known(request.query_params, QUERY)
     hook = await _db(request, lambda s: registry.render(registry.deactivate(s, caller.user_id, webhook_id)))
     return JSONResponse(hook)
 
@@ -66,6 +71,7 @@ async def deactivate_webhook(request: Request, caller: CurrentUser, webhook_id: 
 @router.get("/dispatch-logs",
             summary="A webhook's messages (state, attempts, next attempt, last error) and attempts (?webhook_id=)")
 async def dispatch_logs(request: Request, caller: CurrentUser, webhook_id: WebhookId = None) -> JSONResponse:
+    check_known(request.query_params, QUERY)
     messages, attempts = await _db(request, lambda s: registry.dispatch_log(s, caller.user_id, webhook_id))
     return JSONResponse({"webhook_id": webhook_id, "messages": messages, "logs": attempts})
 
