@@ -13,9 +13,10 @@ import logging
 from sqlalchemy.orm import Session
 
 from loraforge.db.models import FineTuneJob
-from loraforge.errors import ConflictError, NotFoundError, ValidationError
+from loraforge.errors import ConflictError, ValidationError
 from loraforge.jobs.events import move
 from loraforge.jobs.lease import db_now, ensure_run, is_recoverable
+from loraforge.jobs.requests import owned_job
 from loraforge.jobs.statuses import JobStatus, is_terminal
 
 logger = logging.getLogger(__name__)
@@ -32,10 +33,7 @@ def request_id_of(value: object) -> str:
 
 def request_cancel(session: Session, user_id: str, job_id: object) -> tuple[FineTuneJob, bool]:
     """Flag `job_id` for cancellation; returns (job, True if it is already CANCELLED)."""
-    job_id = request_id_of(job_id)
-    job = session.get(FineTuneJob, job_id)
-    if job is None or job.user_id != user_id:
-        raise NotFoundError(f"request_id: no fine-tune request {job_id}")
+    job = owned_job(session, user_id, request_id_of(job_id))
     if is_terminal(job.status):
         raise ConflictError(f"request_id: the job is already {job.status}; only a job in progress can be cancelled")
     run = ensure_run(session, job.id)

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from loraforge.db.models import FineTuneJob, Upload
 from loraforge.db.pipeline_models import JobRun
-from loraforge.errors import NotFoundError
 from loraforge.jobs.cancel import request_cancel, request_id_of
 from loraforge.jobs.lease import db_now, is_recoverable
+from loraforge.jobs.requests import owned_job
 from loraforge.jobs.statuses import is_terminal
 from loraforge.storage.base import ObjectStore
 
@@ -44,11 +44,7 @@ class Deleted:
 
 def owned(session: Session, user_id: str, request_id: object) -> FineTuneJob:
     """The caller's own job `request_id`; NotFoundError for any other (public ones included)."""
-    request_id = request_id_of(request_id)
-    job = session.get(FineTuneJob, request_id)
-    if job is None or job.user_id != user_id:
-        raise NotFoundError(f"request_id: no fine-tune request {request_id!r} for this API key")
-    return job
+    return owned_job(session, user_id, request_id_of(request_id))
 
 
 def cancel_if_running(session: Session, user_id: str, request_id: object) -> bool:

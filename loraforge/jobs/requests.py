@@ -209,11 +209,17 @@ def submit(
     return job
 
 
+def job_not_found(request_id: str) -> NotFoundError:
+    """The one answer for a job the key may not see, missing or another key's alike (details,
+    metrics, cancel, delete, access-update)."""
+    return NotFoundError(f"request_id: no fine-tune request {request_id!r} for this API key")
+
+
 def owned_job(session: Session, user_id: str, request_id: str) -> FineTuneJob:
     """The job `request_id` if the caller owns it; else NotFoundError (public or not)."""
     job = session.get(FineTuneJob, request_id)
     if job is None or job.user_id != user_id:
-        raise NotFoundError(f"request_id: no fine-tune request {request_id!r} for this API key")
+        raise job_not_found(request_id)
     return job
 
 

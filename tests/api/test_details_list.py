@@ -129,3 +129,24 @@ def test_access_update_refuses_a_vague_boolean(app_client: ApiClient) -> None:
     assert "segmind_public" in answer.json()["error"]
     missing = app_client.client.put(f"{BASE}/access-update", headers=app_client.headers(), data={})
     assert missing.status_code == 400 and "request_id" in missing.json()["error"]
+
+
+def test_every_job_route_answers_404_in_the_same_words_for_a_missing_or_foreign_id(app_client: ApiClient) -> None:
+    job = submit_job(app_client)["request_id"]
+    stranger = app_client.new_key("stranger")
+    for request_id, key in ((job, stranger), ("no-such-id", None)):
+        expected = f"request_id: no fine-tune request {request_id!r} for this API key"
+        answers = {
+            "details": app_client.client.get(f"{BASE}/details", params={"request_id": request_id},
+                                             headers=app_client.headers(key)),
+            "metrics": app_client.client.get(f"{BASE}/metrics", params={"request_id": request_id},
+                                             headers=app_client.headers(key)),
+            "cancel": app_client.client.post(f"{BASE}/cancel", json={"request_id": request_id},
+                                             headers=app_client.headers(key)),
+            "delete": app_client.client.post(f"{BASE}/delete", json={"request_id": request_id},
+                                             headers=app_client.headers(key)),
+            "access-update": app_client.client.put(f"{BASE}/access-update", headers=app_client.headers(key),
+                                                   data={"request_id": request_id, "segmind_public": "True"}),
+        }
+        for route, answer in answers.items():
+            assert (answer.status_code, answer.json()) == (404, {"error": expected}), route

@@ -23,7 +23,6 @@ from loraforge.api.bodies import read_fields
 from loraforge.api.deps import CurrentUser, SettingsDep
 from loraforge.api.openapi import inline_schema
 from loraforge.api.responses import JsonResponse
-from loraforge.errors import NotFoundError
 from loraforge.fields import check_known
 from loraforge.jobs import requests as jobs
 from loraforge.jobs import training_outputs
@@ -90,7 +89,7 @@ async def submit(request: Request, caller: CurrentUser, settings: SettingsDep) -
 def _visible_job(session: Session, user_id: str, request_id: str) -> tuple[Any, ...]:
     found = job_details(session, request_id)
     if found is None or (found[0]["user_id"] != user_id and not found[0]["segmind_public"]):
-        raise NotFoundError(f"request_id: no fine-tune request {request_id!r} for this API key")
+        raise jobs.job_not_found(request_id)
     return found
 
 

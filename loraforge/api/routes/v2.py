@@ -34,9 +34,13 @@ GENERATION_TTL_S = 3600
 PREFIX = "generations/{user_id}/"
 
 
+def _not_found(request_id: str) -> NotFoundError:
+    return NotFoundError(f"no generation request {request_id!r} for this API key (answers are kept 1 hour)")
+
+
 def _key(user_id: str, request_id: str) -> str:
     if not request_id.replace("-", "").isalnum() or len(request_id) > 64:
-        raise NotFoundError(f"no generation request {request_id!r}")
+        raise _not_found(request_id)
     return f"{PREFIX.format(user_id=user_id)}{request_id}.json"
 
 
@@ -75,7 +79,7 @@ async def submit(slug: str, request: Request, caller: CurrentUser, settings: Set
 def _stored(store: ObjectStore, user_id: str, request_id: str) -> dict[str, Any]:
     key = _key(user_id, request_id)
     if not store.exists(key):
-        raise NotFoundError(f"no generation request {request_id!r} for this API key (answers are kept 1 hour)")
+        raise _not_found(request_id)
     return orjson.loads(store.get_bytes(key))  # type: ignore[no-any-return]
 
 
