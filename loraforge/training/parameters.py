@@ -5,7 +5,7 @@ CLI's flags and the README's table all offer. `advance_model` derives from those
 pydantic model with the same types, bounds and rules (they live in the field's metadata, so they
 are copied, never restated), every field optional (None: the preset's value), plus the aliases
 users send (`lora_rank` -> `rank`) and keys that are stored but not trained on (the seeds'
-`prompt`, `theme`). Any other key is refused with its name and the closest known key
+`prompt`, `theme`). Numbers are strict, as /v1's are: `"100"` is not a number of steps. Any other key is refused with its name and the closest known key
 ("did you mean learning_rate?"). Adding a field to TrainSpec with `advance(...)` is all it takes
 for it to reach every one of those places.
 """
@@ -57,7 +57,7 @@ def unknown_key(key: Any, known: list[str], hints: dict[str, str] | None = None)
 
 
 class AdvanceBase(BaseModel):
-    """Maps aliases, refuses unknown keys (naming the closest), and refuses booleans as numbers."""
+    """Maps aliases and refuses unknown keys (naming the closest); numbers are strict."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -89,10 +89,13 @@ class AdvanceBase(BaseModel):
         return mapped
 
 
-def _no_bool(value: Any) -> Any:
-    # JSON true is not a number of steps (pydantic's lax mode would read it as 1).
+def _strict_number(value: Any) -> Any:
+    # Strict like /v1 (loraforge.inference.request): JSON true is not a number of steps and "100"
+    # is not 100 (pydantic's lax mode would read them as 1 and 100). The seeds send numbers.
     if isinstance(value, bool):
         raise PydanticCustomError("number_type", "must be a number, not a boolean")
+    if isinstance(value, str):
+        raise PydanticCustomError("number_type", "must be a number, not a string ({value})", {"value": repr(value[:20])})
     return value
 
 
@@ -114,7 +117,7 @@ def advance_model(spec: type[BaseModel], *, name: str, aliases: dict[str, str], 
         if base_type(info.annotation) in (int, float):
             numeric.append(key)
     fields.update(stored)
-    validators = {"_numbers_not_bools": field_validator(*numeric, mode="before")(_no_bool)} if numeric else {}
+    validators = {"_strict_numbers": field_validator(*numeric, mode="before")(_strict_number)} if numeric else {}
     model = create_model(name, __base__=AdvanceBase, __validators__=validators, **fields)  # type: ignore[call-overload]
     model.ALIASES = dict(aliases)
     model.HINTS = dict(hints)

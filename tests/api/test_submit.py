@@ -83,6 +83,10 @@ BAD_SUBMITS: list[tuple[dict[str, Any], str]] = [
     (_bad({"advance_parameters": {"steps": 10**40}}), "advance_parameters.steps: "),
     (_bad({"advance_parameters": {"lora_rank": 300}}), "advance_parameters.rank"),
     (_bad({"advance_parameters": {"steps": True}}), "advance_parameters.steps: must be a number"),
+    # strict like /v1: a string is not a number (lax pydantic read "100" as 100)
+    (_bad({"advance_parameters": {"steps": "100"}}), "advance_parameters.steps: must be a number, not a string ('100')"),
+    (_bad({"advance_parameters": {"learning_rate": "1e-4"}}), "advance_parameters.learning_rate: must be a number"),
+    (_bad({"advance_parameters": {"train_batch_size": "2"}}), "advance_parameters.batch_size: must be a number"),
     (_bad({"trigger_wrd": "TOK"}), "unknown key 'trigger_wrd'; did you mean trigger_word?"),
     (_bad({"trigger_word": "x" * 101}), "trigger_word"),
     (_bad({"data_source_path": "ftp://example.com/a.zip"}), "data_source_path: must be an http(s) URL"),
