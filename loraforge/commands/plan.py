@@ -1,20 +1,21 @@
 """`loraforge plan [--gpu-gb 80] [--json]`: the GPU memory each stage of a job needs, per base model.
 
 For QWEN, FLUX and FAST_FLUX it builds the full-size pipeline from the published configs on the
-meta device (no weights, no memory; a few seconds), or from the configs of the local folder that
-LORAFORGE_MODEL_QWEN / LORAFORGE_MODEL_FLUX names, counts every component, and prints the peak
-of each stage at the preset's resolution, batch and rank: caching latents and text embeddings,
-training with and without gradient checkpointing, the deploy check and serving, in bf16, fp8 and
-nf4. Then which base models train and serve on 24, 48, 80 and 141 GB cards and with what, and
-whether serving one model while training another fits on one card (`--gpu-gb` adds your card).
-The arithmetic and its sources are in loraforge.training.memory_plan.
+meta device (no weights, no memory; a few seconds), or from the configs of the weights that
+LORAFORGE_MODEL_QWEN / LORAFORGE_MODEL_FLUX names (a local folder, or a hub id's snapshot in the
+Hugging Face cache), counts every component, and prints the peak of each stage at the preset's
+resolution, batch and rank: caching latents and text embeddings, training with and without
+gradient checkpointing, the deploy check and serving, in bf16, fp8 and nf4. Then which base
+models train and serve on 24, 48, 80 and 141 GB cards and with what, and whether serving one model
+while training another fits on one card (`--gpu-gb` adds your card). The arithmetic and its
+sources are in loraforge.training.memory_plan; a job checks its own figures against its device's
+budget before it loads anything (loraforge.jobs.preflight).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 from loraforge.errors import ValidationError
@@ -55,7 +56,8 @@ def build_report(cards: list[float]) -> dict[str, Any]:
     archs: dict[str, Any] = {}
     for base in BASE_MODELS:
         spec = resolve_spec(base)
-        folder = configured_folder(settings.model_qwen if spec.family == "qwen" else settings.model_flux)
+        # Unset means the tiny demo model: the plan shows the real model it stands in for.
+        folder = mp.architecture_folder(settings.model_qwen if spec.family == "qwen" else settings.model_flux)
         arch = archs[base] = mp.measure(spec.family, tuple(spec.target_modules), folder)
         job = mp.JobShape(spec.resolution, spec.batch_size, spec.rank, spec.max_sequence_length)
         weights = ("bf16", "fp8", "nf4")
@@ -92,17 +94,6 @@ def build_report(cards: list[float]) -> dict[str, Any]:
             together.append({"serving": served, "training": trained, "bytes": need,
                              "fits": {_card(c): need <= c * mp.GB for c in cards}})
     return {"unit": "bytes; GB = 10^9 bytes", "models": models, "serving_while_training": together}
-
-
-def configured_folder(model_ref: str | None) -> str | None:
-    """The local diffusers folder LORAFORGE_MODEL_* names, if any: its configs are what will run.
-
-    A hub id is not downloaded (the published configs stand for it); unset means the tiny demo
-    model, for which the plan shows the real model it stands in for.
-    """
-    if model_ref and (Path(model_ref).expanduser() / "model_index.json").is_file():
-        return str(Path(model_ref).expanduser().resolve())
-    return None
 
 
 def _card(card: float) -> str:

@@ -6,7 +6,9 @@ then waits for `task TASK_JSON` on stdin (a warm child started ahead of the next
 a file holding the job's settings (secrets left out: the child touches neither the database nor
 the object store), the resolved TrainSpec and the stages to run; N is the pipe to write messages on. Messages are JSON lines `{"kind": K, ...}` (see jobs/messages.py and the
 README's "Job runtime"): ready (a spare's imports are done), note, dataset, stage, progress, checkpoint, sample, intermediate, trained,
-deployed, error. Commands come on stdin:
+deployed, error. Before it prepares the data or loads a model the child checks the job's
+predicted memory per stage against the device's budget (jobs/preflight.py): a stage that cannot fit
+is an `error` at once. Commands come on stdin:
 `stop` (stop at the next step), `ack STEP` (the parent stored checkpoint STEP), `deploy PATH` (the
 stored LoRA is at PATH: run the deploy check). End of stdin means the parent is gone: the child
 stops too, and on Linux the kernel kills it outright when its parent dies (PR_SET_PDEATHSIG).
@@ -207,6 +209,7 @@ class ChildJob:
         spec = fit_to_model(TrainSpec(**task["spec"]), model_ref, self.settings)
         if spec.resolution_note:
             self.channel.send("note", message=spec.resolution_note)
+        self._check_memory(spec, model_ref)
         dataset = self._prepare(spec, model_ref)
         self.channel.send("stage", name="train")
         self.stage = "load"
@@ -215,6 +218,15 @@ class ChildJob:
                           steps=result.steps, final_loss=result.final_loss, loop_seconds=result.loop_seconds,
                           sample_seconds=result.sample_seconds, sample_share=result.sample_share)
         return Path(result.lora_path)
+
+    def _check_memory(self, spec: Any, model_ref: str) -> None:
+        """The job's predicted peak per stage against the device budget, before anything loads:
+        a stage that cannot fit raises TrainingError (the job ends FAILED, not retried)."""
+        from loraforge.jobs.preflight import check
+
+        note = check(spec, model_ref, self.settings, self.device)
+        if note:
+            self.channel.send("note", message=note)
 
     def _prepare(self, spec: Any, model_ref: str) -> Any:
         from loraforge.datasets.prepare import prepare_dataset

@@ -8,7 +8,8 @@ jobs/supervisor.py); this process keeps the lease, the status, the cancel flag, 
 every database write and every storage upload, driven by the child's messages (jobs/messages.py).
 A child that dies (a signal, a non-zero exit, an internal error) is started again from the newest
 stored checkpoint, up to LORAFORGE_JOB_MAX_ATTEMPTS times, each attempt an event in details.
-Errors the user can act on (bad data, out of memory, a diverged LoRA) end the job FAILED at once.
+Errors the user can act on (bad data, out of memory, a job whose predicted memory does not fit the
+device's budget, jobs/preflight.py, a diverged LoRA) end the job FAILED at once.
 Past LORAFORGE_JOB_TIMEOUT_S the child's process group is killed and the job ends FAILED. On every
 way out the child is gone and the work dir removed before the lease is released.
 """

@@ -26,6 +26,12 @@ estimate from published formulas, each constant below with its source:
 - Text encoders at inference: one layer's 2·s·(4h + 2·ff) bytes; small beside the weights.
 - CUDA context, cuBLAS/cuDNN workspaces and allocator slack: 1.0 GB per process (PyTorch's
   "CUDA semantics" notes put the context alone at several hundred MB; a rounded allowance).
+- On the CPU the trainer runs in fp32 (training.loading.dtype_for): unquantized weights and
+  activations take 4 bytes instead of 2, and there is no CUDA context (`Options.unit`, `.context`).
+
+Each stage is a `Stage`: its `counted` bytes (parameters, buffers and the LoRA's optimizer state:
+exact for the architecture) and its `peak` (those plus the CUDA context and the estimated
+activations). jobs/preflight.py compares both with a job's device budget before it loads anything.
 
 Image tokens are (resolution / 16)^2 for both families (VAE downsampling 8 x 2x2 patches); text
 tokens are the preset's max_sequence_length (an upper bound for Qwen, which does not pad). GB is
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any, Literal
 
 from loraforge.training.loading import Family
@@ -66,11 +73,12 @@ class Component:
     label: str
     params: int
     linear_weights: int
-    buffer_bytes: int
+    buffers: int  # elements
 
-    def nbytes(self, weights: Weights = "bf16") -> float:
-        other = self.params - self.linear_weights
-        return other * BF16 + self.linear_weights * LINEAR_BYTES[weights] + self.buffer_bytes
+    def nbytes(self, weights: Weights = "bf16", unit: int = BF16) -> float:
+        """Bytes held: Linear weights as `weights` ("bf16": unquantized), the rest at `unit` bytes each."""
+        linear = unit if weights == "bf16" else LINEAR_BYTES[weights]
+        return (self.params - self.linear_weights + self.buffers) * unit + self.linear_weights * linear
 
 
 @dataclass(frozen=True)
@@ -92,17 +100,28 @@ class Architecture:
     def transformer(self) -> Component:
         return self.part("transformer")
 
-    def pipeline_bytes(self, weights: Weights = "bf16") -> float:
-        return sum(c.nbytes(weights if c.name == "transformer" else "bf16") for c in self.components)
+    def pipeline_bytes(self, weights: Weights = "bf16", unit: int = BF16) -> float:
+        return sum(c.nbytes(weights if c.name == "transformer" else "bf16", unit) for c in self.components)
 
 
 @dataclass(frozen=True)
 class Options:
-    """How a job is run: base weights, gradient checkpointing, encoders offloaded while caching."""
+    """How a job is run: base weights, gradient checkpointing, encoders offloaded while caching.
+
+    `unit` is the bytes of an unquantized weight or activation (2 in bf16 on a GPU, 4 in fp32 on
+    the CPU) and `context` the per-process CUDA allowance (0 on the CPU).
+    """
 
     weights: Weights = "bf16"
     checkpointing: bool = False
     offload: bool = False
+    unit: int = BF16
+    context: float = OVERHEAD_BYTES
+
+    @property
+    def act_scale(self) -> float:
+        """Activation estimates are for 16-bit activations: fp32 doubles them."""
+        return self.unit / BF16
 
     def describe(self) -> str:
         parts = [self.weights, "gradient checkpointing" if self.checkpointing else "no checkpointing"]
@@ -135,7 +154,7 @@ def measure(family: Family, targets: tuple[str, ...], model_dir: str | None = No
         label = "MMDiT" if name == "transformer" else COMPONENTS[family][name][0]
         parts.append(Component(name, label, sum(p.numel() for p in module.parameters()),
                                sum(m.weight.numel() for m in linear),
-                               sum(b.numel() * BF16 for b in module.buffers())))
+                               sum(b.numel() for b in module.buffers())))
         config = module.config
         if name == "transformer":
             lora = sum(m.in_features + m.out_features for n, m in module.named_modules()
@@ -150,6 +169,27 @@ def measure(family: Family, targets: tuple[str, ...], model_dir: str | None = No
             ff = getattr(config, "intermediate_size", None) or config.d_ff
             text.append((name, hidden, ff))
     return Architecture(family, tuple(parts), width, blocks, lora, channels, tuple(text))
+
+
+def architecture_folder(model_ref: str | None) -> str | None:
+    """The diffusers folder whose configs describe the weights `model_ref` names, if one is here.
+
+    A local folder holding model_index.json is itself; a hub id is its snapshot in the Hugging Face
+    cache once `loraforge models pull` (or a job) fetched it. Otherwise None: the family's published
+    configs stand for it, and nothing is downloaded.
+    """
+    if not model_ref:
+        return None
+    folder = Path(model_ref).expanduser()
+    if (folder / "model_index.json").is_file():
+        return str(folder.resolve())
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(model_ref, "model_index.json")
+    except ValueError:  # not a hub id either (huggingface_hub's HFValidationError is a ValueError)
+        return None
+    return str(Path(cached).parent) if isinstance(cached, str) else None
 
 
 def _targeted(name: str, targets: tuple[str, ...]) -> bool:
@@ -193,21 +233,62 @@ class JobShape:
     text_tokens: int
 
 
-def caching_peak(arch: Architecture, job: JobShape, opt: Options) -> float:
+@dataclass(frozen=True)
+class Stage:
+    """One stage's memory: `counted` (parameters, buffers, LoRA state: exact), `peak` (plus the
+    CUDA context and the estimated activations), both in bytes."""
+
+    name: str
+    counted: float
+    peak: float
+
+
+def caching_stage(arch: Architecture, job: JobShape, opt: Options) -> Stage:
     """Encoding the dataset's latents and captions, before training (training.cache)."""
-    work = {c.name: c.nbytes() for c in arch.components if c.name != "transformer"}
+    work = {c.name: c.nbytes(unit=opt.unit) for c in arch.components if c.name != "transformer"}
     acts = {name: text_act_bytes(arch, job.text_tokens) for name in work if name.startswith("text")}
     acts["vae"] = vae_bytes(arch, job.resolution)
-    resident = arch.transformer.nbytes(opt.weights)
+    acts = {name: value * opt.act_scale for name, value in acts.items()}
+    resident = arch.transformer.nbytes(opt.weights, opt.unit)
     if opt.offload:  # one encoder on the GPU at a time, the rest in host memory
-        return resident + max(work[n] + acts[n] for n in work) + OVERHEAD_BYTES
-    return resident + sum(work.values()) + max(acts.values()) + OVERHEAD_BYTES
+        return Stage("load", resident + max(work.values()),
+                     resident + max(work[n] + acts[n] for n in work) + opt.context)
+    counted = resident + sum(work.values())
+    return Stage("load", counted, counted + max(acts.values()) + opt.context)
+
+
+def training_stage(arch: Architecture, job: JobShape, opt: Options, keep_vae: bool = False) -> Stage:
+    """The training loop: transformer, LoRA with gradients and AdamW, activations (encoders freed;
+    the VAE stays when sample sets are rendered, `keep_vae`)."""
+    acts = training_act_bytes(arch, job.resolution, job.text_tokens, job.batch, opt.checkpointing)
+    counted = arch.transformer.nbytes(opt.weights, opt.unit) + lora_bytes(arch, job.rank)
+    if keep_vae:
+        counted += arch.part("vae").nbytes(unit=opt.unit)
+    return Stage("train", counted, counted + acts * opt.act_scale + opt.context)
+
+
+def serving_stage(arch: Architecture, opt: Options, resolution: int = SERVE_RESOLUTION, text_tokens: int = 512,
+                  rank: int = 0) -> Stage:
+    """An unquantized pipeline (with a rank-`rank` LoRA) in the inference runner, one image."""
+    cfg_batch = 2 if arch.family == "qwen" else 1  # Qwen-Image: true CFG; FLUX.1-dev: distilled
+    s = sum(tokens(resolution, text_tokens))
+    acts = max(INFER_ACT_COEFF * s * cfg_batch * arch.width, vae_bytes(arch, resolution),
+               text_act_bytes(arch, text_tokens))
+    counted = arch.pipeline_bytes(unit=opt.unit) + arch.lora_params * rank * opt.unit
+    return Stage("deploy", counted, counted + acts * opt.act_scale + opt.context)
+
+
+def deploy_stage(arch: Architecture, opt: Options, rank: int = 0) -> Stage:
+    """The deploy check: the served pipeline with the new LoRA rendering one 64 px, 2-step image."""
+    return serving_stage(arch, opt, DEPLOY_RESOLUTION, text_tokens=512, rank=rank)
+
+
+def caching_peak(arch: Architecture, job: JobShape, opt: Options) -> float:
+    return caching_stage(arch, job, opt).peak
 
 
 def training_peak(arch: Architecture, job: JobShape, opt: Options) -> float:
-    """The training loop: transformer, LoRA with gradients and AdamW, activations (encoders freed)."""
-    acts = training_act_bytes(arch, job.resolution, job.text_tokens, job.batch, opt.checkpointing)
-    return arch.transformer.nbytes(opt.weights) + lora_bytes(arch, job.rank) + acts + OVERHEAD_BYTES
+    return training_stage(arch, job, opt).peak
 
 
 def job_peak(arch: Architecture, job: JobShape, opt: Options) -> float:
@@ -216,16 +297,11 @@ def job_peak(arch: Architecture, job: JobShape, opt: Options) -> float:
 
 def serving_peak(arch: Architecture, resolution: int = SERVE_RESOLUTION, text_tokens: int = 512) -> float:
     """A bf16 pipeline in the inference runner generating one `resolution` px image."""
-    cfg_batch = 2 if arch.family == "qwen" else 1  # Qwen-Image: true CFG; FLUX.1-dev: distilled
-    s = sum(tokens(resolution, text_tokens))
-    acts = max(INFER_ACT_COEFF * s * cfg_batch * arch.width, vae_bytes(arch, resolution),
-               text_act_bytes(arch, text_tokens))
-    return arch.pipeline_bytes() + acts + OVERHEAD_BYTES
+    return serving_stage(arch, Options(), resolution, text_tokens).peak
 
 
 def deploy_peak(arch: Architecture) -> float:
-    """The deploy check: the served pipeline rendering one 64 px, 2-step image."""
-    return serving_peak(arch, DEPLOY_RESOLUTION, text_tokens=512)
+    return deploy_stage(arch, Options()).peak
 
 
 def cheapest_fit(arch: Architecture, job: JobShape, card_bytes: float) -> tuple[Options, float] | None:
