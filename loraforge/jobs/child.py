@@ -4,11 +4,13 @@ Run as `python -m loraforge.jobs.child --pipe-fd N TASK_JSON` by the worker (job
 never by hand; or with `--spare` instead of TASK_JSON, when it imports the heavy libraries first and
 then waits for `task TASK_JSON` on stdin (a warm child started ahead of the next job). TASK_JSON is
 a file holding the job's settings (secrets left out: the child touches neither the database nor
-the object store), the resolved TrainSpec and the stages to run; N is the pipe to write messages on. Messages are JSON lines `{"kind": K, ...}` (see jobs/messages.py and the
-README's "Job runtime"): ready (a spare's imports are done), note, dataset, stage, progress, checkpoint, sample, intermediate, trained,
-deployed, error. Before it prepares the data or loads a model the child checks the job's
-predicted memory per stage against the device's budget (jobs/preflight.py): a stage that cannot fit
-is an `error` at once. Commands come on stdin:
+the object store), the resolved TrainSpec and the stages to run; N is the pipe to write messages
+on. Messages are JSON lines `{"kind": K, ...}` (see jobs/messages.py and the README's "Job
+runtime"): ready (a spare's imports are done; it carries `version`, see `code_version`, which the
+worker checks before it gives the spare a job), note, dataset, stage, progress, checkpoint, sample,
+intermediate, trained, deployed, error. Before it prepares the data or loads a model the child
+checks the job's predicted memory per stage against the device's budget (jobs/preflight.py): a
+stage that cannot fit is an `error` at once. Commands come on stdin:
 `stop` (stop at the next step), `ack STEP` (the parent stored checkpoint STEP), `deploy PATH` (the
 stored LoRA is at PATH: run the deploy check). End of stdin means the parent is gone: the child
 stops too, and on Linux the kernel kills it outright when its parent dies (PR_SET_PDEATHSIG).
@@ -18,6 +20,7 @@ Exit codes: 0 done, 1 failed (an `error` message says why), 3 stopped on request
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import logging
 import os
@@ -301,6 +304,31 @@ def _die_with_parent() -> None:
         os._exit(EXIT_STOPPED)
 
 
+# The loraforge package this process imported: a fresh child of the worker imports it too.
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def code_version(root: Path = PACKAGE_ROOT) -> str:
+    """The code under `root` as `<package version>+<12 hex digits>`: the installed version, and a
+    sha256 of every .py file there (relative path and bytes, in path order).
+
+    The child imports most of the package (config, datasets, training, inference, jobs), so all
+    of it is hashed; that takes about 5 ms. A spare reports it in its `ready` message and the
+    worker gives it a job only when it matches (jobs/supervisor.py).
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    try:
+        installed = version("loraforge")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        installed = "unknown"
+    return f"{installed}+{digest.hexdigest()[:12]}"
+
+
 # Imported by a spare child before its task comes, so that a job pays none of it.
 PRELOAD = ("loraforge.datasets.prepare", "loraforge.training.caption_tokens", "loraforge.training.engine",
            "loraforge.inference.deploy", "loraforge.inference.runner")
@@ -342,8 +370,9 @@ def main(argv: list[str]) -> int:
     pipe_fd, target = int(args[1]), args[2]
     if target == "--spare":
         preload()
+        # Imports done: a job now starts warm, if the worker finds this code is the code it wants.
         with os.fdopen(os.dup(pipe_fd), "w") as ready:
-            ready.write(json.dumps({"kind": "ready"}) + "\n")  # imports done: a job now starts warm
+            ready.write(json.dumps({"kind": "ready", "version": code_version()}) + "\n")
         task_path = _wait_for_task()
         if task_path is None:
             return EXIT_STOPPED

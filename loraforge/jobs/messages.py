@@ -187,7 +187,8 @@ def on_error(job: JobContext, msg: dict[str, Any]) -> None:
 
 
 def on_ready(job: JobContext, msg: dict[str, Any]) -> None:
-    """A spare child finished its imports before it got this job; nothing to do."""
+    """A spare's `ready` (its imports done, its code version) is read by SparePool.take before the
+    spare gets a job; one read here has nothing left to say."""
 
 
 HANDLERS: dict[str, Handler] = {

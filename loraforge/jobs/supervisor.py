@@ -1,14 +1,17 @@
 """The parent side of a job's child process: start it, read its messages, stop it, leave nothing behind.
 
 `ChildProcess.start(task, work_dir)` runs `python -m loraforge.jobs.child work_dir/task.json` in a
-new session (or `SparePool.take` hands the task to a child started ahead with its imports done) (so the child and anything it starts form one process group), with stdout and stderr
-in `work_dir/child.log`, commands on its stdin (`stop`, `ack STEP`, `deploy PATH`) and JSON-line
+new session (so the child and anything it starts form one process group), or `SparePool.take`
+hands the task to a child started ahead with its imports done, once its `ready` message shows it
+runs this worker's code (the version handshake; see SparePool). Its stdout and stderr go to
+`work_dir/child.log`, commands to its stdin (`stop`, `ack STEP`, `deploy PATH`) and JSON-line
 messages back on a dedicated pipe. `messages(timeout)` yields each message as a dict, or None
 when nothing came within `timeout` seconds so the caller can check its cancel flag, lease and
 time limit. `stop()` asks politely (stdin `stop`), then SIGTERM to the group after a grace period,
 then SIGKILL; `kill()` goes straight to SIGKILL. `work_dir/worker.json` names the worker and
-`work_dir/child.pid` the child (pid and start time each), so `end_leftovers(work_root)` can find the children of a
-parent that died (on a restart) and end them without touching another live worker's child.
+`work_dir/child.pid` the child (pid and start time each), so `end_leftovers(work_root)` can find
+the children of a parent that died (on a restart) and end them without touching another live
+worker's child.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 STOP_GRACE_S = 5.0  # after `stop` on stdin: the child stops at its next step boundary
 TERM_GRACE_S = 3.0  # after SIGTERM to the group, before SIGKILL
+# A spare still importing is waited for: a fresh child would spend as long on the same imports.
+SPARE_READY_S = 120.0
 PIDFILE = "child.pid"
 WORKER_FILE = "worker.json"
 LOG = "child.log"
@@ -171,15 +176,16 @@ class ChildProcess:
         finally:
             selector.close()
 
-    def wait_ready(self, timeout: float) -> bool:
-        """Wait for a spare's `ready` message (its imports are done); False if it did not come."""
+    def wait_ready(self, timeout: float) -> str | None:
+        """Wait for a spare's `ready` message (its imports are done) and return the code version it
+        carries ("unknown" from a child too old to send one); None if it did not come in time."""
         deadline = time.monotonic() + timeout
         for message in self.messages(min(timeout, 1.0)):
             if message is not None and message["kind"] == "ready":
-                return True
+                return str(message.get("version") or "unknown")
             if time.monotonic() > deadline:
-                return False
-        return False
+                return None
+        return None
 
     def _fill(self) -> None:
         try:
@@ -261,15 +267,31 @@ class SparePool:
     is killed when the thread that started it ends: PR_SET_PDEATHSIG). `take(task, work_dir)`
     hands the task to the spare, or starts a fresh child when there is none. The spare touches no
     GPU: it has imported the libraries and nothing else.
+
+    A spare imports the code on disk when it starts, which may be long before its job. So the pool
+    keeps `version`, the code version of this worker (jobs.child.code_version, taken when the pool
+    is made), and `take` waits for the spare's `ready` message and its version: the spare gets the
+    job only if it runs the code this worker runs and that code is still what is on disk (what a
+    fresh child would import). Otherwise (an upgrade or a `git pull` while the worker runs) the
+    spare is ended with a warning and the job goes to a fresh child; while the code on disk differs
+    from the worker's own, no spare is started (it would be refused) and the warning says to
+    restart the worker.
     """
 
-    def __init__(self, work_root: Path) -> None:
+    def __init__(self, work_root: Path, code_root: Path | None = None) -> None:
+        from loraforge.jobs.child import PACKAGE_ROOT, code_version
+
         self.work_root = work_root
+        self.code_root = code_root or PACKAGE_ROOT  # the package a child of this worker imports
+        self.version = code_version(self.code_root)
         self._spare: ChildProcess | None = None
         self._lock = threading.Lock()
+        self._warned: str | None = None  # the changed disk version already warned about
 
     def refill(self) -> None:
-        """Start the spare unless one is waiting."""
+        """Start the spare unless one is waiting, or the code on disk is no longer this worker's."""
+        if not self._disk_matches():
+            return
         with self._lock:
             if self._spare is None or self._spare.proc.poll() is not None:
                 spare_dir = claim_work_dir(self.work_root / f"spare-{os.getpid()}-{time.monotonic_ns()}")
@@ -279,18 +301,52 @@ class SparePool:
         with self._lock:
             spare, self._spare = self._spare, None
         if spare is not None:
-            if spare.assign(task, work_dir):
+            if self._accepts(spare) and spare.assign(task, work_dir):
                 return spare
-            spare.kill()
-            shutil.rmtree(spare.work_dir, ignore_errors=True)
+            _discard(spare)
         return ChildProcess.start(task, work_dir)
 
     def close(self) -> None:
         with self._lock:
             spare, self._spare = self._spare, None
         if spare is not None:
-            spare.kill()
-            shutil.rmtree(spare.work_dir, ignore_errors=True)
+            _discard(spare)
+
+    def _accepts(self, spare: ChildProcess) -> bool:
+        """Whether `spare` got ready and runs this worker's code, which is still the code on disk."""
+        version = spare.wait_ready(SPARE_READY_S)
+        if version is None:
+            logger.warning("spare child %d never reported ready (it ended, or took over %.0f s); a fresh child "
+                           "takes the job", spare.pid, SPARE_READY_S)
+            return False
+        if version != self.version:
+            logger.warning("spare child %d runs loraforge %s, not this worker's %s; a fresh child takes the job",
+                           spare.pid, version, self.version)
+            return False
+        if not self._disk_matches():
+            logger.warning("spare child %d imported the code before it changed on disk; a fresh child takes "
+                           "the job", spare.pid)
+            return False
+        return True
+
+    def _disk_matches(self) -> bool:
+        """Whether the code on disk is still this worker's (warned once per change when not)."""
+        from loraforge.jobs.child import code_version
+
+        on_disk = code_version(self.code_root)
+        if on_disk == self.version:
+            return True
+        if on_disk != self._warned:
+            self._warned = on_disk
+            logger.warning("the loraforge code on disk (%s) is not the code this worker runs (%s): jobs run the "
+                           "code on disk in fresh children and no spare child is kept; restart the worker",
+                           on_disk, self.version)
+        return False
+
+
+def _discard(child: ChildProcess) -> None:
+    child.kill()
+    shutil.rmtree(child.work_dir, ignore_errors=True)
 
 
 def log_tail(work_dir: Path, lines: int = 20) -> str:
