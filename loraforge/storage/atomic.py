@@ -17,6 +17,8 @@ from typing import Self
 
 from loraforge.errors import PayloadTooLargeError
 
+MAKE_FOLDER_TRIES = 3  # a concurrent delete can prune an empty folder just made (LocalStore.delete)
+
 
 def fsync_dir(path: Path) -> None:
     """Persist a rename: fsync the directory entry (best effort where directories can't be opened)."""
@@ -58,9 +60,16 @@ class AtomicWriter:
         self._file = None
 
     def __enter__(self) -> Self:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.target.parent / f".{self.target.name}.{secrets.token_hex(6)}.tmp"
-        self._file = open(self._tmp, "xb")  # closed in __exit__
+        for attempt in range(MAKE_FOLDER_TRIES):
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._file = open(self._tmp, "xb")  # closed in __exit__
+                break
+            except FileNotFoundError:
+                # A delete in the same store removed the folder as empty between the two calls.
+                if attempt == MAKE_FOLDER_TRIES - 1:
+                    raise
         return self
 
     def write(self, chunk: bytes) -> None:

@@ -128,8 +128,13 @@ class LocalStore:
         return h.hexdigest()
 
     def delete(self, key: str) -> None:
-        self.path_of(key).unlink(missing_ok=True)
-        self._meta_path(key).unlink(missing_ok=True)
+        """Remove the object and its metadata, and the folders they leave empty (a deleted job
+        leaves no empty `datasets/{id}/`)."""
+        path, meta = self.path_of(key), self._meta_path(key)
+        path.unlink(missing_ok=True)
+        meta.unlink(missing_ok=True)
+        _remove_empty_folders(path.parent, self.root)
+        _remove_empty_folders(meta.parent, self.root / META_DIR)
 
     def list(self, prefix: str) -> list[str]:
         # walk only the folder the prefix names ("checkpoints/j1/" -> checkpoints/j1), not the store
@@ -182,6 +187,20 @@ class LocalStore:
     def presigned_put(self, key: str, expires_s: int, content_type: str | None, public: bool) -> str:
         grant = signing.make_grant("PUT", validate_key(key), expires_s, content_type, public)
         return f"{self.object_url(key)}?{signing.signed_query(self.secret, grant)}"
+
+
+def _remove_empty_folders(folder: Path, stop: Path) -> None:
+    """Remove `folder`, then its parents, while they are empty, up to (not including) `stop`.
+
+    A writer that makes the folder again meanwhile is safe: rmdir refuses a folder holding its
+    temp file, and AtomicWriter makes the folder again if it vanished before the temp file.
+    """
+    while folder != stop and folder.is_relative_to(stop):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or already gone): its parents are in use too
+            return
+        folder = folder.parent
 
 
 class _ObjectWriter(AtomicWriter):
