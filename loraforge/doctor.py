@@ -3,16 +3,19 @@
 Each check returns a Check: its name, whether it passed, what was found and, when it failed, what
 to do and whether the failure is fatal (the process cannot do its job: no database, storage or
 broker for a worker, no weights for a process that trains, a full disk). `run_checks(settings, role)` runs the
-checks that matter for `role`: "doctor" runs them all, "serve" and "worker" skip the public-URL
+checks that matter for `role`: "doctor" runs them all (and, on a data dir not made yet, makes
+nothing: it says what `serve` will create), "serve" and "worker" skip the public-URL
 probe (the server is not listening yet) and, for a process that does not train, the GPU and
 weights checks. Nothing here contacts the model hub: weights are checked in the local cache only.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from loraforge.config import Settings
 from loraforge.errors import ConfigError
@@ -75,10 +78,20 @@ def check_weights(settings: Settings, fatal: bool) -> list[Check]:
     return checks
 
 
+def nearest_folder(path: Path) -> Path:
+    """`path` if it exists, else its nearest existing parent (what a fresh data dir will be made in)."""
+    path = path.resolve()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def check_disk(settings: Settings) -> Check:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(settings.data_dir).free / GIB
-    where = f"{free:.1f} GiB free in {settings.data_dir.resolve()}"
+    data_dir = settings.data_dir.resolve()
+    free = shutil.disk_usage(nearest_folder(data_dir)).free / GIB
+    where = f"{free:.1f} GiB free in {data_dir}"
+    if not data_dir.exists():  # checked, not made: doctor changes nothing
+        where += f" (not made yet; on the disk of {nearest_folder(data_dir)})"
     if free < MIN_FREE_GIB:
         return Check("disk", False, where, "free space or point LORAFORGE_DATA_DIR at a larger disk", fatal=True)
     real = [n for n, ref in (("QWEN", settings.model_qwen), ("FLUX", settings.model_flux)) if ref]
@@ -105,15 +118,30 @@ def check_database(settings: Settings, migrates: bool = False) -> Check:
         return Check("database", True, f"{shown}, migrated (revision {head})")
     if migrates:  # serve and worker apply the migrations right after the checks
         return Check("database", True, f"{shown}, to be migrated to revision {head} now")
+    if revision is None and not database_exists(url):
+        return Check("database", False, f"no database yet: {shown} does not exist",
+                     "`loraforge serve` creates and migrates it at start (or set LORAFORGE_DATABASE_URL / "
+                     "LORAFORGE_DATA_DIR to the server's)")
     found = "no loraforge tables" if revision is None else f"at revision {revision}, this loraforge needs {head}"
     return Check("database", False, f"{shown}: {found}", "`loraforge serve` applies the migrations at start")
 
 
+def database_exists(url: str) -> bool:
+    """False only for a SQLite file that is not there (a server database is checked by connecting)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return parsed.get_backend_name() != "sqlite" or Path(parsed.database or "").is_file()
+
+
 def check_storage(settings: Settings) -> Check:
     from loraforge.health import probe_storage
-    from loraforge.storage import open_store
+    from loraforge.storage import local_root, open_store
 
     try:
+        root = local_root(settings)
+        if root is not None and not root.exists():
+            return _storage_to_make(settings, root)  # opening it would make the folder and a signing key
         store = open_store(settings)
     except Exception as exc:  # noqa: BLE001 - any failure to open the store is the finding
         return Check("storage", False, f"{settings.resolved_storage_url}: {exc}",
@@ -123,6 +151,16 @@ def check_storage(settings: Settings) -> Check:
         return Check("storage", False, f"{settings.resolved_storage_url}: {problem}",
                      "fix permissions, credentials or LORAFORGE_STORAGE_URL", fatal=True)
     return Check("storage", True, f"{settings.resolved_storage_url} is writable")
+
+
+def _storage_to_make(settings: Settings, root: Path) -> Check:
+    """A local store not made yet: whether `loraforge serve` will be able to make it."""
+    parent = nearest_folder(root)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return Check("storage", False, f"{settings.resolved_storage_url} does not exist and {parent} is not "
+                     "writable", "fix permissions or LORAFORGE_STORAGE_URL / LORAFORGE_DATA_DIR", fatal=True)
+    return Check("storage", True, f"{settings.resolved_storage_url} not made yet; `loraforge serve` makes it "
+                 f"({parent} is writable)")
 
 
 def check_broker(settings: Settings, *, fatal: bool = True) -> Check:

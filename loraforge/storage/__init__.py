@@ -15,18 +15,26 @@ from loraforge.errors import ConfigError
 from loraforge.storage.base import ObjectStore, StoredObject, validate_key
 from loraforge.storage.local import LocalStore
 
-__all__ = ["LocalStore", "ObjectStore", "StoredObject", "open_store", "validate_key"]
+__all__ = ["LocalStore", "ObjectStore", "StoredObject", "local_root", "open_store", "validate_key"]
 
 
-def open_store(settings: Settings) -> ObjectStore:
-    """The store the settings name; an S3 bucket is created if it does not exist yet."""
+def local_root(settings: Settings) -> Path | None:
+    """The folder of a local-disk store (None for S3); ConfigError for a file:// URL without one."""
     url = urlsplit(settings.resolved_storage_url)
     if url.scheme == "s3":
-        from loraforge.storage.s3 import S3Store  # boto3 is only imported when S3 is used
-
-        return S3Store.from_settings(settings)
+        return None
     # file:///abs/path, file://localhost/abs/path, or the relative file://./data/storage
     root = unquote(url.path if url.netloc in ("", "localhost") else url.netloc + url.path)
     if not root:
         raise ConfigError("LORAFORGE_STORAGE_URL file:// needs a folder, e.g. file:///srv/loraforge/storage")
-    return LocalStore(Path(root), settings.public_url, settings.signing_secret())
+    return Path(root)
+
+
+def open_store(settings: Settings) -> ObjectStore:
+    """The store the settings name; its local folder or S3 bucket is created if it does not exist yet."""
+    root = local_root(settings)
+    if root is None:
+        from loraforge.storage.s3 import S3Store  # boto3 is only imported when S3 is used
+
+        return S3Store.from_settings(settings)
+    return LocalStore(root, settings.public_url, settings.signing_secret())
