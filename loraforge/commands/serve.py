@@ -3,7 +3,8 @@
 Without LORAFORGE_API_KEY the first start creates a demo key and keeps it in
 DATA_DIR/serve-api-key (mode 0600) so `make serve` prints the same key after a restart; the
 database still stores only its sha256. With `--workers N` uvicorn runs N processes, each building
-the app from the same environment. The HTTP limits (header size and count, header and body
+the app from the same environment; on SQLite that is refused (each process would run its own
+embedded worker on the one file). The HTTP limits (header size and count, header and body
 deadlines, open connections; see loraforge.api.http_limits) apply in every process.
 """
 
@@ -19,8 +20,9 @@ import sys
 from loraforge.config import Settings, load_settings
 from loraforge.db.accounts import create_user_with_key, user_id_for_key
 from loraforge.db.base import make_engine, make_sessionmaker
-from loraforge.db.migrate import upgrade
+from loraforge.db.migrate import describe_url, upgrade
 from loraforge.doctor import start_checks
+from loraforge.errors import ValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,22 @@ def _bind_hint(error: OSError) -> str:
     return "; choose an address of this machine with --host or LORAFORGE_HOST"
 
 
+def check_workers(workers: int, settings: Settings) -> None:
+    """Refuse a --workers count below 1, or above 1 on SQLite (ValidationError naming --workers).
+
+    Every API process runs its own embedded worker, so N processes on one SQLite file would be N
+    trainers sharing one GPU and writing one file that takes a single writer at a time.
+    """
+    if workers < 1:
+        raise ValidationError(f"--workers: must be at least 1, got {workers}")
+    if workers > 1 and settings.resolved_database_url.startswith("sqlite"):
+        raise ValidationError(
+            f"--workers {workers}: with SQLite (here {describe_url(settings.resolved_database_url)}) every API "
+            f"process would run its own embedded worker: {workers} trainers on one GPU and one database file. "
+            "Serve one process (--workers 1), or set LORAFORGE_DATABASE_URL to PostgreSQL to run several"
+        )
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -86,6 +104,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.port:
         overrides["port"] = args.port
     settings = load_settings(**overrides)
+    check_workers(args.workers, settings)
     taken = port_in_use(settings.host, settings.port)
     if taken is not None:
         print(f"loraforge serve: cannot listen on {settings.host}:{settings.port}: {taken.strerror or taken}"
@@ -136,6 +155,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser = subparsers.add_parser("serve", help="run the HTTP API (and the embedded worker)")
     parser.add_argument("--host", help="interface to listen on (default LORAFORGE_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default LORAFORGE_PORT or 8000)")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="uvicorn worker processes (default 1; more than 1 needs PostgreSQL)")
     parser.add_argument("--no-access-log", action="store_true", help="do not log every request")
     parser.set_defaults(func=serve)

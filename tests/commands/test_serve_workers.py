@@ -1,0 +1,40 @@
+"""`loraforge serve --workers N` on SQLite is refused before anything starts.
+
+Every API process runs its own embedded worker, so `--workers 2` on the default SQLite database
+used to start two trainers on one GPU writing one database file.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.apps import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def serve(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAFORGE_")}
+    env.update(PYTHONPATH=str(REPO), LORAFORGE_DATA_DIR=str(data_dir), LORAFORGE_PORT=str(free_port()))
+    return subprocess.run([sys.executable, "-m", "loraforge", "serve", *args], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize(("workers", "expected"), [
+    ("2", ("error: --workers 2: with SQLite (here SQLite file {db}) every API process would run its own "
+           "embedded worker: 2 trainers on one GPU and one database file. Serve one process (--workers 1), or "
+           "set LORAFORGE_DATABASE_URL to PostgreSQL to run several")),
+    ("0", "error: --workers: must be at least 1, got 0"),
+])
+def test_serve_refuses_several_workers_on_sqlite_before_starting(tmp_path: Path, workers: str,
+                                                                 expected: str) -> None:
+    data_dir = tmp_path / "data"
+    result = serve(data_dir, "--workers", workers)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == expected.format(db=data_dir.resolve() / "loraforge.db")
+    assert result.stdout == "" and not data_dir.exists(), "no key printed, no database made"
