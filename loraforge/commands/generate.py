@@ -1,7 +1,8 @@
 """`loraforge generate`: one image from a base model and an optional LoRA file, with the service's runner.
 
 The flags are the fields of `POST /v1/{slug}` and go through the same validation, so an image made
-here matches the service's for the same seed. The output format follows the file extension
+here matches the service's for the same seed. A LoRA whose metadata or tensor names tell another
+base model is refused before any model loads ("this LoRA was trained for QWEN, not FLUX"). The output format follows the file extension
 (.png, .jpg, .jpeg) and the file is written atomically: a failed run leaves no partial image.
 """
 
@@ -34,14 +35,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from loraforge.config import load_settings
+    from loraforge.inference.adapters import check_trained_for
     from loraforge.inference.encoding import EXTENSIONS, encode_image
     from loraforge.inference.request import parse_request
+    from loraforge.training.loading import family_of
 
     image_format = EXTENSIONS.get(args.out.suffix.lower())
     if image_format is None:
         raise ValidationError(f"--out must end in .png, .jpg or .jpeg (got {args.out.name!r})")
     if args.lora is not None and not args.lora.is_file():
         raise ValidationError(f"--lora: no such file {args.lora}")
+    family_of(args.base_model)  # names --base-model before the LoRA is compared with it
+    if args.lora is not None:
+        check_trained_for(args.lora, args.base_model)  # before minutes of loading a base model it cannot fit
     settings = load_settings()
     fields = {
         "prompt": args.prompt,

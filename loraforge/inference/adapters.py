@@ -2,8 +2,10 @@
 
 diffusers only logs a warning when some of a LoRA's tensors find no layer in the model, and a
 LoRA trained for another base model can fail deep inside peft with a shape dump. Here every such
-case becomes one InferenceError a person can act on ("the LoRA does not match the base model
-FLUX: ..."), and a LoRA that loaded only partly is removed again rather than served half-applied.
+case becomes one InferenceError a person can act on: a file whose metadata or tensor names tell
+another base model is refused before loading ("this LoRA was trained for QWEN, not FLUX"), any
+other misfit says "the LoRA does not match the base model FLUX: ...", and a LoRA that loaded only
+partly is removed again rather than served half-applied.
 """
 
 from __future__ import annotations
@@ -16,8 +18,16 @@ from typing import Any
 from safetensors import SafetensorError, safe_open
 
 from loraforge.errors import InferenceError
+from loraforge.training.loading import BASE_MODELS
 
 logger = logging.getLogger(__name__)
+
+# Tensor-name parts only one family's transformer has, FLUX's first: BFL's FLUX double blocks
+# (ComfyUI/kohya files) also have img_mlp/txt_mod, which in diffusers naming only Qwen-Image has.
+FAMILY_TELLS = (
+    ("FLUX", ("single_transformer_blocks", "single_blocks", "double_blocks")),
+    ("QWEN", ("img_mlp", "txt_mlp", "img_mod", "txt_mod")),
+)
 
 # Tensor names of the two LoRA factors, in diffusers/peft naming and in kohya naming.
 _FACTOR = re.compile(r"\.(lora_A|lora_B|lora_down|lora_up)(\.[^.]+)?\.weight$")
@@ -43,8 +53,41 @@ def lora_tensor_names(path: Path) -> list[str]:
     return factors
 
 
+def trained_for(path: Path) -> tuple[str, str] | None:
+    """(base model, how the file tells it) of a LoRA file, or None when nothing tells.
+
+    loraforge writes `loraforge.base_model` into the file's metadata; other files are told by
+    tensor names only one family has (FAMILY_TELLS). Raises InferenceError for an unreadable file.
+    """
+    names = lora_tensor_names(path)
+    with safe_open(str(path), framework="pt") as handle:
+        base = (handle.metadata() or {}).get("loraforge.base_model", "").strip().upper()
+    if base in BASE_MODELS:
+        return base, "its loraforge metadata says so"
+    for family_base, tells in FAMILY_TELLS:
+        found = next((name for name in names if any(tell in name for tell in tells)), None)
+        if found is not None:
+            return family_base, f"its tensor names are {family_base}'s, e.g. {found.rsplit('.lora', 1)[0]}"
+    return None
+
+
+def check_trained_for(path: Path, base_model: str) -> None:
+    """InferenceError "this LoRA was trained for QWEN, not FLUX" when the file tells another family."""
+    target = base_model.strip().upper()
+    found = trained_for(path)
+    # FLUX and FAST_FLUX share one family, and so one LoRA layout; an unknown base model is
+    # refused elsewhere, naming the field.
+    if found is None or target not in BASE_MODELS or BASE_MODELS[found[0]] == BASE_MODELS[target]:
+        return
+    trained, how = found
+    # The same opening as every other misfit ("the LoRA does not match the base model ...").
+    raise InferenceError(f"the LoRA does not match the base model {target}: this LoRA was trained for {trained}, "
+                         f"not {target} ({how}); use it with the {trained} base model, or train one for {target}")
+
+
 def load_adapter(pipe: Any, path: Path, adapter_name: str, *, base_model: str) -> None:
     """Load `path` into `pipe` as `adapter_name`; every LoRA tensor must land on a layer."""
+    check_trained_for(path, base_model)  # before diffusers reports it as a shape dump
     expected = lora_tensor_names(path)
     try:
         pipe.load_lora_weights(str(path), adapter_name=adapter_name)
@@ -69,10 +112,13 @@ def load_adapter(pipe: Any, path: Path, adapter_name: str, *, base_model: str) -
 
 def _mismatch_message(base_model: str, detail: str) -> str:
     shapes = sorted(set(_SHAPE.findall(detail)))
+    lines = [line.strip() for line in detail.strip().splitlines() if line.strip()]
     if shapes:
         why = f"layer sizes differ at {', '.join(shapes[:3])}"
     else:
-        why = detail.strip().splitlines()[0][:300] if detail.strip() else "unknown loading error"
+        # torch's "Error(s) in loading state_dict for Linear:" says nothing; its next line does.
+        why = next((line for line in lines if "size mismatch" in line), lines[0] if lines else "")[:300].rstrip(".")
+        why = why or "unknown loading error"
     return (
         f"the LoRA does not match the base model {base_model}: {why}; "
         f"train it for {base_model} or deploy it on the base model it was trained for"
