@@ -105,6 +105,13 @@ def _too_few_message(report: DatasetReport, found: int, min_images: int) -> str:
     )
 
 
+def _batch_warning(batch_size: int, images: int) -> str:
+    # Training draws each batch from one bucket with replacement (training.engine), so it runs,
+    # but a step then sees the same image several times: say so rather than refuse.
+    return (f"batch_size {batch_size} is more than the {images} usable images: every step repeats images "
+            f"within its batch; set batch_size (train_batch_size) to {images} or less, or add images")
+
+
 def prepare_dataset(
     source: Path,
     work_dir: Path,
@@ -118,11 +125,13 @@ def prepare_dataset(
     limits: DatasetLimits | None = None,
     count_tokens: Callable[[str], int] | None = None,
     token_limit: tuple[int, str] | None = None,
+    batch_size: int = 1,
 ) -> PreparedDataset:
     """Prepare `source` (a .zip or a folder) for training in `work_dir`; DatasetError if unusable.
 
     With `count_tokens` and `token_limit` (tokens, whose: `(128, "FAST_FLUX")`), each caption's
     token count goes into the report and a caption over the limit gets a warning naming the image.
+    A `batch_size` (images per training step) over the usable images gets a warning too.
     """
     trigger = _check_arguments(trigger_word, resolution, min_images)
     limits = limits or DatasetLimits()
@@ -223,6 +232,8 @@ def prepare_dataset(
             report.error = _too_few_message(report, len(names), min_images)
             report.write(report_path)
             raise DatasetError(report.error)
+        if batch_size > len(items):
+            report.warnings.append(_batch_warning(batch_size, len(items)))
         report.dataset_sha256 = digest.hexdigest()
         os.replace(staging, images_dir)
         report.write(report_path)

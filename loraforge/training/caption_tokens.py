@@ -45,6 +45,8 @@ def token_counter(family: str, model_ref: str) -> TokenCounter | None:
 
 
 def token_check(spec, model_ref: str) -> dict:  # spec: TrainSpec
-    """prepare_dataset's keyword arguments that count each caption against `spec`'s text length."""
+    """prepare_dataset's keyword arguments that check the dataset against `spec`: each caption's
+    tokens against its text length, and (so the worker and the CLI warn alike) the usable images
+    against its batch size."""
     return {"count_tokens": token_counter(spec.family, model_ref),
-            "token_limit": (spec.max_sequence_length, spec.base_model)}
+            "token_limit": (spec.max_sequence_length, spec.base_model), "batch_size": spec.batch_size}
