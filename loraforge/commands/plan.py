@@ -117,8 +117,8 @@ STAGE_LABELS = {
 def render(report: dict[str, Any], gpu_gb: float | None) -> str:
     lines = ["Peak GPU memory per stage (GB = 10^9 bytes). Parameters are counted on the published",
              "architectures built on the meta device; activations are estimates (see",
-             "loraforge/training/memory_plan.py for every formula and its source). Training always",
-             "frees the text encoders and VAE once latents and captions are cached.", ""]
+             "loraforge/training/memory_plan.py for every formula and its source). Training frees",
+             "the text encoders once latents and captions are cached, and keeps the VAE for sample sets.", ""]
     for base, model in report["models"].items():
         preset = model["preset"]
         lines.append(f"{base}: {model['architecture']}, preset {preset['resolution']} px, batch "

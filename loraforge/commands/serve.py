@@ -80,18 +80,31 @@ def _bind_hint(error: OSError) -> str:
 
 
 def check_workers(workers: int, settings: Settings) -> None:
-    """Refuse a --workers count below 1, or above 1 on SQLite (ValidationError naming --workers).
+    """Refuse a --workers count below 1, or above 1 where each process would train (ValidationError
+    naming --workers).
 
-    Every API process runs its own embedded worker, so N processes on one SQLite file would be N
-    trainers sharing one GPU and writing one file that takes a single writer at a time.
+    Without a broker every API process runs its own embedded worker, so N processes would be N
+    trainers sharing one GPU (on any database); on SQLite they would also share a file that takes one
+    writer at a time. Several API processes need either a broker with `loraforge worker` processes or
+    LORAFORGE_EMBEDDED_WORKER=false (API-only processes).
     """
     if workers < 1:
         raise ValidationError(f"--workers: must be at least 1, got {workers}")
-    if workers > 1 and settings.resolved_database_url.startswith("sqlite"):
+    if workers == 1:
+        return
+    database = settings.resolved_database_url
+    if database.startswith("sqlite"):
         raise ValidationError(
-            f"--workers {workers}: with SQLite (here {describe_url(settings.resolved_database_url)}) every API "
-            f"process would run its own embedded worker: {workers} trainers on one GPU and one database file. "
-            "Serve one process (--workers 1), or set LORAFORGE_DATABASE_URL to PostgreSQL to run several"
+            f"--workers {workers}: with SQLite (here {describe_url(database)}) every API process would run "
+            f"its own embedded worker: {workers} trainers on one GPU and one database file. Serve one process "
+            "(--workers 1), or use PostgreSQL (LORAFORGE_DATABASE_URL) with a broker (LORAFORGE_BROKER_URL) "
+            "and `loraforge worker`"
+        )
+    if settings.embedded_worker and not settings.uses_broker:
+        raise ValidationError(
+            f"--workers {workers}: without a broker every API process runs its own embedded worker: "
+            f"{workers} trainers on one GPU. Set LORAFORGE_BROKER_URL and run `loraforge worker`, or "
+            "LORAFORGE_EMBEDDED_WORKER=false for API-only processes"
         )
 
 

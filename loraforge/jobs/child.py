@@ -320,8 +320,12 @@ def code_version(root: Path = PACKAGE_ROOT) -> str:
 
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
+        try:
+            text = path.read_bytes()
+        except FileNotFoundError:  # removed mid-upgrade: the hash still differs, which is the point
+            continue
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes())
+        digest.update(text)
     try:
         installed = version("loraforge")
     except PackageNotFoundError:  # run from a source tree that was never installed

@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 S = JobStatus
-# A managed PostgreSQL fails over in about 30-60 s; a message is retried for that long.
+# A managed PostgreSQL fails over in about 60-120 s (AWS RDS Multi-AZ documentation: "typically
+# 60-120 seconds"); 90 s covers most. Past it the job ends FAILED naming the error, or, while the
+# database stays away, its lease lapses and recovery resumes it from the newest checkpoint.
 DB_RETRY_BUDGET_S = 90.0
 DB_RETRY_WAIT_S = (0.25, 0.5, 1.0, 2.0)  # then 2 s between tries until the budget is spent
 # SQLSTATEs of a connection the server ended: class 08 (connection exception) and 57P01-57P03

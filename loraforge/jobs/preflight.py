@@ -201,7 +201,7 @@ def _quantized(memory: JobMemory, figure: str) -> tuple[str | None, list[mp.Stag
 def _fitting_resolution(memory: JobMemory, index: int, budget: int) -> int | None:
     """The largest resolution (a multiple of 64, at least LOWEST_RESOLUTION) at which the stage's
     estimated peak fits, when it is below the job's."""
-    top = memory.shape.resolution - 64 - memory.shape.resolution % 64
+    top = (memory.shape.resolution - 1) // 64 * 64  # the multiple of 64 just below (1000 -> 960)
     for resolution in range(top, LOWEST_RESOLUTION - 1, -64):
         if memory.stages(shape=replace(memory.shape, resolution=resolution))[index].peak <= budget:
             return resolution

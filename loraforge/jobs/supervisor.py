@@ -301,9 +301,14 @@ class SparePool:
         with self._lock:
             spare, self._spare = self._spare, None
         if spare is not None:
-            if self._accepts(spare) and spare.assign(task, work_dir):
+            accepted = False
+            try:  # a spare not handed the job is always ended: it may hold gigabytes of imports
+                accepted = self._accepts(spare) and spare.assign(task, work_dir)
+            finally:
+                if not accepted:
+                    _discard(spare)
+            if accepted:
                 return spare
-            _discard(spare)
         return ChildProcess.start(task, work_dir)
 
     def close(self) -> None:

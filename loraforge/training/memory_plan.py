@@ -284,14 +284,18 @@ def deploy_stage(arch: Architecture, opt: Options, rank: int = 0) -> Stage:
 
 
 def caching_peak(arch: Architecture, job: JobShape, opt: Options) -> float:
+    """Peak bytes while latents and caption embeddings are cached (caching_stage's peak)."""
     return caching_stage(arch, job, opt).peak
 
 
-def training_peak(arch: Architecture, job: JobShape, opt: Options) -> float:
-    return training_stage(arch, job, opt).peak
+def training_peak(arch: Architecture, job: JobShape, opt: Options, keep_vae: bool = True) -> float:
+    """Peak bytes of the training loop (training_stage's peak); the VAE stays by default because a
+    job renders sample sets unless `sample_every` turns them off."""
+    return training_stage(arch, job, opt, keep_vae).peak
 
 
 def job_peak(arch: Architecture, job: JobShape, opt: Options) -> float:
+    """Peak bytes of a whole training job with sample sets: the larger of caching and training."""
     return max(caching_peak(arch, job, opt), training_peak(arch, job, opt))
 
 
@@ -301,6 +305,7 @@ def serving_peak(arch: Architecture, resolution: int = SERVE_RESOLUTION, text_to
 
 
 def deploy_peak(arch: Architecture) -> float:
+    """Peak bytes of the deploy check in bf16 (deploy_stage's peak)."""
     return deploy_stage(arch, Options()).peak
 
 

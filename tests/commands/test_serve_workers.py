@@ -1,7 +1,8 @@
-"""`loraforge serve --workers N` on SQLite is refused before anything starts.
+"""`loraforge serve --workers N` is refused before anything starts where each process would train.
 
-Every API process runs its own embedded worker, so `--workers 2` on the default SQLite database
-used to start two trainers on one GPU writing one database file.
+Every API process without a broker runs its own embedded worker, so `--workers 2` on the default
+SQLite database used to start two trainers on one GPU writing one database file, and on PostgreSQL
+two trainers on one GPU.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.apps import free_port
+from tests.fixtures.databases import POSTGRES_SERVER
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def serve(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def serve(data_dir: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LORAFORGE_")}
-    env.update(PYTHONPATH=str(REPO), LORAFORGE_DATA_DIR=str(data_dir), LORAFORGE_PORT=str(free_port()))
+    env.update(PYTHONPATH=str(REPO), LORAFORGE_DATA_DIR=str(data_dir), LORAFORGE_PORT=str(free_port()), **settings)
     return subprocess.run([sys.executable, "-m", "loraforge", "serve", *args], env=env, capture_output=True,
                           text=True, timeout=60, check=False)
 
@@ -28,7 +30,7 @@ def serve(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(("workers", "expected"), [
     ("2", ("error: --workers 2: with SQLite (here SQLite file {db}) every API process would run its own "
            "embedded worker: 2 trainers on one GPU and one database file. Serve one process (--workers 1), or "
-           "set LORAFORGE_DATABASE_URL to PostgreSQL to run several")),
+           "use PostgreSQL (LORAFORGE_DATABASE_URL) with a broker (LORAFORGE_BROKER_URL) and `loraforge worker`")),
     ("0", "error: --workers: must be at least 1, got 0"),
 ])
 def test_serve_refuses_several_workers_on_sqlite_before_starting(tmp_path: Path, workers: str,
@@ -38,3 +40,14 @@ def test_serve_refuses_several_workers_on_sqlite_before_starting(tmp_path: Path,
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip() == expected.format(db=data_dir.resolve() / "loraforge.db")
     assert result.stdout == "" and not data_dir.exists(), "no key printed, no database made"
+
+
+def test_serve_refuses_several_embedded_workers_on_postgresql(tmp_path: Path) -> None:
+    """On PostgreSQL without a broker each process would still train: refused before any connection."""
+    data_dir = tmp_path / "data"
+    result = serve(data_dir, "--workers", "2", LORAFORGE_DATABASE_URL=f"{POSTGRES_SERVER}/postgres")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == (
+        "error: --workers 2: without a broker every API process runs its own embedded worker: 2 trainers on "
+        "one GPU. Set LORAFORGE_BROKER_URL and run `loraforge worker`, or LORAFORGE_EMBEDDED_WORKER=false for "
+        "API-only processes")
