@@ -70,9 +70,7 @@ def build_report(cards: list[float]) -> dict[str, Any]:
             "pipeline_bf16_bytes": arch.pipeline_bytes(),
             "lora_params": arch.lora_params * job.rank,
             "stages": {
-                "caching_encoders_on_gpu": {w: mp.caching_peak(arch, job, mp.Options(w)) for w in weights},
-                "caching_encoders_offloaded": {w: mp.caching_peak(arch, job, mp.Options(w, offload=True))
-                                               for w in weights},
+                "caching": {w: mp.caching_peak(arch, job, mp.Options(w)) for w in weights},
                 "training_no_checkpointing": {w: mp.training_peak(arch, job, mp.Options(w)) for w in weights},
                 "training_checkpointing": {w: mp.training_peak(arch, job, mp.Options(w, True)) for w in weights},
                 "deploy_check": {"bf16": mp.deploy_peak(arch)},
@@ -105,8 +103,7 @@ def _gb(nbytes: float) -> str:
 
 
 STAGE_LABELS = {
-    "caching_encoders_on_gpu": "caching latents + text, encoders on the GPU",
-    "caching_encoders_offloaded": "caching latents + text, encoders offloaded",
+    "caching": "caching latents + text (VAE + text encoders)",
     "training_no_checkpointing": "training, no gradient checkpointing",
     "training_checkpointing": "training, gradient checkpointing",
     "deploy_check": "deploy check (64 px, 2 steps)",
@@ -117,8 +114,9 @@ STAGE_LABELS = {
 def render(report: dict[str, Any], gpu_gb: float | None) -> str:
     lines = ["Peak GPU memory per stage (GB = 10^9 bytes). Parameters are counted on the published",
              "architectures built on the meta device; activations are estimates (see",
-             "loraforge/training/memory_plan.py for every formula and its source). Training frees",
-             "the text encoders once latents and captions are cached, and keeps the VAE for sample sets.", ""]
+             "loraforge/training/memory_plan.py for every formula and its source). While latents and",
+             "captions are cached the transformer waits in host memory (a quantized one loads onto the",
+             "GPU); it comes to the GPU once the text encoders are freed, and the VAE stays for sample sets.", ""]
     for base, model in report["models"].items():
         preset = model["preset"]
         lines.append(f"{base}: {model['architecture']}, preset {preset['resolution']} px, batch "

@@ -6,8 +6,9 @@ the arithmetic `loraforge plan` prints, for this job: the architecture of the we
 (a local folder's configs, a hub id's cached snapshot, else the published configs; the tiny demo
 models are counted as the tiny models they are), its resolution, batch size, rank and text length,
 and the options the trainer will use: the device's dtype (bf16 on a GPU, fp32 on the CPU),
-LORAFORGE_BASE_WEIGHTS, gradient checkpointing as training.precision decides it, the encoders on
-the device while caching, and the VAE kept while sample sets are rendered. The budget is
+LORAFORGE_BASE_WEIGHTS, gradient checkpointing as training.precision decides it, the VAE and text
+encoders on the device while caching with the transformer in host memory (on the device already
+when quantized), and the VAE kept while sample sets are rendered. The budget is
 inference.memory's: LORAFORGE_GPU_MEMORY_GB, else the GPU's total memory; on the CPU the setting
 only (tests make it small; without it there is nothing to compare with and nothing is reported).
 
@@ -37,7 +38,8 @@ STAGE_WORDS = {"load": "loading the model and caching latents and captions", "tr
                "deploy": "the deploy check"}
 STAGE_LABELS = {"load": "caching latents and captions", "train": "training", "deploy": "deploy check"}
 COUNTED_WORDS = {
-    "load": "the weights of the transformer, text encoders and VAE, all on the device while the dataset is encoded",
+    "load": "the weights of the VAE and text encoders, on the device while the dataset is encoded, beside the "
+            "transformer when it is quantized or the device is the CPU",
     "train": "the transformer's weights and the LoRA with its gradients and AdamW state",
     "deploy": "the whole pipeline, unquantized, with the new LoRA",
 }

@@ -2,9 +2,13 @@
 
 Every image is encoded once (the latent distribution's mean and std, already normalised, so each
 step draws a fresh latent sample without the VAE) and every caption once. Items are grouped by
-aspect-ratio bucket so a batch always holds equal-sized latents. After building the cache the
-caller drops the text encoders and the VAE: only the transformer stays in memory (and the VAE,
-when sample sets are rendered during training; it is small beside the transformer).
+aspect-ratio bucket so a batch always holds equal-sized latents. The pipeline comes in host memory:
+the VAE is moved to the device first and encodes every image, then the text encoders join it and
+encode every caption, while the transformer waits in host memory (unless a quantized one was
+loaded onto the device), so caching never holds the whole pipeline on the device. The caller then
+drops the text encoders and the VAE (`free_encoders`) and only then moves the transformer to the
+device (with the VAE, when sample sets are rendered during training; it is small beside the
+transformer).
 """
 
 from __future__ import annotations
@@ -58,12 +62,20 @@ def load_pixels(path: Path, size: tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
 
 
+TEXT_ENCODERS = ("text_encoder", "text_encoder_2")
+
+
 @torch.no_grad()
 def build_cache(pipe: Any, family_ops: Any, dataset: DatasetLike, spec: TrainSpec, device: str) -> list[Bucket]:
-    """Encode every image and caption of `dataset` once; returns one Bucket per size."""
+    """Encode every image and caption of `dataset` once; returns one Bucket per size.
+
+    Moves the VAE, then the text encoders, to `device` (they stay there, so the sample prompts can be
+    encoded next); the transformer is left where it is.
+    """
     groups: dict[tuple[int, int], list[DatasetItemLike]] = {}
     for item in dataset.items:
         groups.setdefault(tuple(item.bucket), []).append(item)
+    pipe.vae.to(device)
     buckets = []
     for size, items in sorted(groups.items()):
         means, stds = [], []
@@ -71,19 +83,28 @@ def build_cache(pipe: Any, family_ops: Any, dataset: DatasetLike, spec: TrainSpe
             mean, std = family_ops.encode_image(pipe, load_pixels(item.image_path, size).to(device))
             means.append(mean.float())
             stds.append(std.float())
-        text = family_ops.encode_text(pipe, [item.caption for item in items], spec)
-        buckets.append(Bucket(size=size, mean=torch.cat(means), std=torch.cat(stds), text=text))
-        logger.info("cached %d items of bucket %dx%d", len(items), *size)
+        buckets.append(Bucket(size=size, mean=torch.cat(means), std=torch.cat(stds)))
+    for name in TEXT_ENCODERS:
+        if getattr(pipe, name, None) is not None:
+            getattr(pipe, name).to(device)
+    for bucket in buckets:
+        items = groups[bucket.size]
+        bucket.text = family_ops.encode_text(pipe, [item.caption for item in items], spec)
+        logger.info("cached %d items of bucket %dx%d", len(items), *bucket.size)
     return buckets
 
 
-def free_encoders(pipe: Any, keep_vae: bool = False) -> Any:
-    """Keep the transformer (and the VAE when samples are rendered), drop the text encoders."""
-    transformer = pipe.transformer
-    dropped = ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2") + (() if keep_vae else ("vae",))
+def free_encoders(pipe: Any, device: str, keep_vae: bool = False) -> Any:
+    """Drop the text encoders (and the VAE unless `keep_vae`: samples are rendered), then move the
+    transformer (and the VAE) to `device`; returns the transformer.
+
+    The transformer moves only now so that it never shares the device with the text encoders.
+    """
+    dropped = (*TEXT_ENCODERS, "tokenizer", "tokenizer_2") + (() if keep_vae else ("vae",))
     for name in dropped:
         if hasattr(pipe, name):
             setattr(pipe, name, None)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    return transformer
+    pipe.to(device)  # the pipeline's own move: it knows which quantized modules may not move
+    return pipe.transformer

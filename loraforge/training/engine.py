@@ -1,7 +1,8 @@
 """The training loop: flow-matching LoRA training of Qwen-Image or FLUX.1-dev on a prepared dataset.
 
-Read top to bottom: load the pipeline, cache latents and text embeddings once and free the
-encoders, attach the LoRA, restore the latest checkpoint when resuming, then for each step draw a
+Read top to bottom: read the pipeline into host memory, cache latents and text embeddings once
+(the VAE, then the text encoders on the device), free the encoders and move the transformer to
+the device, attach the LoRA, restore the latest checkpoint when resuming, then for each step draw a
 bucket and a batch, a fresh latent sample, noise and a timestep (logit-normal, shifted or
 uniform), predict the velocity `noise - latents`, and step AdamW. All randomness comes from two
 seeded generators whose states the checkpoints keep, so a resumed run equals an uninterrupted
@@ -31,7 +32,7 @@ from loraforge.training import flux, qwen
 from loraforge.training.cache import Bucket, DatasetLike, build_cache, free_encoders
 from loraforge.training.checkpoints import fingerprint, list_checkpoints, load_checkpoint, save_checkpoint
 from loraforge.training.export import save_comfy_lora, save_diffusers_lora
-from loraforge.training.loading import default_device, load_pipeline
+from loraforge.training.loading import default_device, dtype_for, read_pipeline
 from loraforge.training.precision import (
     compile_blocks,
     is_cuda,
@@ -190,13 +191,15 @@ def train(spec: TrainSpec, dataset: DatasetLike, out_dir: Path, *, model_ref: st
     transformer_q = quantized_transformer(spec.family, model_ref, spec.base_weights, device)
     if transformer_q is not None:
         extra["transformer"] = transformer_q
-    pipe = load_pipeline(spec.family, model_ref, device=device, **extra)
+    # Read into host memory (a quantized transformer is placed as it loads); the device gets only
+    # what each stage uses: the VAE and text encoders while caching, then the transformer.
+    pipe = read_pipeline(spec.family, model_ref, dtype_for(device), **extra)
     buckets = build_cache(pipe, ops, dataset, spec, device)
     plan = plan_samples(spec, [item.caption for item in dataset.items])
     # Sample prompts are encoded now, while the text encoders are loaded; the pipeline keeps
     # the transformer, VAE and scheduler for rendering, so sampling never reloads the model.
     sample_embeds = encode_prompts(pipe, ops, plan, spec) if plan is not None else []
-    transformer = free_encoders(pipe, keep_vae=plan is not None)
+    transformer = free_encoders(pipe, device, keep_vae=plan is not None)
     if plan is None:
         del pipe
 

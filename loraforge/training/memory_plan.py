@@ -106,7 +106,7 @@ class Architecture:
 
 @dataclass(frozen=True)
 class Options:
-    """How a job is run: base weights, gradient checkpointing, encoders offloaded while caching.
+    """How a job is run: base weights and gradient checkpointing.
 
     `unit` is the bytes of an unquantized weight or activation (2 in bf16 on a GPU, 4 in fp32 on
     the CPU) and `context` the per-process CUDA allowance (0 on the CPU).
@@ -114,7 +114,6 @@ class Options:
 
     weights: Weights = "bf16"
     checkpointing: bool = False
-    offload: bool = False
     unit: int = BF16
     context: float = OVERHEAD_BYTES
 
@@ -123,17 +122,17 @@ class Options:
         """Activation estimates are for 16-bit activations: fp32 doubles them."""
         return self.unit / BF16
 
+    @property
+    def host(self) -> bool:
+        """On the CPU (fp32, training.loading.dtype_for) the device is the host memory the pipeline is read into."""
+        return self.unit == FP32
+
     def describe(self) -> str:
-        parts = [self.weights, "gradient checkpointing" if self.checkpointing else "no checkpointing"]
-        parts.append("encoders offloaded while caching" if self.offload else "encoders on the GPU while caching")
-        return ", ".join(parts)
+        return ", ".join([self.weights, "gradient checkpointing" if self.checkpointing else "no checkpointing"])
 
 
 # Cheapest last: the first that fits a card is what the plan recommends for it.
-TRAINING_OPTIONS = (
-    Options(), Options(checkpointing=True), Options(checkpointing=True, offload=True),
-    Options("fp8", True), Options("fp8", True, True), Options("nf4", True), Options("nf4", True, True),
-)
+TRAINING_OPTIONS = (Options(), Options(checkpointing=True), Options("fp8", True), Options("nf4", True))
 
 
 @cache
@@ -244,17 +243,19 @@ class Stage:
 
 
 def caching_stage(arch: Architecture, job: JobShape, opt: Options) -> Stage:
-    """Encoding the dataset's latents and captions, before training (training.cache)."""
-    work = {c.name: c.nbytes(unit=opt.unit) for c in arch.components if c.name != "transformer"}
-    acts = {name: text_act_bytes(arch, job.text_tokens) for name in work if name.startswith("text")}
-    acts["vae"] = vae_bytes(arch, job.resolution)
-    acts = {name: value * opt.act_scale for name, value in acts.items()}
-    resident = arch.transformer.nbytes(opt.weights, opt.unit)
-    if opt.offload:  # one encoder on the GPU at a time, the rest in host memory
-        return Stage("load", resident + max(work.values()),
-                     resident + max(work[n] + acts[n] for n in work) + opt.context)
-    counted = resident + sum(work.values())
-    return Stage("load", counted, counted + max(acts.values()) + opt.context)
+    """Encoding the dataset's latents and captions, before training (training.cache.build_cache).
+
+    The pipeline is read into host memory; the VAE comes to the device and encodes the images, then
+    the text encoders join it for the captions. The transformer stays in host memory until they are
+    freed, except a quantized one, which loads onto the device. On the CPU the host holds it all.
+    """
+    unit = opt.unit
+    vae = arch.part("vae").nbytes(unit=unit)
+    text = sum(c.nbytes(unit=unit) for c in arch.components if c.name.startswith("text"))
+    resident = arch.transformer.nbytes(opt.weights, unit) if opt.host or opt.weights != "bf16" else 0.0
+    image = vae_bytes(arch, job.resolution) * opt.act_scale  # the VAE encoding one image
+    captions = text + text_act_bytes(arch, job.text_tokens) * opt.act_scale  # then the text encoders too
+    return Stage("load", resident + vae + text, resident + vae + max(image, captions) + opt.context)
 
 
 def training_stage(arch: Architecture, job: JobShape, opt: Options, keep_vae: bool = False) -> Stage:

@@ -37,6 +37,12 @@ def test_plan_counts_the_published_transformers_and_says_qwen_cannot_serve_and_t
         assert f"on {card:>6}:" in out
     qwen_24 = re.search(r"QWEN: .*?on  24 GB: ([^\n]+)", out, re.DOTALL).group(1)
     assert qwen_24.startswith("does not train") and "does not serve" in qwen_24
+    # The trainer caches with the transformer in host memory: in bf16 that stage needs less than the
+    # transformer's own 40.9 GB, and Qwen-Image trains unquantized on 48 GB.
+    qwen_caching = re.search(r"QWEN: .*?caching latents \+ text[^\d]+([\d.]+) GB", out, re.DOTALL).group(1)
+    assert float(qwen_caching) < 40.9
+    assert re.search(r"QWEN: .*?on  48 GB: trains with bf16, gradient checkpointing", out, re.DOTALL)
+    assert "offload" not in out  # no advice the trainer does not follow
 
 
 def test_a_bad_card_size_is_refused_naming_the_flag() -> None:
