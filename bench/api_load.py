@@ -40,6 +40,7 @@ from loraforge.db.base import make_engine, make_sessionmaker
 from loraforge.db.migrate import upgrade
 from loraforge.db.models import FineTuneJob
 from tests.fixtures.databases import create_postgres_database, drop_postgres_database
+from tests.serving import loraforge_env, wait_healthy
 
 TOTAL_JOBS = 10_000
 USERS = 20
@@ -90,9 +91,7 @@ def seed(url: str) -> list[str]:
 
 
 def start_server(url: str, port: int, workers: int, data_dir: Path, limits: bool = True) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAFORGE_")}
-    env.update(
-        PYTHONPATH=str(REPO),
+    env = loraforge_env(
         LORAFORGE_DATABASE_URL=url,
         LORAFORGE_DATA_DIR=str(data_dir),
         LORAFORGE_API_KEY=BENCH_KEY,
@@ -117,15 +116,12 @@ def start_server(url: str, port: int, workers: int, data_dir: Path, limits: bool
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("the server did not start")
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process)
+    except AssertionError as exc:
+        process.kill()
+        raise SystemExit(f"the server did not start: {exc}") from None
+    return process
 
 
 WRK_SCRIPT = """

@@ -10,11 +10,9 @@ attacks, which no HTTP client library would send.
 from __future__ import annotations
 
 import io
-import os
 import socket
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,10 +22,9 @@ import httpx
 
 from loraforge.db.accounts import create_user_with_key
 from loraforge.db.base import make_engine, make_sessionmaker
-from tests.fixtures.apps import free_port
 from tests.fixtures.databases import create_postgres_database, drop_postgres_database
+from tests.serving import REPO, free_port, loraforge_env, stop, wait_healthy
 
-REPO = Path(__file__).resolve().parents[2]
 OWNER_KEY = "abuse-owner-key-0123456789"
 
 
@@ -53,13 +50,7 @@ class Served:
         raise AssertionError("no VmRSS for the server process")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop(self.process)
         drop_postgres_database(self.database_url)
 
     def new_key(self, name: str = "tester") -> str:
@@ -76,10 +67,7 @@ class Served:
 
 
 def _env(tmp: Path, database_url: str, extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAFORGE_")}
-    env.update(
-        PYTHONPATH=str(REPO),
-        HF_HUB_OFFLINE="1",
+    return loraforge_env(
         LORAFORGE_DATA_DIR=str(tmp / "data"),
         LORAFORGE_DATABASE_URL=database_url,
         LORAFORGE_SECRET_KEY="abuse-test-secret-0123456789",
@@ -88,7 +76,6 @@ def _env(tmp: Path, database_url: str, extra: dict[str, str]) -> dict[str, str]:
         LORAFORGE_ALLOW_PRIVATE_URLS="true",
         **extra,
     )
-    return env
 
 
 def start_server(tmp: Path, access_log: bool = False, **extra: str) -> Served:
@@ -103,17 +90,12 @@ def start_server(tmp: Path, access_log: bool = False, **extra: str) -> Served:
         env=env, cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )
     served = Served(f"http://127.0.0.1:{port}", port, OWNER_KEY, other, process, log, database_url, env)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"loraforge serve exited early:\n{served.log_text()[-3000:]}")
-        try:
-            if httpx.get(f"{served.url}/healthz", timeout=1).status_code == 200:
-                return served
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    served.stop()
-    raise AssertionError(f"loraforge serve did not answer /healthz:\n{served.log_text()[-3000:]}")
+    try:
+        wait_healthy(served.url, process, 90, lambda: served.log_text()[-3000:])
+    except AssertionError:
+        served.stop()
+        raise
+    return served
 
 
 def serving(tmp: Path, access_log: bool = False, **extra: str) -> Iterator[Served]:

@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.fixtures.apps import free_port
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.serving import free_port, loraforge_env, wait_healthy
 
 
 def _env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAFORGE_")}
-    env.update(
-        PYTHONPATH=str(REPO),
+    return loraforge_env(
         LORAFORGE_DATA_DIR=str(tmp_path / "data"),
         LORAFORGE_DATABASE_URL=database_url,
         LORAFORGE_SECRET_KEY="cli-test-secret-0123456789",
         LORAFORGE_EMBEDDED_WORKER="false",  # keys and serve's start need no trainer (and start faster)
         **extra,
     )
-    return env
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -65,14 +58,8 @@ def serve(tmp_path: Path, database_url: str) -> Iterator[object]:
                 break
         assert key, "serve must print the API key"
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    return url, key
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        pytest.fail("loraforge serve did not answer /healthz")
+        wait_healthy(url, process)
+        return url, key
 
     def stop() -> None:
         for process in processes:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[2]
+from tests import serving
+from tests.serving import REPO, free_port
+
+__all__ = ["API_KEY", "Client", "Process", "free_port", "group_alive", "has_torch", "job_child", "service_env",
+           "wait_healthy"]
 
 
 API_KEY = "e2e-test-key-0123456789"
@@ -40,12 +42,6 @@ def service_env(tmp_path: Path, tiny_models: Path, port: int, **extra: str) -> d
     return env
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Process:
     args: list[str]
@@ -68,13 +64,8 @@ class Process:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            serving.stop(self.proc, 15)
 
     def tail(self) -> str:
         return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-3000:] for p in self.logs if p.exists())
@@ -105,17 +96,8 @@ def has_torch(pid: int) -> bool:
 
 
 def wait_healthy(url: str, process: Process, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.proc is not None and process.proc.poll() is not None:
-            raise AssertionError(f"the server exited early:\n{process.tail()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"the server did not answer /healthz in {timeout:.0f}s:\n{process.tail()}")
+    assert process.proc is not None, "start() the process first"
+    serving.wait_healthy(url, process.proc, timeout, process.tail)
 
 
 class Client:

@@ -27,8 +27,8 @@ import httpx
 import pytest
 
 from tests.e2e.flow import image_zip
-from tests.fixtures.apps import free_port
 from tests.fixtures.receiver import Receiver
+from tests.serving import free_port, wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -66,17 +66,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     key = next((line.removeprefix("API key: ").strip() for line in process.stdout
                 if line.startswith("API key: ")), "")
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail(f"loraforge serve did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
+    try:
+        wait_healthy(url, process, 90, lambda: log.read_text()[-3000:])
+    except AssertionError:
+        process.kill()
+        raise
     workdir = root / "work"
     workdir.mkdir()
     (workdir / "my-photos.zip").write_bytes(image_zip(count=3, size=64))
@@ -266,14 +260,7 @@ def test_readyz_names_what_is_down(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline and process.poll() is None, "the API did not start"
-                time.sleep(0.2)
+        wait_healthy(url, process)
         ready = httpx.get(f"{url}/readyz", timeout=20)
         assert ready.status_code == 503
         body = ready.json()

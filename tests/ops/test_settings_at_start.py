@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.fixtures.apps import free_port
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.serving import free_port, loraforge_env, stop, wait_healthy
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAFORGE_")}
-    env.update(PYTHONPATH=str(REPO), LORAFORGE_DATA_DIR=str(tmp_path / "data"), HF_HUB_OFFLINE="1", **extra)
-    return env
+    return loraforge_env(LORAFORGE_DATA_DIR=str(tmp_path / "data"), **extra)
 
 
 @pytest.mark.parametrize("command", ["serve", "worker"])
@@ -41,27 +34,20 @@ def _serve_until_ready(tmp_path: Path, log: Path, *args: str, **extra: str) -> s
     env = _env(tmp_path, LORAFORGE_EMBEDDED_WORKER="false", LORAFORGE_PORT=str(port), **extra)
     process = subprocess.Popen([sys.executable, "-m", "loraforge", "serve", "--no-access-log", *args],
                                env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    pytest.fail(f"serve did not start:\n{log.read_text()}")
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process, 60, log.read_text)
+    except AssertionError:
+        process.kill()
+        raise
+    return process
 
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    process.wait(timeout=20)
 
 
 def test_typos_and_unreachable_links_are_warned_about_in_json_logs(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     process = _serve_until_ready(tmp_path, log, "--host", "0.0.0.0", LORAFORGE_MODELS_FLUX="/x",
                                  LORAFORGE_LOG_FORMAT="json")
-    _stop(process)
+    stop(process)
     records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     assert records, "serve logs something at start"
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records), records
@@ -73,11 +59,11 @@ def test_typos_and_unreachable_links_are_warned_about_in_json_logs(tmp_path: Pat
 
 def test_log_level_governs_loraforge_loggers(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
-    _stop(_serve_until_ready(tmp_path, log, LORAFORGE_LOG_LEVEL="warning", LORAFORGE_LOGLEVEL="x"))
+    stop(_serve_until_ready(tmp_path, log, LORAFORGE_LOG_LEVEL="warning", LORAFORGE_LOGLEVEL="x"))
     text = log.read_text()
     assert "LORAFORGE_LOGLEVEL" in text and "did you mean LORAFORGE_LOG_LEVEL" in text
     assert " INFO loraforge" not in text, "INFO lines of loraforge are hidden at LORAFORGE_LOG_LEVEL=warning"
-    _stop(_serve_until_ready(tmp_path, log, LORAFORGE_LOG_LEVEL="DEBUG"))
+    stop(_serve_until_ready(tmp_path, log, LORAFORGE_LOG_LEVEL="DEBUG"))
     assert " INFO loraforge" in log.read_text(), "and shown at DEBUG"
 
 
