@@ -1,10 +1,10 @@
 """Each job's GPU work runs in a child process: crashes, retries, time limit, cancel, lease fencing.
 
 Real children of real workers on the tiny models: a `loraforge serve` subprocess for kill -9 of the
-child (the API keeps answering, the job resumes from its checkpoint, and the API process never
-imports torch for it), the in-process app (embedded worker) for the rest. The faults are real:
-SIGKILL of the child from outside (what the kernel's OOM killer does), a 5 s time limit, a
-cancel, and another worker taking the lease over in the database.
+server and then of the child (the job resumes from its checkpoint after each, the API keeps
+answering, and the API process never imports torch for it), the in-process app (embedded worker)
+for the rest. The faults are real: SIGKILL of the child from outside (what the kernel's OOM killer
+does), a 5 s time limit, a cancel, and another worker taking the lease over in the database.
 """
 
 from __future__ import annotations
@@ -47,6 +47,12 @@ def _step(d: dict) -> int:
 
 def _messages(job: dict) -> list[str]:
     return [e["message"] for e in job["events"] if e.get("message")]
+
+
+def _resumed(job: dict) -> list[int]:
+    """The checkpoint steps the job resumed from, in order."""
+    prefix = "resumed from the checkpoint of step "
+    return [int(m.removeprefix(prefix)) for m in _messages(job) if m.startswith(prefix)]
 
 
 class ChildWatcher(threading.Thread):
@@ -94,20 +100,39 @@ def _wait_no_process(pids: set[int], timeout: float) -> None:
     assert not [pid for pid in pids if group_alive(pid)], "a child of the job is still running"
 
 
-def test_a_child_killed_mid_training_is_retried_from_its_checkpoint_while_the_api_answers(tmp_path,
-                                                                                       tiny_models) -> None:
+def test_a_killed_server_and_a_killed_child_each_resume_from_a_checkpoint_while_the_api_answers(
+        tmp_path, tiny_models) -> None:
+    """One job through both crashes (one server and one job, not two of each): kill -9 of
+    `loraforge serve` mid-training ends the job's child with it and the job resumes from its
+    checkpoint after a restart; then kill -9 of the child alone is retried from the next
+    checkpoint while the API keeps answering."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    data_dir = tmp_path / "data"
     server = Process(["serve"], service_env(tmp_path, tiny_models, port, LORAFORGE_CHECKPOINT_EVERY="4"),
                      tmp_path / "serve")
     try:
         server.start()
         wait_healthy(url, server)
         api = Client(url, API_KEY)
-        job_id = api.submit(submit_body(api.upload(image_zip()), steps=24))
+        job_id = api.submit(submit_body(api.upload(image_zip()), steps=40, sample_every=0))
         wait_for(lambda: api.details(job_id), lambda d: _step(d) >= 9 or d["status"] in TERMINAL, 120)
-        child = job_child(tmp_path / "data", job_id)
-        assert child is not None
+        first = job_child(data_dir, job_id)
+        assert first is not None
+        server.kill9()
+        _wait_no_process({first}, 10)  # the kernel ends the job's child with its worker
+
+        server.start()
+        wait_healthy(url, server)
+        job = wait_for(lambda: api.details(job_id), lambda d: bool(_resumed(d)) or d["status"] in TERMINAL, 120,
+                       "the job resumed after the restart")
+        resumed_at = _resumed(job)[0]
+        assert resumed_at >= 8, job["events"]
+        # The restarted server's job runs in a new child: once it has written its next two
+        # checkpoints, kill -9 that child alone (what the kernel's OOM killer does).
+        wait_for(lambda: api.details(job_id), lambda d: _step(d) >= resumed_at + 9 or d["status"] in TERMINAL, 120)
+        child = job_child(data_dir, job_id)
+        assert child is not None and child != first
         os.kill(child, signal.SIGKILL)
         assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200  # the API is not the child
         assert api.details(job_id)["status"] == "TRAINING_INITIATED"
@@ -116,11 +141,10 @@ def test_a_child_killed_mid_training_is_retried_from_its_checkpoint_while_the_ap
         assert job["status"] == "AVAILABLE", (job["error_message"], server.tail())
         messages = _messages(job)
         assert any("attempt 1 of 3 failed" in m and "SIGKILL" in m for m in messages), messages
-        resumed = [m for m in messages if m.startswith("resumed from the checkpoint of step")]
-        assert resumed and int(resumed[-1].rsplit(" ", 1)[1]) >= 8, messages
+        assert _resumed(job)[0] == resumed_at and _resumed(job)[-1] >= resumed_at + 8, messages
         _wait_no_process({child}, 10)
-        _wait_removed(tmp_path / "data" / "work" / job_id)  # no stale work dir
-        metrics = httpx.get(f"{url}/metrics", timeout=10).text
+        _wait_removed(data_dir / "work" / job_id)  # no stale work dir
+        metrics = httpx.get(f"{url}/metrics", timeout=10).text  # the restarted server's own counts
         assert 'loraforge_job_child_exits_total{outcome="crashed"} 1.0' in metrics
         assert 'loraforge_job_child_exits_total{outcome="ok"} 1.0' in metrics
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -31,9 +32,23 @@ def _header(safetensors_bytes: bytes) -> dict:
     return json.loads(safetensors_bytes[8 : 8 + size])
 
 
+@pytest.fixture(scope="module")
+def cli_samples(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> Path:
+    """The samples folder of one `loraforge train` run on the job's ZIP and parameters; it does not
+    depend on the database or the store, so one run serves the test on both backends."""
+    tmp_path = tmp_path_factory.mktemp("cli-samples")
+    (tmp_path / "photos.zip").write_bytes(image_zip())
+    cli = run_cli("train", str(tmp_path / "photos.zip"), "--base-model", "FLUX", "--model", str(tiny_models / "flux-dev"),
+                  "--trigger-word", "TOK", "--instance-prompt", "a photo of TOK", "--steps", "4",
+                  "--learning-rate", "0.0004", "--resolution", "64", "--rank", "4", "--sample-every", "2",
+                  *[arg for p in PROMPTS for arg in ("--sample-prompt", p)], "--out", str(tmp_path / "cli"))
+    assert cli.returncode == 0, cli.stderr
+    return tmp_path / "cli" / "samples"
+
+
 @TWO_BACKENDS
 def test_a_job_lists_its_sample_sets_intermediate_loras_and_loss_history(make_app_client, tiny_models,
-                                                                        tmp_path) -> None:
+                                                                        cli_samples) -> None:
     api = make_app_client(**pipeline_settings(tiny_models))
     job_id = submit(api, submit_body(upload(api, image_zip()), steps=4, sample_every=2, sample_prompts=PROMPTS))
     job = wait_for(lambda: details(api, job_id), lambda d: d["status"] in TERMINAL, timeout=300)
@@ -47,14 +62,8 @@ def test_a_job_lists_its_sample_sets_intermediate_loras_and_loss_history(make_ap
             assert img.format == "PNG" and img.size == (64, 64)
             served[sample["step"], sample["index"]] = np.asarray(img.convert("RGB"), dtype=np.int16)
     # `loraforge train` on the same ZIP and parameters writes the same sets.
-    (tmp_path / "photos.zip").write_bytes(image_zip())
-    cli = run_cli("train", str(tmp_path / "photos.zip"), "--base-model", "FLUX", "--model", str(tiny_models / "flux-dev"),
-                  "--trigger-word", "TOK", "--instance-prompt", "a photo of TOK", "--steps", "4",
-                  "--learning-rate", "0.0004", "--resolution", "64", "--rank", "4", "--sample-every", "2",
-                  *[arg for p in PROMPTS for arg in ("--sample-prompt", p)], "--out", str(tmp_path / "cli"))
-    assert cli.returncode == 0, cli.stderr
     for (step, index), pixels in served.items():
-        with Image.open(tmp_path / "cli" / "samples" / f"step-{step}" / f"{index}.png") as img:
+        with Image.open(cli_samples / f"step-{step}" / f"{index}.png") as img:
             assert np.abs(np.asarray(img.convert("RGB"), dtype=np.int16) - pixels).max() <= 2, (step, index)
     assert 0 <= job["model_information"]["sample_share"] <= 1 and job["model_information"]["sample_seconds"] > 0
 
