@@ -7,15 +7,44 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def plan(*args: str, **env_vars: str) -> subprocess.CompletedProcess[str]:
+def start_plan(*args: str, **env_vars: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", **env_vars}
-    return subprocess.run([sys.executable, "-m", "loraforge", "plan", *args], check=False, env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.Popen([sys.executable, "-m", "loraforge", "plan", *args], env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    try:
+        out, err = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def plan(*args: str, **env_vars: str) -> subprocess.CompletedProcess[str]:
+    return finish(start_plan(*args, **env_vars))
+
+
+@pytest.fixture(scope="module")
+def full_plans(tiny_models: Path) -> Iterator[dict[str, subprocess.Popen[str]]]:
+    """The module's two full `plan` runs (seconds of single-threaded CPU each, building the
+    architectures on the meta device), started together so that they run on two cores at once."""
+    runs = {"published": start_plan("--gpu-gb", "80"),
+            "local qwen": start_plan("--json", LORAFORGE_MODEL_QWEN=str(tiny_models / "qwen-image"))}
+    yield runs
+    for process in runs.values():
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def transformer_params(output: str, base_model: str) -> float:
@@ -23,8 +52,8 @@ def transformer_params(output: str, base_model: str) -> float:
     return float(re.search(r"transformer \(MMDiT\)\s+([\d.]+) B", section).group(1))
 
 
-def test_plan_counts_the_published_transformers_and_says_qwen_cannot_serve_and_train_on_80_gb() -> None:
-    result = plan("--gpu-gb", "80")
+def test_plan_counts_the_published_transformers_and_says_qwen_cannot_serve_and_train_on_80_gb(full_plans) -> None:
+    result = finish(full_plans["published"])
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     assert abs(transformer_params(out, "FLUX") - 11.9) <= 11.9 * 0.02
@@ -50,11 +79,11 @@ def test_a_bad_card_size_is_refused_naming_the_flag() -> None:
     assert result.returncode == 2 and "--gpu-gb" in result.stderr
 
 
-def test_a_configured_local_model_is_counted_from_its_own_configs(tiny_models: Path) -> None:
+def test_a_configured_local_model_is_counted_from_its_own_configs(tiny_models: Path, full_plans) -> None:
     from diffusers import QwenImagePipeline
 
     folder = tiny_models / "qwen-image"
-    result = plan("--json", LORAFORGE_MODEL_QWEN=str(folder))
+    result = finish(full_plans["local qwen"])  # LORAFORGE_MODEL_QWEN=folder
     assert result.returncode == 0, result.stderr[-2000:]
     qwen = json.loads(result.stdout)["models"]["QWEN"]
     assert qwen["architecture"] == str(folder.resolve())

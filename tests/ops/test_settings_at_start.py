@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,20 +68,34 @@ def test_log_level_governs_loraforge_loggers(tmp_path: Path) -> None:
     assert " INFO loraforge" in log.read_text(), "and shown at DEBUG"
 
 
-@pytest.mark.parametrize(("flag", "env", "asked"), [(["--base-weights", "nf4"], {}, "nf4"),
-                                                    ([], {"LORAFORGE_BASE_WEIGHTS": "FP8"}, "fp8")])
-def test_base_weights_reach_training_from_the_flag_and_the_variable(
-    tiny_models: Path, tmp_path: Path, flag: list[str], env: dict[str, str], asked: str
-) -> None:
+BASE_WEIGHTS = {"nf4": (["--base-weights", "nf4"], {}), "fp8": ([], {"LORAFORGE_BASE_WEIGHTS": "FP8"})}
+
+
+@pytest.fixture(scope="module")
+def base_weight_runs(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """`loraforge train` once with the flag and once with the variable, started together (each is
+    seconds of single-threaded imports before it refuses, so the two share the machine's cores)."""
     from tests.training.test_train_cli import write_images
 
-    data = write_images(tmp_path / "data", count=2)
-    done = subprocess.run(
-        [sys.executable, "-m", "loraforge", "train", str(data), "--base-model", "FLUX", "--model",
-         str(tiny_models / "flux-dev"), "--trigger-word", "sks", "--steps", "1", "--resolution", "64",
-         "--device", "cpu", "--out", str(tmp_path / "out"), *flag],
-        env=_env(tmp_path, **env), capture_output=True, text=True, timeout=240, check=False,
-    )
+    runs = {}
+    for asked, (flag, env) in BASE_WEIGHTS.items():
+        tmp_path = tmp_path_factory.mktemp(f"weights-{asked}")
+        data = write_images(tmp_path / "data", count=2)
+        runs[asked] = subprocess.Popen(
+            [sys.executable, "-m", "loraforge", "train", str(data), "--base-model", "FLUX", "--model",
+             str(tiny_models / "flux-dev"), "--trigger-word", "sks", "--steps", "1", "--resolution", "64",
+             "--device", "cpu", "--out", str(tmp_path / "out"), *flag],
+            env=_env(tmp_path, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    yield runs
+    for process in runs.values():
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.parametrize("asked", list(BASE_WEIGHTS))
+def test_base_weights_reach_training_from_the_flag_and_the_variable(base_weight_runs: dict, asked: str) -> None:
+    _out, err = base_weight_runs[asked].communicate(timeout=240)
     # On this CPU-only machine the quantized loaders refuse; the message proves the choice arrived.
-    assert done.returncode == 2, done.stderr
-    assert f"base_weights={asked} needs a CUDA GPU" in done.stderr
+    assert base_weight_runs[asked].returncode == 2, err
+    assert f"base_weights={asked} needs a CUDA GPU" in err
