@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -37,6 +38,7 @@ from tests.e2e.processes import (
     service_env,
     wait_healthy,
 )
+from tests.fixtures.apps import ApiClient, module_app
 
 SQLITE_LOCAL = pytest.mark.parametrize(("database_url", "storage_kind"), [("sqlite", "local")], indirect=True)
 
@@ -186,9 +188,24 @@ def test_leftovers_of_a_dead_worker_are_ended_at_start(tmp_path, tiny_models) ->
             orphan.wait()
 
 
-@SQLITE_LOCAL
-def test_a_child_that_dies_every_time_ends_failed_with_the_cause(make_app_client, tiny_models) -> None:
-    api = make_app_client(**pipeline_settings(tiny_models, job_max_attempts=2))
+@pytest.fixture(scope="module", params=[("sqlite", "local")], ids="-".join)
+def warm_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_models) -> Iterator[ApiClient]:
+    """One app for the tests below that need no setting of their own: each job goes to the same warm
+    worker. Its lease test runs last, since it leaves its job to the (fictional) other worker."""
+    yield from module_app(request, tmp_path_factory,
+                          **pipeline_settings(tiny_models, job_max_attempts=2, checkpoint_every=1000))
+
+
+def _training_job(api: ApiClient) -> tuple[str, ChildWatcher]:
+    """A long job (5000 steps) once its first step is done, and the watcher of its children."""
+    job_id = submit(api, submit_body(upload(api, image_zip()), steps=5000))
+    watcher = ChildWatcher(api.settings.data_dir, job_id)
+    wait_for(lambda: details(api, job_id), lambda d: _step(d) >= 1 or d["status"] in TERMINAL)
+    return job_id, watcher
+
+
+def test_a_child_that_dies_every_time_ends_failed_with_the_cause(warm_api: ApiClient) -> None:
+    api = warm_api
     job_id = submit(api, submit_body(upload(api, image_zip()), steps=2000))
     killer = ChildWatcher(api.settings.data_dir, job_id, kill=True)
     try:
@@ -220,12 +237,9 @@ def test_a_time_limit_ends_the_job_failed_within_seconds_and_leaves_no_process(m
     _wait_removed(api.settings.data_dir / "work" / job_id)
 
 
-@SQLITE_LOCAL
-def test_cancel_during_training_leaves_no_child_within_seconds(make_app_client, tiny_models) -> None:
-    api = make_app_client(**pipeline_settings(tiny_models, checkpoint_every=1000))
-    job_id = submit(api, submit_body(upload(api, image_zip()), steps=5000))
-    watcher = ChildWatcher(api.settings.data_dir, job_id)
-    wait_for(lambda: details(api, job_id), lambda d: _step(d) >= 1 or d["status"] in TERMINAL)
+def test_cancel_during_training_leaves_no_child_within_seconds(warm_api: ApiClient) -> None:
+    api = warm_api
+    job_id, watcher = _training_job(api)
     r = api.client.post("/finetune/request/cancel", json={"request_id": job_id}, headers=api.headers())
     assert r.status_code == 200, r.text
     cancelled = time.monotonic()
@@ -234,12 +248,9 @@ def test_cancel_during_training_leaves_no_child_within_seconds(make_app_client, 
     _wait_no_process(watcher.stop(), max(1.0, 10 - (time.monotonic() - cancelled)))
 
 
-@SQLITE_LOCAL
-def test_a_worker_whose_lease_was_taken_over_cannot_change_the_job(make_app_client, tiny_models) -> None:
-    api = make_app_client(**pipeline_settings(tiny_models, checkpoint_every=1000))
-    job_id = submit(api, submit_body(upload(api, image_zip()), steps=5000))
-    watcher = ChildWatcher(api.settings.data_dir, job_id)
-    wait_for(lambda: details(api, job_id), lambda d: _step(d) >= 1 or d["status"] in TERMINAL)
+def test_a_worker_whose_lease_was_taken_over_cannot_change_the_job(warm_api: ApiClient) -> None:
+    api = warm_api
+    job_id, watcher = _training_job(api)
     # Another worker takes the job over (as after our lease expired while we were paused).
     with api.app.state.sessionmaker() as session:
         session.execute(update(JobRun).where(JobRun.job_id == job_id)

@@ -10,6 +10,8 @@ import json
 import struct
 from pathlib import Path
 
+import pytest
+
 from loraforge.config import Settings
 from loraforge.training.loading import resolve_model_ref
 from loraforge.training.presets import DEMO_RESOLUTION, fit_to_model, resolve_spec
@@ -22,6 +24,9 @@ def _metadata(safetensors_bytes: bytes) -> dict[str, str]:
     return json.loads(safetensors_bytes[8 : 8 + size]).get("__metadata__", {})
 
 
+# Each database and each store once (SQLite + local disk, PostgreSQL + S3): the cap does not depend
+# on them, the download link does.
+@pytest.mark.parametrize(("database_url", "storage_kind"), [("sqlite", "local"), ("postgresql", "s3")], indirect=True)
 def test_a_job_on_the_demo_model_trains_at_the_capped_resolution_and_says_why(make_app_client,
                                                                              tiny_models) -> None:
     api = make_app_client(**pipeline_settings(tiny_models, model_flux=None, model_qwen=None))

@@ -1,7 +1,7 @@
 """Jobs that cannot finish end in a status with a reason, and cancel stops a training job in seconds.
 
 Embedded worker, through HTTP, tiny models; each test runs on SQLite + local disk and on
-PostgreSQL + SeaweedFS S3.
+PostgreSQL + SeaweedFS S3, one app per pair for the whole module.
 """
 
 from __future__ import annotations
@@ -22,16 +22,16 @@ from tests.e2e.flow import (
     wait_for,
 )
 from tests.e2e.pipeline_http import details, submit, upload
-
-TWO_BACKENDS = pytest.mark.parametrize(
-    ("database_url", "storage_kind"), [("sqlite", "local"), ("postgresql", "s3")],
-    indirect=True,
-)
+from tests.fixtures.apps import ApiClient, module_app
 
 
-@TWO_BACKENDS
-def test_a_zip_without_usable_images_ends_failed_with_a_reason(make_app_client, tiny_models) -> None:
-    api = make_app_client(**pipeline_settings(tiny_models))
+@pytest.fixture(scope="module", params=[("sqlite", "local"), ("postgresql", "s3")], ids="-".join)
+def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_models) -> Iterator[ApiClient]:
+    """One app per backend pair for the module: each test's job goes to the same warm worker."""
+    yield from module_app(request, tmp_path_factory, **pipeline_settings(tiny_models, checkpoint_every=1000))
+
+
+def test_a_zip_without_usable_images_ends_failed_with_a_reason(api: ApiClient) -> None:
     job_id = submit(api, submit_body(upload(api, not_images_zip())))
     job = wait_for(lambda: details(api, job_id), lambda d: d["status"] in TERMINAL)
     assert job["status"] == "FAILED"
@@ -68,19 +68,14 @@ def vanishing_file_server() -> Iterator[str]:
     server.server_close()
 
 
-@TWO_BACKENDS
-def test_a_url_that_stops_answering_ends_failed_with_a_reason(make_app_client, tiny_models,
-                                                             vanishing_file_server) -> None:
-    api = make_app_client(**pipeline_settings(tiny_models))
+def test_a_url_that_stops_answering_ends_failed_with_a_reason(api: ApiClient, vanishing_file_server) -> None:
     job_id = submit(api, submit_body(vanishing_file_server))
     job = wait_for(lambda: details(api, job_id), lambda d: d["status"] in TERMINAL)
     assert job["status"] == "FAILED"
     assert vanishing_file_server in job["error_message"] or "data.zip" in job["error_message"]
 
 
-@TWO_BACKENDS
-def test_cancel_stops_a_training_job_within_seconds(make_app_client, tiny_models) -> None:
-    api = make_app_client(**pipeline_settings(tiny_models, checkpoint_every=1000))
+def test_cancel_stops_a_training_job_within_seconds(api: ApiClient) -> None:
     job_id = submit(api, submit_body(upload(api, image_zip()), steps=5000))
     wait_for(lambda: details(api, job_id), lambda d: (d.get("progress") or {}).get("step", 0) >= 1
              or d["status"] in TERMINAL)
