@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import json
 import struct
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -33,17 +35,25 @@ def _header(safetensors_bytes: bytes) -> dict:
 
 
 @pytest.fixture(scope="module")
-def cli_samples(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> Path:
+def cli_samples(tmp_path_factory: pytest.TempPathFactory, tiny_models: Path) -> Iterator[Callable[[], Path]]:
     """The samples folder of one `loraforge train` run on the job's ZIP and parameters; it does not
-    depend on the database or the store, so one run serves the test on both backends."""
+    depend on the database or the store, so one run serves the test on both backends. It runs in a
+    thread from the first test's start, beside that test's job (two cores); call for its folder."""
     tmp_path = tmp_path_factory.mktemp("cli-samples")
     (tmp_path / "photos.zip").write_bytes(image_zip())
-    cli = run_cli("train", str(tmp_path / "photos.zip"), "--base-model", "FLUX", "--model", str(tiny_models / "flux-dev"),
-                  "--trigger-word", "TOK", "--instance-prompt", "a photo of TOK", "--steps", "4",
-                  "--learning-rate", "0.0004", "--resolution", "64", "--rank", "4", "--sample-every", "2",
-                  *[arg for p in PROMPTS for arg in ("--sample-prompt", p)], "--out", str(tmp_path / "cli"))
-    assert cli.returncode == 0, cli.stderr
-    return tmp_path / "cli" / "samples"
+    with ThreadPoolExecutor(1) as pool:
+        cli = pool.submit(run_cli, "train", str(tmp_path / "photos.zip"), "--base-model", "FLUX", "--model",
+                          str(tiny_models / "flux-dev"), "--trigger-word", "TOK", "--instance-prompt", "a photo of TOK",
+                          "--steps", "4", "--learning-rate", "0.0004", "--resolution", "64", "--rank", "4",
+                          "--sample-every", "2", *[arg for p in PROMPTS for arg in ("--sample-prompt", p)],
+                          "--out", str(tmp_path / "cli"))
+
+        def folder() -> Path:
+            done = cli.result(timeout=300)
+            assert done.returncode == 0, done.stderr
+            return tmp_path / "cli" / "samples"
+
+        yield folder
 
 
 @TWO_BACKENDS
@@ -63,7 +73,7 @@ def test_a_job_lists_its_sample_sets_intermediate_loras_and_loss_history(make_ap
             served[sample["step"], sample["index"]] = np.asarray(img.convert("RGB"), dtype=np.int16)
     # `loraforge train` on the same ZIP and parameters writes the same sets.
     for (step, index), pixels in served.items():
-        with Image.open(cli_samples / f"step-{step}" / f"{index}.png") as img:
+        with Image.open(cli_samples() / f"step-{step}" / f"{index}.png") as img:
             assert np.abs(np.asarray(img.convert("RGB"), dtype=np.int16) - pixels).max() <= 2, (step, index)
     assert 0 <= job["model_information"]["sample_share"] <= 1 and job["model_information"]["sample_seconds"] > 0
 
