@@ -84,7 +84,7 @@ def _owned(session: Session, user_id: str, webhook_id: object) -> Webhook:
         raise ValidationError(f"webhook_id: must be a string (the id /webhook/add answered), got {webhook_id!r}")
     hook = session.get(Webhook, webhook_id)
     if hook is None or hook.user_id != user_id:
-        raise NotFoundError(f"no webhook {webhook_id}")
+        raise NotFoundError(f"webhook_id: no webhook {webhook_id!r} for this API key")
     return hook
 
 

@@ -48,6 +48,7 @@ def test_a_user_has_one_active_webhook_and_can_replace_it(make_app_client, recei
     hidden = api.client.get("/webhook/dispatch-logs", params={"webhook_id": hook["webhook_id"]},
                             headers=api.headers(other))
     assert hidden.status_code == 404
+    assert hidden.json()["error"] == f"webhook_id: no webhook {hook['webhook_id']!r} for this API key"
 
 
 def test_bad_webhook_requests_get_a_4xx_naming_the_field(make_app_client) -> None:
@@ -56,7 +57,7 @@ def test_bad_webhook_requests_get_a_4xx_naming_the_field(make_app_client) -> Non
     bad_type = _add(api, "http://127.0.0.1:9/x", ["NOT_A_STATUS"])
     assert bad_type.status_code == 400 and "event.types" in bad_type.json()["error"]
     missing = api.client.get("/webhook/inactive", params={"webhook_id": "nope"}, headers=api.headers())
-    assert missing.status_code == 404
+    assert missing.status_code == 404 and missing.json()["error"] == "webhook_id: no webhook 'nope' for this API key"
     number = api.client.post("/webhook/update", json={"webhook_id": 5}, headers=api.headers())
     assert number.status_code == 400 and number.json()["error"].startswith("webhook_id: must be a string"), number.text
     absent = api.client.post("/webhook/update", json={"event": {"types": ["FAILED"]}}, headers=api.headers())
