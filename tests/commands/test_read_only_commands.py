@@ -7,22 +7,18 @@ this keeps it so. Run as subprocesses, as users run them.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.apps import free_port
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.serving import free_port, loraforge_env
 
 
 def run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAFORGE_")}
-    env.update(PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", LORAFORGE_DATA_DIR=str(data_dir),
-               LORAFORGE_PUBLIC_URL=f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    env = loraforge_env(LORAFORGE_DATA_DIR=str(data_dir),
+                        LORAFORGE_PUBLIC_URL=f"http://127.0.0.1:{free_port()}")  # nothing listens there
     return subprocess.run([sys.executable, "-m", "loraforge", *args], env=env, capture_output=True, text=True,
                           timeout=120, check=False)
 

@@ -7,22 +7,18 @@ two trainers on one GPU.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.apps import free_port
 from tests.fixtures.databases import POSTGRES_SERVER
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.serving import free_port, loraforge_env
 
 
 def serve(data_dir: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAFORGE_")}
-    env.update(PYTHONPATH=str(REPO), LORAFORGE_DATA_DIR=str(data_dir), LORAFORGE_PORT=str(free_port()), **settings)
+    env = loraforge_env(LORAFORGE_DATA_DIR=str(data_dir), LORAFORGE_PORT=str(free_port()), **settings)
     return subprocess.run([sys.executable, "-m", "loraforge", "serve", *args], env=env, capture_output=True,
                           text=True, timeout=60, check=False)
 
