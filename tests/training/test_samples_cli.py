@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,12 @@ def train_with_samples(tiny_models: Path, data: Path, out: Path) -> str:
 def runs(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     root = tmp_path_factory.mktemp("samples-cli")
     data = write_images(root / "data")
-    stderr = train_with_samples(tiny_models, data, root / "a")
-    train_with_samples(tiny_models, data, root / "b")
+    # The two runs are independent subprocesses: run them side by side, one per core.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(train_with_samples, tiny_models, data, root / "a")
+        second = pool.submit(train_with_samples, tiny_models, data, root / "b")
+        stderr = first.result()
+        second.result()
     return root / "a", root / "b", stderr
 
 
