@@ -1,4 +1,8 @@
-"""`loraforge train` end to end on the tiny models: both families, the saved files, bad data."""
+"""`loraforge train` end to end on the tiny models: both families, the saved files, bad data.
+
+The subprocesses that no test needs in-process (bad flags, an empty folder, the rank alias, the
+resume chain) start together in `cli_runs`, two at a time, and each test reads its own result.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -77,54 +83,100 @@ def test_train_command_writes_a_lora_that_load_lora_weights_reads_and_that_chang
     assert np.abs(after - before).max() > 1e-4
 
 
-def test_train_command_on_a_folder_without_images_fails_with_one_clear_line(tiny_models: Path, tmp_path: Path) -> None:
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / "notes.txt").write_text("no images here")
-    out = run_cli("train", str(tmp_path / "empty"), "--base-model", "FLUX", "--model",
-                  str(tiny_models / "flux-dev"), "--trigger-word", "sks", "--out", str(tmp_path / "out"))
+def _resume_chain(tiny_models: Path, root: Path) -> tuple[subprocess.CompletedProcess, ...]:
+    """A 4-step run, `--resume` to 8 steps, then `--resume` to 6: each needs the one before."""
+    data = write_images(root / "data", count=2)
+    common = ["--base-model", "FLUX", "--model", str(tiny_models / "flux-dev"), "--trigger-word", "sks",
+              "--resolution", "64", "--rank", "4", "--learning-rate", "1e-2", "--sample-every", "0"]
+    first = run_cli("train", str(data), *common, "--steps", "4", "--out", str(root / "out"))
+    if first.returncode != 0:
+        return first, first, first
+    more = run_cli("train", str(data), *common, "--steps", "8", "--resume", "--out", str(root / "out"))
+    shorter = run_cli("train", str(data), *common, "--steps", "6", "--resume", "--out", str(root / "out"))
+    return first, more, shorter
+
+
+def _empty_folder(tiny_models: Path, root: Path) -> subprocess.CompletedProcess:
+    (root / "empty").mkdir()
+    (root / "empty" / "notes.txt").write_text("no images here")
+    return run_cli("train", str(root / "empty"), "--base-model", "FLUX", "--model",
+                   str(tiny_models / "flux-dev"), "--trigger-word", "sks", "--out", str(root / "out"))
+
+
+def _rank_alias(tiny_models: Path, root: Path) -> subprocess.CompletedProcess:
+    data = write_images(root / "data", count=2)
+    return run_cli("train", str(data), "--base-model", "FLUX", "--model", str(tiny_models / "flux-dev"),
+                   "--trigger-word", "sks", "--steps", "2", "--lora-rank", "4", "--resolution", "64",
+                   "--out", str(root / "out"))
+
+
+def _bad_steps(tiny_models: Path, root: Path) -> subprocess.CompletedProcess:
+    return run_cli("train", str(root), "--base-model", "FLUX", "--trigger-word", "sks", "--steps", "0",
+                   "--out", str(root / "out"))
+
+
+def _bad_resolution(tiny_models: Path, root: Path) -> subprocess.CompletedProcess:
+    return run_cli("train", str(root), "--base-model", "FLUX", "--trigger-word", "sks", "--resolution", "72",
+                   "--out", str(root / "out"))
+
+
+@pytest.fixture(scope="module")
+def cli_runs(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Path, Future]]]:
+    """The module's independent `loraforge train` subprocesses, started together two at a time (each
+    spends seconds importing on one core); {name: (its folder, its future result)}. The resume chain
+    goes first, alone on one worker; the others follow it on the second in the tests' order."""
+    runs = {"resume": _resume_chain, "empty": _empty_folder, "bad_steps": _bad_steps,
+            "rank_alias": _rank_alias, "bad_resolution": _bad_resolution}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        started = {}
+        for name, run in runs.items():
+            root = tmp_path_factory.mktemp(f"train-cli-{name}")
+            started[name] = (root, pool.submit(run, tiny_models, root))
+        yield started
+
+
+def test_train_command_on_a_folder_without_images_fails_with_one_clear_line(
+    cli_runs: dict[str, tuple[Path, Future]],
+) -> None:
+    root, future = cli_runs["empty"]
+    out = future.result()
     assert out.returncode != 0
     lines = out.stderr.strip().splitlines()
     assert lines[-1].startswith("error:") and "image" in lines[-1]
     assert "Traceback" not in out.stderr
-    assert not (tmp_path / "out" / "lora.safetensors").exists()
+    assert not (root / "out" / "lora.safetensors").exists()
 
 
-def test_train_command_with_a_bad_flag_value_names_the_field(tmp_path: Path) -> None:
-    out = run_cli("train", str(tmp_path), "--base-model", "FLUX", "--trigger-word", "sks", "--steps", "0",
-                  "--out", str(tmp_path / "out"))
+def test_train_command_with_a_bad_flag_value_names_the_field(cli_runs: dict[str, tuple[Path, Future]]) -> None:
+    out = cli_runs["bad_steps"][1].result()
     assert out.returncode != 0 and "steps" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_train_command_honours_the_lora_rank_alias(tiny_models: Path, tmp_path: Path) -> None:
-    data = write_images(tmp_path / "data", count=2)
-    out = run_cli("train", str(data), "--base-model", "FLUX", "--model", str(tiny_models / "flux-dev"),
-                  "--trigger-word", "sks", "--steps", "2", "--lora-rank", "4", "--resolution", "64",
-                  "--out", str(tmp_path / "out"))
+def test_train_command_honours_the_lora_rank_alias(cli_runs: dict[str, tuple[Path, Future]]) -> None:
+    root, future = cli_runs["rank_alias"]
+    out = future.result()
     assert out.returncode == 0, out.stderr
-    with safe_open(str(tmp_path / "out" / "lora.safetensors"), "pt") as f:
+    with safe_open(str(root / "out" / "lora.safetensors"), "pt") as f:
         assert f.metadata()["loraforge.rank"] == "4"
         down = next(k for k in f.keys() if "lora_A" in k or "lora_down" in k)  # noqa: SIM118
         assert 4 in f.get_tensor(down).shape
 
 
-def test_train_command_refuses_a_resolution_that_is_not_a_multiple_of_16(tmp_path: Path) -> None:
-    out = run_cli("train", str(tmp_path), "--base-model", "FLUX", "--trigger-word", "sks", "--resolution", "72",
-                  "--out", str(tmp_path / "out"))
+def test_train_command_refuses_a_resolution_that_is_not_a_multiple_of_16(
+    cli_runs: dict[str, tuple[Path, Future]],
+) -> None:
+    out = cli_runs["bad_resolution"][1].result()
     assert out.returncode == 2
     assert "resolution: Input should be a multiple of 16" in out.stderr and "Value error" not in out.stderr
 
 
-def test_resume_past_a_finished_run_continues_from_its_last_step(tiny_models: Path, tmp_path: Path) -> None:
-    data = write_images(tmp_path / "data", count=2)
-    common = ["--base-model", "FLUX", "--model", str(tiny_models / "flux-dev"), "--trigger-word", "sks",
-              "--resolution", "64", "--rank", "4", "--learning-rate", "1e-2", "--sample-every", "0"]
-    first = run_cli("train", str(data), *common, "--steps", "4", "--out", str(tmp_path / "out"))
+def test_resume_past_a_finished_run_continues_from_its_last_step(cli_runs: dict[str, tuple[Path, Future]]) -> None:
+    root, future = cli_runs["resume"]
+    first, more, shorter = future.result()
     assert first.returncode == 0, first.stderr
-    more = run_cli("train", str(data), *common, "--steps", "8", "--resume", "--out", str(tmp_path / "out"))
     assert more.returncode == 0, more.stderr
-    history = json.loads((tmp_path / "out" / "loss_history.json").read_text())
+    history = json.loads((root / "out" / "loss_history.json").read_text())
     assert [point["step"] for point in history] == [5, 6, 7, 8]  # steps 1-4 are not trained again
-    with safe_open(str(tmp_path / "out" / "lora.safetensors"), "pt") as f:
+    with safe_open(str(root / "out" / "lora.safetensors"), "pt") as f:
         assert f.metadata()["loraforge.steps"] == "8"
-    shorter = run_cli("train", str(data), *common, "--steps", "6", "--resume", "--out", str(tmp_path / "out"))
     assert shorter.returncode == 2 and "cannot resume at step 8 for a run of 6 steps" in shorter.stderr
