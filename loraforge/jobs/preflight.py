@@ -17,8 +17,9 @@ budget cannot run: `check` raises TrainingError naming the stage, the bytes need
 and what to change, and the job ends FAILED at once (not retried: no attempt would fit either).
 A stage whose estimated peak (counted, plus the CUDA context and the activation estimates) exceeds
 the budget while its counted bytes fit may still run, since activations are estimates: the job goes
-on and the returned note says so. The note becomes an event in the job's details, e.g. "memory
-plan on cuda:0: peak 36.4 GB (the deploy check) of a 150.0 GB budget (the device's total memory)".
+on and the returned note says so. The note becomes an event in the job's details, e.g. for a FLUX
+job on a 141 GB card "memory plan on cuda:0: peak 53.1 GB in training of a 141.0 GB budget (the
+device's total memory); per stage: ...".
 """
 
 from __future__ import annotations

@@ -17,7 +17,10 @@ from loraforge.training.presets import TrainSpec
 
 def encode_text(pipe: Any, captions: list[str], spec: TrainSpec) -> dict[str, torch.Tensor]:
     """Text conditioning for each caption, stacked along dim 0 (computed once, then cached)."""
-    embeds, pooled, _ = pipe.encode_prompt(captions, prompt_2=None, max_sequence_length=spec.max_sequence_length)
+    # The device is the text encoders' own: while caching, the transformer may still be in host
+    # memory, and diffusers would otherwise guess from whichever module it finds first.
+    embeds, pooled, _ = pipe.encode_prompt(captions, prompt_2=None, device=pipe.text_encoder.device,
+                                           max_sequence_length=spec.max_sequence_length)
     return {"prompt_embeds": embeds, "pooled": pooled}
 
 

@@ -16,7 +16,9 @@ from loraforge.training.presets import TrainSpec
 
 
 def encode_text(pipe: Any, captions: list[str], spec: TrainSpec) -> dict[str, torch.Tensor]:
-    embeds, mask = pipe.encode_prompt(captions, max_sequence_length=spec.max_sequence_length)
+    # On the text encoder's own device (see flux.encode_text).
+    embeds, mask = pipe.encode_prompt(captions, device=pipe.text_encoder.device,
+                                      max_sequence_length=spec.max_sequence_length)
     if mask is None:  # every caption has the same length: diffusers drops an all-ones mask
         mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
     return {"prompt_embeds": embeds, "mask": mask}
