@@ -6,7 +6,7 @@ same data, one after another, `jobs` times each:
 - **in-thread** (the reference, kept only here): the old embedded worker's path, in this process,
   with torch/diffusers/peft already imported and one warm InferenceRunner for every deploy;
 - **child, warm spare**: as the worker runs a job now: handed to a spare child started ahead of it
-  (`python -m loraforge.jobs.child --spare`, imports done), which loads the model for training and
+  (`python -m loraforge.worker.child.main --spare`, imports done), which loads the model for training and
   again for the deploy check; a minimal parent acknowledges checkpoints and hands over the LoRA;
 - **child, fresh**: the same in a child started with the job (what a job pays when it arrives
   before the spare finished its imports, e.g. right after the previous job).
@@ -55,8 +55,8 @@ def child_job(settings: Settings, source: Path, work: Path, steps: int, warm: bo
     `warm`: the job goes to a spare child started ahead whose imports are done (the worker's
     SparePool, refilled after each job); otherwise a fresh child starts with the job.
     """
-    from loraforge.jobs.pipeline import child_settings
-    from loraforge.jobs.supervisor import ChildProcess
+    from loraforge.worker.job_run import child_settings
+    from loraforge.worker.processes import ChildProcess
 
     task = {"job_id": "bench", "work_dir": str(work), "settings": child_settings(settings), "base_model": "FLUX",
             "slug": "bench", "stages": ["train", "deploy"], "spec": _spec(steps).model_dump(mode="json"),

@@ -28,7 +28,7 @@ from loraforge.config import load_settings
 from loraforge.db.accounts import create_user_with_key
 from loraforge.db.base import make_engine, make_sessionmaker
 from loraforge.db.migrate import upgrade
-from loraforge.db.pipeline_models import Webhook, WebhookMessage
+from loraforge.db.webhook_models import Webhook, WebhookMessage
 from loraforge.webhooks import outbox
 from loraforge.webhooks.dispatcher import OutboxDispatcher
 from tests.fixtures.databases import create_postgres_database, drop_postgres_database

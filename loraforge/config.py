@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(30.0, gt=0)
     keep_alive_s: float = Field(5.0, gt=0)
     max_connections: int = Field(1000, ge=1)
-    # per-key quotas (loraforge.jobs.quotas) and upload slot expiry (loraforge.jobs.upload_expiry)
+    # per-key quotas (loraforge.usecases.quotas) and upload slot expiry (loraforge.usecases.upload_expiry)
     quota_active_jobs: int = Field(10, ge=1)
     quota_pending_uploads: int = Field(10, ge=1)
     quota_upload_bytes: int = Field(10 * 1024 * MB, ge=1)

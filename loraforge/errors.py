@@ -138,7 +138,7 @@ class ServiceBusyError(LoraforgeError):
 
 
 class QuotaExceededError(LoraforgeError):
-    """A key is over one of its quotas (see loraforge.jobs.quotas); retry after `retry_after_s`."""
+    """A key is over one of its quotas (see loraforge.usecases.quotas); retry after `retry_after_s`."""
 
     status_code = 429
 

@@ -5,7 +5,7 @@ import itertools
 import pytest
 
 from loraforge.errors import ConflictError
-from loraforge.jobs.statuses import HAPPY_PATH, TERMINAL, JobStatus, check_transition
+from loraforge.jobstate.statuses import HAPPY_PATH, TERMINAL, JobStatus, check_transition
 
 
 def test_every_happy_path_step_is_allowed():

@@ -31,7 +31,7 @@ from loraforge.config import Settings
 from loraforge.db.accounts import create_user_with_key
 from loraforge.db.base import POOL_SIZE, make_engine, make_sessionmaker
 from loraforge.db.migrate import upgrade
-from loraforge.jobs import quotas, upload_expiry
+from loraforge.usecases import quotas, upload_expiry
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The API's hook into the job runtime: build it at start, wire it onto `app.state`, stop it at exit.
 
-`lifespan(app)` is entered by create_app's lifespan. It builds a `JobRuntime` (jobs/runtime.py),
+`lifespan(app)` is entered by create_app's lifespan. It builds a `JobRuntime` (runtime.py),
 sets `app.state.jobs` (routes reach the webhook dispatcher through it) and `app.state.on_submitted`
 (the submit route queues a job through it), and starts recovery.
 """
@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from loraforge.jobs.runtime import JobRuntime
+from loraforge.runtime import JobRuntime
 
 
 @asynccontextmanager

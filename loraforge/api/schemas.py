@@ -1,7 +1,7 @@
 """Payloads of the seed API: what each endpoint reads (`...Create`/`...Request`) and renders.
 
 Requests are validated by pydantic with messages rewritten to name the field (see
-`validate_payload`; submit's and upload's bodies are defined in loraforge.jobs.payloads, the
+`validate_payload`; submit's and upload's bodies are defined in loraforge.usecases.payloads, the
 contract of the domain code they feed); responses are built as plain dicts by `render_details` / `render_list_row`
 from a job row's mapping (a table row, not an ORM instance: the fastest path) with byte-for-byte
 control over the seeds' field names. The
@@ -20,7 +20,7 @@ from pydantic import ValidationError as PydanticValidationError
 from loraforge.errors import ValidationError, describe_errors
 
 # What submit and upload accept is the domain's contract (jobs/); the routes read it from here.
-from loraforge.jobs.payloads import FineTuneCreate, UploadRequest  # noqa: F401
+from loraforge.usecases.payloads import FineTuneCreate, UploadRequest  # noqa: F401
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -9,7 +9,7 @@ gradient checkpointing, the deploy check and serving, in bf16, fp8 and nf4. Then
 models train and serve on 24, 48, 80 and 141 GB cards and with what, and whether serving one model
 while training another fits on one card (`--gpu-gb` adds your card). The arithmetic and its
 sources are in loraforge.training.memory_plan; a job checks its own figures against its device's
-budget before it loads anything (loraforge.jobs.preflight).
+budget before it loads anything (loraforge.worker.preflight).
 """
 
 from __future__ import annotations

@@ -30,15 +30,15 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from loraforge.db.base import make_engine, make_sessionmaker
     from loraforge.db.migrate import upgrade
+    from loraforge.dispatch.celery_app import RUN_JOB_TASK, make_celery, queue_name
+    from loraforge.dispatch.queue import CeleryQueue
+    from loraforge.dispatch.recovery import requeue_stale
     from loraforge.doctor import start_checks
-    from loraforge.jobs.celery_app import RUN_JOB_TASK, make_celery, queue_name
-    from loraforge.jobs.pipeline import WorkerContext, run_job
-    from loraforge.jobs.queue import CeleryQueue
-    from loraforge.jobs.recovery import requeue_stale
-    from loraforge.jobs.supervisor import SparePool, end_leftovers
     from loraforge.logs import job_context
     from loraforge.storage import open_store
     from loraforge.webhooks.dispatcher import OutboxDispatcher
+    from loraforge.worker.job_run import WorkerContext, run_job
+    from loraforge.worker.processes import SparePool, end_leftovers
 
     settings = load_settings()
     if not settings.uses_broker:

@@ -7,7 +7,7 @@ would propose dropping its tables.
 
 from __future__ import annotations
 
-from loraforge.db import models, pipeline_models, training_models  # noqa: F401  (registering on Base.metadata is the point)
+from loraforge.db import job_models, models, training_models, webhook_models  # noqa: F401  (registering on Base.metadata is the point)
 from loraforge.db.base import Base
 
 metadata = Base.metadata

@@ -1,7 +1,7 @@
 """One generation for `POST /v1/{slug}` and `POST /v2/{slug}`: look up, check, queue, render.
 
 `generate_for(state, settings, store, slug=..., user_id=..., params=...)` is what both routes
-call: it finds the deployed model the key may use (loraforge.jobs.deployed), checks the request's
+call: it finds the deployed model the key may use (loraforge.usecases.deployed), checks the request's
 cost with that model's default steps, holds one of the key's `generations` slots and waits for the
 process's generation queue to run `generate_encoded`. That one fetches the model's LoRA into the
 local cache (checked against its recorded sha256), generates with it, and encodes the image:
@@ -23,8 +23,8 @@ from loraforge.inference.encoding import encode_base64, encode_image
 from loraforge.inference.lora_files import fetch_lora
 from loraforge.inference.request import GenerationRequest, check_limits
 from loraforge.inference.shared import runner_for
-from loraforge.jobs.deployed import DeployedModel, deployed_model
 from loraforge.storage.base import ObjectStore
+from loraforge.usecases.deployed import DeployedModel, deployed_model
 
 
 async def generate_for(state: Any, settings: Settings, store: ObjectStore, *, slug: str, user_id: str,
@@ -33,8 +33,8 @@ async def generate_for(state: Any, settings: Settings, store: ObjectStore, *, sl
 
     `state` is the API process's state (`app.state`): `read_sessionmaker` and `db_limiter` for the
     lookup, `generation` (loraforge.inference.queue.GenerationQueue), `generation_slots` (the
-    key's `generations` quota, loraforge.jobs.quotas) and the runner, made on first use. Raises
-    NotFoundError / ConflictError / InferenceError for the model (loraforge.jobs.deployed),
+    key's `generations` quota, loraforge.usecases.quotas) and the runner, made on first use. Raises
+    NotFoundError / ConflictError / InferenceError for the model (loraforge.usecases.deployed),
     ValidationError when width x height x steps is over the cap, QuotaExceededError (429) when the
     key has its limit of generations in flight, ServiceBusyError (503, with `retry_after_s`) when
     the queue is full or the device stayed busy, and the runner's InferenceError.

@@ -31,7 +31,7 @@ estimate from published formulas, each constant below with its source:
 
 Each stage is a `Stage`: its `counted` bytes (parameters, buffers and the LoRA's optimizer state:
 exact for the architecture) and its `peak` (those plus the CUDA context and the estimated
-activations). jobs/preflight.py compares both with a job's device budget before it loads anything.
+activations). worker/preflight.py compares both with a job's device budget before it loads anything.
 
 Image tokens are (resolution / 16)^2 for both families (VAE downsampling 8 x 2x2 patches); text
 tokens are the preset's max_sequence_length (an upper bound for Qwen, which does not pad). GB is

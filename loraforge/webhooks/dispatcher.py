@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from loraforge.config import Settings
-from loraforge.db.pipeline_models import Webhook
-from loraforge.jobs.lease import new_owner, owner_is_dead
+from loraforge.db.webhook_models import Webhook
+from loraforge.jobstate.lease import new_owner, owner_is_dead
 from loraforge.metrics import WEBHOOK_DELIVERIES
 from loraforge.net.guard import Resolver, system_resolve
 from loraforge.webhooks import outbox

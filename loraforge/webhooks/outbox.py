@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased
 
 from loraforge.db.base import utcnow
 from loraforge.db.models import FineTuneJob
-from loraforge.db.pipeline_models import Webhook, WebhookDispatch, WebhookMessage
+from loraforge.db.webhook_models import Webhook, WebhookDispatch, WebhookMessage
 
 M = WebhookMessage
 PENDING, DELIVERED, FAILED, DISABLED, DROPPED = "PENDING", "DELIVERED", "FAILED", "DISABLED", "DROPPED"

@@ -19,9 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from loraforge.config import Settings
-from loraforge.db.pipeline_models import Webhook, WebhookDispatch, WebhookMessage
+from loraforge.db.webhook_models import Webhook, WebhookDispatch, WebhookMessage
 from loraforge.errors import ConflictError, NotFoundError, ValidationError
-from loraforge.jobs.statuses import JobStatus
+from loraforge.jobstate.statuses import JobStatus
 from loraforge.net.guard import check_url
 from loraforge.webhooks import outbox
 from loraforge.webhooks.signing import new_secret

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import create_engine, text, update
 from sqlalchemy.pool import NullPool
 
-from loraforge.db.pipeline_models import JobRun
+from loraforge.db.job_models import JobRun
 from tests.e2e.flow import TERMINAL, image_zip, pipeline_settings, submit_body, wait_for
 from tests.e2e.pipeline_http import details, submit, upload
 from tests.e2e.processes import (

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from loraforge.jobs.training_outputs import MAX_LOSS_POINTS, LossRecorder
+from loraforge.worker.training_outputs import MAX_LOSS_POINTS, LossRecorder
 from tests.e2e.flow import TERMINAL, image_zip, pipeline_settings, submit_body, wait_for
 from tests.e2e.pipeline_http import details, fetch, submit, upload
 from tests.training.test_train_cli import run_cli

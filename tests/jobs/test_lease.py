@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from loraforge.db.base import make_engine, make_sessionmaker
+from loraforge.db.job_models import JobRun
 from loraforge.db.migrate import upgrade
 from loraforge.db.models import FineTuneJob, User
-from loraforge.db.pipeline_models import JobRun
 from loraforge.errors import ConflictError
-from loraforge.jobs import lease
-from loraforge.jobs.events import events_of, move
-from loraforge.jobs.statuses import JobStatus
+from loraforge.jobstate import lease
+from loraforge.jobstate.events import events_of, move
+from loraforge.jobstate.statuses import JobStatus
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from loraforge.errors import TrainingError
-from loraforge.jobs.child import _is_oom, oom_message
+from loraforge.worker.child.main import _is_oom, oom_message
 
 CUDA_OOM = ("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 79.19 GiB of which "
             "3.25 GiB is free. Including non-PyTorch memory, this process has 75.93 GiB memory in use.")

@@ -1,6 +1,6 @@
 """A warm spare child gets a job only while it runs the worker's code and that code is still on disk.
 
-Real spare children (`python -m loraforge.jobs.child --spare`) of a real SparePool. The code is a
+Real spare children (`python -m loraforge.worker.child.main --spare`) of a real SparePool. The code is a
 copy of the loraforge package that the children import through PYTHONPATH; the upgrade is a file
 written into that copy while the spare waits, as a `git pull` on a running worker would do.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import loraforge
-from loraforge.jobs.supervisor import SparePool, start_time
+from loraforge.worker.processes import SparePool, start_time
 
 TASK = {"job_id": "handshake", "settings": {}, "stages": []}  # never run: each child is ended at once
 
@@ -38,7 +38,7 @@ def spare_pid(work_root: Path) -> int:
 
 def test_a_spare_gets_a_job_only_while_it_runs_the_code_of_the_worker_and_the_disk(
         tmp_path: Path, code_copy: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="loraforge.jobs.supervisor")
+    caplog.set_level(logging.WARNING, logger="loraforge.worker.processes")
     work = tmp_path / "work"
     pool = SparePool(work, code_root=code_copy)
     try:
@@ -50,7 +50,7 @@ def test_a_spare_gets_a_job_only_while_it_runs_the_code_of_the_worker_and_the_di
 
         pool.refill()
         stale = spare_pid(work)
-        with (code_copy / "jobs" / "child.py").open("a") as source:
+        with (code_copy / "worker" / "child" / "main.py").open("a") as source:
             source.write("\n# upgraded while the worker runs\n")
         with pool.take(TASK, work / "job-2") as child:
             assert child.pid != stale, "the job went to a spare whose code is not on disk any more"

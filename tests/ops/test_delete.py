@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from loraforge.jobs.delete import JOB_PREFIXES
+from loraforge.usecases.delete import JOB_PREFIXES
 from tests.e2e.flow import TERMINAL, image_zip, pipeline_settings, submit_body, wait_for
 from tests.e2e.pipeline_http import details, submit, upload
 

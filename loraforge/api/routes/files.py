@@ -29,10 +29,10 @@ from starlette.requests import ClientDisconnect
 
 from loraforge.api.bodies import declared_length
 from loraforge.errors import ForbiddenError, NotFoundError, PayloadTooLargeError, ValidationError
-from loraforge.jobs import quotas
-from loraforge.jobs import requests as jobs
 from loraforge.storage import LocalStore, signing, validate_key
 from loraforge.storage.atomic import format_bytes
+from loraforge.usecases import finetune_requests as jobs
+from loraforge.usecases import quotas
 
 logger = logging.getLogger(__name__)
 

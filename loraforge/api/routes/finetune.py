@@ -1,6 +1,6 @@
 """The seed endpoints under /finetune/request: submit, details, list, upload URL, access, download.
 
-Handlers only parse (see loraforge.api.bodies), authenticate, call loraforge.jobs.requests in a
+Handlers only parse (see loraforge.api.bodies), authenticate, call loraforge.usecases.finetune_requests in a
 worker thread with a short-lived session, and render. Bodies are read by hand because the seeds
 send JSON on GET and forms on GET/PUT; `openapi_extra` documents those bodies truthfully.
 """
@@ -24,10 +24,10 @@ from loraforge.api.deps import CurrentUser, SettingsDep
 from loraforge.api.openapi import inline_schema
 from loraforge.api.responses import JsonResponse
 from loraforge.fields import check_known
-from loraforge.jobs import requests as jobs
-from loraforge.jobs import training_outputs
-from loraforge.jobs.dataset_report import dataset_details
-from loraforge.jobs.events import job_details
+from loraforge.jobstate.events import job_details
+from loraforge.usecases import finetune_requests as jobs
+from loraforge.worker import training_outputs
+from loraforge.worker.dataset_report import dataset_details
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 The route parses the JSON body (see loraforge.inference.request) and renders the answer; the
 rest is loraforge.inference.serving.generate_for, which `/v2/{slug}` calls too. The slug is the
-job's `slug`; who may call it is decided by loraforge.jobs.deployed (a private model answers only
+job's `slug`; who may call it is decided by loraforge.usecases.deployed (a private model answers only
 its owner's key, a public one any valid key; an unknown slug is 404 and a model not yet AVAILABLE
 is 409 naming its status). A request whose width x height x steps is over
 LORAFORGE_INFERENCE_MAX_PIXEL_STEPS is a 400 naming the fields; one over the key's generations

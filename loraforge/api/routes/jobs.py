@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.bodies import read_fields
 from loraforge.api.deps import CurrentUser, SettingsDep
-from loraforge.jobs.cancel import request_cancel
+from loraforge.usecases.cancel import request_cancel
 
 router = APIRouter(prefix="/finetune/request", tags=["finetune"])
 

@@ -3,7 +3,7 @@
 It renders prometheus-client's default registry (this process's counters, histograms and the
 inference runner's resident and budget bytes) followed by the fleet figures read from the
 database at scrape time (loraforge_jobs per status, loraforge_queue_depth per machine type;
-see loraforge.jobs.stats), cached for a few seconds. It needs no API key, like most scrape
+see loraforge.usecases.stats), cached for a few seconds. It needs no API key, like most scrape
 targets: everything in it is an aggregate over the whole service (no user, key, slug or URL
 appears), and a scrape costs at most two GROUP BY queries per cache period however often it comes.
 """
@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from loraforge import metrics
-from loraforge.jobs.stats import job_counts, queue_depth
+from loraforge.usecases.stats import job_counts, queue_depth
 
 router = APIRouter(tags=["health"])
 

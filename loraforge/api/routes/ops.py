@@ -23,7 +23,7 @@ from loraforge.api.deps import CurrentUser, SettingsDep
 from loraforge.api.responses import JsonResponse
 from loraforge.errors import ConflictError, NotFoundError
 from loraforge.health import probe_broker, probe_database, probe_storage
-from loraforge.jobs import delete as deletion
+from loraforge.usecases import delete as deletion
 
 router = APIRouter()
 

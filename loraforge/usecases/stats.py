@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from loraforge.db.models import FineTuneJob
-from loraforge.jobs.statuses import JobStatus
+from loraforge.jobstate.statuses import JobStatus
 
 
 def job_counts(session: Session) -> dict[str, int]:

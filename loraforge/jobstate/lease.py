@@ -25,7 +25,7 @@ from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from loraforge.db.pipeline_models import JobRun
+from loraforge.db.job_models import JobRun
 from loraforge.errors import ConflictError
 
 logger = logging.getLogger(__name__)

@@ -19,13 +19,13 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from loraforge.db.job_models import JobRun
 from loraforge.db.models import FineTuneJob, Upload
-from loraforge.db.pipeline_models import JobRun
-from loraforge.jobs.cancel import request_cancel, request_id_of
-from loraforge.jobs.lease import db_now, is_recoverable
-from loraforge.jobs.requests import owned_job
-from loraforge.jobs.statuses import is_terminal
+from loraforge.jobstate.lease import db_now, is_recoverable
+from loraforge.jobstate.statuses import is_terminal
 from loraforge.storage.base import ObjectStore
+from loraforge.usecases.cancel import request_cancel, request_id_of
+from loraforge.usecases.finetune_requests import owned_job
 
 logger = logging.getLogger(__name__)
 

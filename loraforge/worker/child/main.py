@@ -1,15 +1,15 @@
 """The child process of one job: dataset preparation, training and the deploy check, then exit.
 
-Run as `python -m loraforge.jobs.child --pipe-fd N TASK_JSON` by the worker (jobs/supervisor.py),
+Run as `python -m loraforge.worker.child.main --pipe-fd N TASK_JSON` by the worker (worker/processes.py),
 never by hand; or with `--spare` instead of TASK_JSON, when it imports the heavy libraries first and
 then waits for `task TASK_JSON` on stdin (a warm child started ahead of the next job). TASK_JSON is
 a file holding the job's settings (secrets left out: the child touches neither the database nor
 the object store), the resolved TrainSpec and the stages to run; N is the pipe to write messages
-on. Messages are JSON lines `{"kind": K, ...}` (see jobs/messages.py and the README's "Job
+on. Messages are JSON lines `{"kind": K, ...}` (see worker/report_handlers.py and the README's "Job
 runtime"): ready (a spare's imports are done; it carries `version`, see `code_version`, which the
 worker checks before it gives the spare a job), note, dataset, stage, progress, checkpoint, sample,
 intermediate, trained, deployed, error. Before it prepares the data or loads a model the child
-checks the job's predicted memory per stage against the device's budget (jobs/preflight.py): a
+checks the job's predicted memory per stage against the device's budget (worker/preflight.py): a
 stage that cannot fit is an `error` at once. Commands come on stdin:
 `stop` (stop at the next step), `ack STEP` (the parent stored checkpoint STEP), `deploy PATH` (the
 stored LoRA is at PATH: run the deploy check). End of stdin means the parent is gone: the child
@@ -34,7 +34,7 @@ from typing import Any
 from loraforge.config import Settings
 from loraforge.errors import JobCancelled, LoraforgeError
 
-logger = logging.getLogger("loraforge.jobs.child")
+logger = logging.getLogger("loraforge.worker.child.main")
 
 EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 3
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -225,7 +225,7 @@ class ChildJob:
     def _check_memory(self, spec: Any, model_ref: str) -> None:
         """The job's predicted peak per stage against the device budget, before anything loads:
         a stage that cannot fit raises TrainingError (the job ends FAILED, not retried)."""
-        from loraforge.jobs.preflight import check
+        from loraforge.worker.preflight import check
 
         note = check(spec, model_ref, self.settings, self.device)
         if note:
@@ -305,7 +305,7 @@ def _die_with_parent() -> None:
 
 
 # The loraforge package this process imported: a fresh child of the worker imports it too.
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def code_version(root: Path = PACKAGE_ROOT) -> str:
@@ -314,7 +314,7 @@ def code_version(root: Path = PACKAGE_ROOT) -> str:
 
     The child imports most of the package (config, datasets, training, inference, jobs), so all
     of it is hashed; that takes about 5 ms. A spare reports it in its `ready` message and the
-    worker gives it a job only when it matches (jobs/supervisor.py).
+    worker gives it a job only when it matches (worker/processes.py).
     """
     from importlib.metadata import PackageNotFoundError, version
 
@@ -367,7 +367,7 @@ def _log_to(path: Path) -> None:
 def main(argv: list[str]) -> int:
     args = argv[1:]
     if len(args) < 3 or args[0] != "--pipe-fd":
-        print("usage: python -m loraforge.jobs.child --pipe-fd N (TASK_JSON | --spare); started by the worker",
+        print("usage: python -m loraforge.worker.child.main --pipe-fd N (TASK_JSON | --spare); started by the worker",
               file=sys.stderr)
         return 2
     _die_with_parent()

@@ -3,13 +3,13 @@
 `run_job(ctx, job_id)` is what both queues call. It re-reads the job, skips it if it is terminal,
 and takes the DB lease (a second delivery finds the lease held, or the job done, and returns).
 A heartbeat thread renews the lease and reads the cancel flag. The job's GPU work (dataset
-preparation, training, the deploy check) runs in a child process (jobs/child.py, started by
-jobs/supervisor.py); this process keeps the lease, the status, the cancel flag, the time limit,
-every database write and every storage upload, driven by the child's messages (jobs/messages.py).
+preparation, training, the deploy check) runs in a child process (worker/child/main.py, started by
+worker/processes.py); this process keeps the lease, the status, the cancel flag, the time limit,
+every database write and every storage upload, driven by the child's messages (worker/report_handlers.py).
 A child that dies (a signal, a non-zero exit, an internal error) is started again from the newest
 stored checkpoint, up to LORAFORGE_JOB_MAX_ATTEMPTS times, each attempt an event in details.
 Errors the user can act on (bad data, out of memory, a job whose predicted memory does not fit the
-device's budget, jobs/preflight.py, a diverged LoRA) end the job FAILED at once.
+device's budget, worker/preflight.py, a diverged LoRA) end the job FAILED at once.
 Past LORAFORGE_JOB_TIMEOUT_S the child's process group is killed and the job ends FAILED. On every
 way out the child is gone and the work dir removed before the lease is released.
 """
@@ -28,20 +28,21 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from loraforge.config import Settings
+from loraforge.db.job_models import JobRun
 from loraforge.db.models import FineTuneJob
-from loraforge.db.pipeline_models import JobRun
 from loraforge.errors import ConflictError, JobCancelled, LoraforgeError
 from loraforge.inference.handoff import gpu_work
-from loraforge.jobs import artifacts, lease
-from loraforge.jobs.child import EXIT_STOPPED
-from loraforge.jobs.events import ProgressWriter, move, record_event
-from loraforge.jobs.lease import LeaseLost
-from loraforge.jobs.messages import JobContext, begin_deploy, dispatch, retrying_db
-from loraforge.jobs.statuses import JobStatus, is_terminal
-from loraforge.jobs.supervisor import ChildProcess, SparePool, claim_work_dir, describe_exit
-from loraforge.jobs.training_outputs import LossRecorder
+from loraforge.jobstate import lease
+from loraforge.jobstate.events import ProgressWriter, move, record_event
+from loraforge.jobstate.lease import LeaseLost
+from loraforge.jobstate.statuses import JobStatus, is_terminal
 from loraforge.metrics import JOB_CHILD_EXITS, LEASE_RENEWAL_FAILURES
 from loraforge.storage.base import ObjectStore
+from loraforge.worker import artifacts
+from loraforge.worker.child.main import EXIT_STOPPED
+from loraforge.worker.processes import ChildProcess, SparePool, claim_work_dir, describe_exit
+from loraforge.worker.report_handlers import JobContext, begin_deploy, dispatch, retrying_db
+from loraforge.worker.training_outputs import LossRecorder
 
 logger = logging.getLogger(__name__)
 

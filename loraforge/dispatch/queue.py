@@ -24,7 +24,7 @@ RunJob = Callable[[str], None]
 
 class JobQueue(Protocol):
     def enqueue(self, job_id: str, machine_type: str) -> bool:
-        """True if the queue took the id; may raise if a broker is unreachable (jobs/publish.py copes)."""
+        """True if the queue took the id; may raise if a broker is unreachable (dispatch/publish.py copes)."""
         ...
 
     def close(self) -> None: ...
@@ -82,7 +82,7 @@ class CeleryQueue:
     """Publishes job ids to Celery, routed to the queue of the job's machine type."""
 
     def __init__(self, settings: Settings) -> None:
-        from loraforge.jobs.celery_app import make_celery
+        from loraforge.dispatch.celery_app import make_celery
 
         self._settings = settings
         self._app = make_celery(settings)
@@ -94,7 +94,7 @@ class CeleryQueue:
         self._app.conf.broker_transport_options = {**self._app.conf.broker_transport_options, **options}
 
     def enqueue(self, job_id: str, machine_type: str) -> bool:
-        from loraforge.jobs.celery_app import RUN_JOB_TASK, job_queue
+        from loraforge.dispatch.celery_app import RUN_JOB_TASK, job_queue
 
         queue = job_queue(self._settings, machine_type)
         self._app.send_task(RUN_JOB_TASK, args=[job_id], queue=queue, routing_key=queue.name, retry=False)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from loraforge.db.models import FineTuneJob
 from loraforge.errors import ConflictError, InferenceError, NotFoundError
-from loraforge.jobs.statuses import JobStatus
+from loraforge.jobstate.statuses import JobStatus
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@
 and `stop()`, and hands `submitted` to the submit route. It runs the embedded worker thread
 without `LORAFORGE_BROKER_URL` (else a Celery publisher), runs the webhook outbox dispatcher,
 requeues what recovery finds at start, and keeps a sweeper thread that requeues jobs whose worker
-stopped renewing its lease and publishes again REQUESTED jobs no worker took (jobs/publish.py). At
+stopped renewing its lease and publishes again REQUESTED jobs no worker took (dispatch/publish.py). At
 start it also ends the job children a dead predecessor left behind and removes their work dirs.
 """
 
@@ -18,14 +18,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from loraforge.config import Settings
 from loraforge.db.models import FineTuneJob
-from loraforge.jobs.pipeline import WorkerContext, run_job
-from loraforge.jobs.publish import publish, republish_unclaimed
-from loraforge.jobs.queue import make_queue
-from loraforge.jobs.recovery import requeue_stale
-from loraforge.jobs.supervisor import SparePool, end_leftovers
+from loraforge.dispatch.publish import publish, republish_unclaimed
+from loraforge.dispatch.queue import make_queue
+from loraforge.dispatch.recovery import requeue_stale
 from loraforge.logs import tagged
 from loraforge.storage.base import ObjectStore
 from loraforge.webhooks.dispatcher import OutboxDispatcher
+from loraforge.worker.job_run import WorkerContext, run_job
+from loraforge.worker.processes import SparePool, end_leftovers
 
 logger = logging.getLogger(__name__)
 

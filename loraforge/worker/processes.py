@@ -1,6 +1,6 @@
 """The parent side of a job's child process: start it, read its messages, stop it, leave nothing behind.
 
-`ChildProcess.start(task, work_dir)` runs `python -m loraforge.jobs.child work_dir/task.json` in a
+`ChildProcess.start(task, work_dir)` runs `python -m loraforge.worker.child.main work_dir/task.json` in a
 new session (so the child and anything it starts form one process group), or `SparePool.take`
 hands the task to a child started ahead with its imports done, once its `ready` message shows it
 runs this worker's code (the version handshake; see SparePool). Its stdout and stderr go to
@@ -86,13 +86,13 @@ class ChildProcess:
 
     @classmethod
     def spawn(cls, work_dir: Path, args: list[str]) -> ChildProcess:
-        """Start `python -m loraforge.jobs.child --pipe-fd N ARGS` in its own session, logging to work_dir."""
+        """Start `python -m loraforge.worker.child.main --pipe-fd N ARGS` in its own session, logging to work_dir."""
         work_dir.mkdir(parents=True, exist_ok=True)
         read_fd, write_fd = os.pipe()
         with (work_dir / LOG).open("ab") as log:
             try:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "loraforge.jobs.child", "--pipe-fd", str(write_fd), *args],
+                    [sys.executable, "-m", "loraforge.worker.child.main", "--pipe-fd", str(write_fd), *args],
                     stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
                     pass_fds=(write_fd,), start_new_session=True, close_fds=True,
                 )
@@ -279,7 +279,7 @@ class SparePool:
     """
 
     def __init__(self, work_root: Path, code_root: Path | None = None) -> None:
-        from loraforge.jobs.child import PACKAGE_ROOT, code_version
+        from loraforge.worker.child.main import PACKAGE_ROOT, code_version
 
         self.work_root = work_root
         self.code_root = code_root or PACKAGE_ROOT  # the package a child of this worker imports
@@ -336,7 +336,7 @@ class SparePool:
 
     def _disk_matches(self) -> bool:
         """Whether the code on disk is still this worker's (warned once per change when not)."""
-        from loraforge.jobs.child import code_version
+        from loraforge.worker.child.main import code_version
 
         on_disk = code_version(self.code_root)
         if on_disk == self.version:

@@ -16,10 +16,10 @@ import time
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from loraforge.db.job_models import JobRun
 from loraforge.db.models import FineTuneJob
-from loraforge.db.pipeline_models import JobRun
-from loraforge.jobs.queue import JobQueue
-from loraforge.jobs.statuses import JobStatus
+from loraforge.dispatch.queue import JobQueue
+from loraforge.jobstate.statuses import JobStatus
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A job's memory preflight: its predicted peak per stage against the device's budget, before loading.
 
-The job's child (jobs/child.py) calls `check(spec, model_ref, settings, device)` once the spec is
+The job's child (worker/child/main.py) calls `check(spec, model_ref, settings, device)` once the spec is
 resolved and before it prepares the data or loads any model. The figures are training.memory_plan's,
 the arithmetic `loraforge plan` prints, for this job: the architecture of the weights it will load
 (a local folder's configs, a hub id's cached snapshot, else the published configs; the tiny demo

@@ -1,7 +1,7 @@
 """What the worker does with each message of a job's child: the handler table.
 
-The child (jobs/child.py) reports in JSON lines `{"kind": K, ...}`; the worker's supervise loop
-(jobs/pipeline.py) looks K up in `HANDLERS` and calls `handler(job, message)` on its own thread,
+The child (worker/child/main.py) reports in JSON lines `{"kind": K, ...}`; the worker's supervise loop
+(worker/job_run.py) looks K up in `HANDLERS` and calls `handler(job, message)` on its own thread,
 so handlers may write the database and the object store (the child never does). Every write that
 matters is fenced by the worker's lease (`job.owner`). A new kind is one function and one line in
 the table; a kind nobody handles is logged and ignored, so an older worker survives a newer child.
@@ -21,18 +21,19 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
-from loraforge.db.pipeline_models import JobRun
+from loraforge.db.job_models import JobRun
 from loraforge.errors import StorageError
-from loraforge.jobs import artifacts, lease, training_outputs
-from loraforge.jobs.dataset_report import store_dataset_report
-from loraforge.jobs.events import ProgressWriter, move, record_event
-from loraforge.jobs.statuses import JobStatus
-from loraforge.jobs.supervisor import ChildProcess
-from loraforge.jobs.training_outputs import LossRecorder
+from loraforge.jobstate import lease
+from loraforge.jobstate.events import ProgressWriter, move, record_event
+from loraforge.jobstate.statuses import JobStatus
 from loraforge.metrics import TRAIN_STEP_SECONDS
+from loraforge.worker import artifacts, training_outputs
+from loraforge.worker.dataset_report import store_dataset_report
+from loraforge.worker.processes import ChildProcess
+from loraforge.worker.training_outputs import LossRecorder
 
 if TYPE_CHECKING:
-    from loraforge.jobs.pipeline import WorkerContext
+    from loraforge.worker.job_run import WorkerContext
 
 logger = logging.getLogger(__name__)
 S = JobStatus

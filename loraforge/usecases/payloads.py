@@ -1,6 +1,6 @@
 """What a client may ask of the jobs layer: the submit and upload-slot payloads, validated.
 
-The API parses request bodies into these models (errors name the field); jobs/requests.py takes
+The API parses request bodies into these models (errors name the field); usecases/finetune_requests.py takes
 them as typed values. `advance_parameters` is the training presets' one schema
 (loraforge.training.presets.AdvanceParameters): unknown keys are refused there, aliases mapped.
 """

@@ -22,11 +22,11 @@ from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from loraforge.db.base import utcnow
+from loraforge.db.job_models import JobEvent, JobRun
 from loraforge.db.models import FineTuneJob
-from loraforge.db.pipeline_models import JobEvent, JobRun
 from loraforge.errors import ConflictError, NotFoundError
-from loraforge.jobs.lease import LeaseLost, ensure_run, holds
-from loraforge.jobs.statuses import JobStatus, check_transition
+from loraforge.jobstate.lease import LeaseLost, ensure_run, holds
+from loraforge.jobstate.statuses import JobStatus, check_transition
 from loraforge.webhooks.outbox import enqueue_job_event
 
 logger = logging.getLogger(__name__)

@@ -14,11 +14,11 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from loraforge.db.job_models import JobRun
 from loraforge.db.models import FineTuneJob
-from loraforge.db.pipeline_models import JobRun
-from loraforge.jobs.lease import db_now, is_recoverable
-from loraforge.jobs.queue import JobQueue
-from loraforge.jobs.statuses import TERMINAL
+from loraforge.dispatch.queue import JobQueue
+from loraforge.jobstate.lease import db_now, is_recoverable
+from loraforge.jobstate.statuses import TERMINAL
 
 logger = logging.getLogger(__name__)
 

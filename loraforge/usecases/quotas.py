@@ -5,7 +5,7 @@ Each quota is a setting (LORAFORGE_QUOTA_*); over one, the caller gets QuotaExce
 
 - `active_jobs`: fine-tune requests of the key not yet AVAILABLE, FAILED or CANCELLED;
 - `pending_uploads`: upload slots reserved and not yet used by a submit (they expire, see
-  loraforge.jobs.upload_expiry);
+  loraforge.usecases.upload_expiry);
 - `upload_bytes`: bytes of the key's stored uploads, checked when a slot is reserved and, with the
   local store, while the upload streams in (S3 takes pre-signed PUTs itself, so there sizes count
   once a submit records them);
@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from loraforge.config import Settings
 from loraforge.db.models import FineTuneJob, Upload, User
 from loraforge.errors import QuotaExceededError
-from loraforge.jobs.statuses import TERMINAL
+from loraforge.jobstate.statuses import TERMINAL
 from loraforge.storage.atomic import format_bytes
 
 RETRY_JOBS_S = 60

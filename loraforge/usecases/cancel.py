@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from loraforge.db.models import FineTuneJob
 from loraforge.errors import ConflictError, ValidationError
-from loraforge.jobs.events import move
-from loraforge.jobs.lease import db_now, ensure_run, is_recoverable
-from loraforge.jobs.requests import owned_job
-from loraforge.jobs.statuses import JobStatus, is_terminal
+from loraforge.jobstate.events import move
+from loraforge.jobstate.lease import db_now, ensure_run, is_recoverable
+from loraforge.jobstate.statuses import JobStatus, is_terminal
+from loraforge.usecases.finetune_requests import owned_job
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from loraforge.datasets.report import counts_line, summarize
-from loraforge.jobs import lease
-from loraforge.jobs.events import record_event
-from loraforge.jobs.statuses import JobStatus
+from loraforge.jobstate import lease
+from loraforge.jobstate.events import record_event
+from loraforge.jobstate.statuses import JobStatus
 from loraforge.storage.base import ObjectStore
 
 logger = logging.getLogger(__name__)

@@ -1,13 +1,13 @@
 """The fine-tune requests of the seed API: submit, details, list, access update, uploads, download.
 
 Everything a request can get wrong is checked here before a job is queued: the payload (see
-loraforge.jobs.payloads), the dataset URL (an upload of this service must exist and belong to the
+loraforge.usecases.payloads), the dataset URL (an upload of this service must exist and belong to the
 caller; a foreign URL must pass the SSRF guard and answer HEAD with a size under the cap), and the
 training hyper-parameters; what waits on the network or reads the store (`probe_source`,
 `check_upload_object`) runs before the submit's transaction, holding no database session, and
-the key's quotas (loraforge.jobs.quotas) bound its unfinished jobs and upload slots. A job is created REQUESTED in one transaction with its run row,
+the key's quotas (loraforge.usecases.quotas) bound its unfinished jobs and upload slots. A job is created REQUESTED in one transaction with its run row,
 its first event and its webhook message; whoever runs jobs then publishes it through the
-`on_submitted` callback the API passes along (jobs/publish.py: a broker that is down delays the
+`on_submitted` callback the API passes along (dispatch/publish.py: a broker that is down delays the
 job, it never fails the submit).
 """
 
@@ -26,20 +26,20 @@ from sqlalchemy import RowMapping, select, update
 from sqlalchemy.orm import Session
 
 from loraforge.config import Settings
+from loraforge.db.job_models import JobEvent, JobRun
 from loraforge.db.models import FineTuneJob, Upload
-from loraforge.db.pipeline_models import JobEvent, JobRun
 from loraforge.errors import (
     LoraforgeError,
     NotFoundError,
     PayloadTooLargeError,
     ValidationError,
 )
-from loraforge.jobs import quotas
-from loraforge.jobs.payloads import FineTuneCreate, UploadRequest
-from loraforge.jobs.statuses import JobStatus
-from loraforge.jobs.upload_expiry import expired_before
+from loraforge.jobstate.statuses import JobStatus
 from loraforge.storage.base import ObjectStore
 from loraforge.training.presets import resolve_spec
+from loraforge.usecases import quotas
+from loraforge.usecases.payloads import FineTuneCreate, UploadRequest
+from loraforge.usecases.upload_expiry import expired_before
 from loraforge.webhooks.outbox import enqueue_job_event
 
 logger = logging.getLogger(__name__)

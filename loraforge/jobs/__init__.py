@@ -1,1 +1,0 @@
-"""jobs package (see ../shared/DESIGN.md)."""
