@@ -29,6 +29,7 @@ from loraforge.db.accounts import create_user_with_key
 from loraforge.db.base import make_engine, make_sessionmaker
 from loraforge.db.migrate import upgrade
 from loraforge.db.webhook_models import Webhook, WebhookMessage
+from loraforge.jobstate.outbox import new_message_id, test_payload
 from loraforge.webhooks import outbox
 from loraforge.webhooks.dispatcher import OutboxDispatcher
 from tests.fixtures.databases import create_postgres_database, drop_postgres_database
@@ -60,8 +61,8 @@ def drain_rate(url: str, receiver: str, messages: int, hooks: int, senders: int)
         session.commit()
         now = time.time()
         session.add_all(
-            WebhookMessage(message_id=outbox.new_message_id(), webhook_id=ids[n % hooks], job_id=None,
-                           event_type="TEST", payload=outbox.test_payload(), state=outbox.PENDING, attempts=0,
+            WebhookMessage(message_id=new_message_id(), webhook_id=ids[n % hooks], job_id=None,
+                           event_type="TEST", payload=test_payload(), state=outbox.PENDING, attempts=0,
                            next_attempt_at=now)
             for n in range(messages)
         )

@@ -5,13 +5,13 @@ publish is logged, never raised, so a submit that committed always answers 200. 
 sweeper calls `republish_unclaimed`: a REQUESTED job that no worker has leased within
 `LORAFORGE_REQUEUE_AFTER_S` of its last hand-over (or that was never handed over) is published
 again, with the wait doubling per attempt up to 16 times the setting, so a long backlog does not
-flood the broker. Duplicate queue messages are harmless: the lease lets one worker train the job.
+flood the broker. Hand-over times are the database's clock (lease.db_now), as leases are.
+Duplicate queue messages are harmless: the lease lets one worker train the job.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from loraforge.db.job_models import JobRun
 from loraforge.db.models import FineTuneJob
 from loraforge.dispatch.queue import JobQueue
+from loraforge.jobstate.lease import db_now
 from loraforge.jobstate.statuses import JobStatus
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def publish(sessions: sessionmaker[Session], queue: JobQueue, job_id: str, machi
             with sessions() as session:
                 session.execute(
                     update(JobRun).where(JobRun.job_id == job_id)
-                    .values(published_at=time.time(), publish_count=JobRun.publish_count + 1)
+                    .values(published_at=db_now(session), publish_count=JobRun.publish_count + 1)
                     .execution_options(synchronize_session=False)
                 )
                 session.commit()
@@ -49,7 +50,7 @@ def publish(sessions: sessionmaker[Session], queue: JobQueue, job_id: str, machi
 
 def unclaimed(session: Session, after_s: float, now: float | None = None) -> list[tuple[str, str]]:
     """(job id, machine type) of REQUESTED jobs without a lease whose hand-over is overdue."""
-    now = time.time() if now is None else now
+    now = db_now(session) if now is None else now
     rows = session.execute(
         select(FineTuneJob.id, FineTuneJob.machine_type, JobRun.published_at, JobRun.publish_count)
         .outerjoin(JobRun, JobRun.job_id == FineTuneJob.id)

@@ -3,7 +3,7 @@
 `move(session, job_id, new_status, ...)` is the only way the pipeline changes a job's status: it
 checks the move against the transition table in statuses.py, applies it with a conditional UPDATE
 (so a cancel and a worker racing on the same job cannot both win), and appends a timestamped
-`JobEvent` and the webhook message of the change (the outbox, webhooks/outbox.py) in the same
+`JobEvent` and the webhook message of the change (the outbox, jobstate/outbox.py) in the same
 transaction, so a crash can never keep one and lose the other. `ProgressWriter` turns the trainer's progress callback into
 throttled writes of `{step, total_steps, loss, eta_seconds}`; `events_of` renders a
 job's log, and `job_details` reads a job with both in one round trip (the details
@@ -26,8 +26,8 @@ from loraforge.db.job_models import JobEvent, JobRun
 from loraforge.db.models import FineTuneJob
 from loraforge.errors import ConflictError, NotFoundError
 from loraforge.jobstate.lease import LeaseLost, ensure_run, holds
+from loraforge.jobstate.outbox import enqueue_job_event
 from loraforge.jobstate.statuses import JobStatus, check_transition
-from loraforge.webhooks.outbox import enqueue_job_event
 
 logger = logging.getLogger(__name__)
 

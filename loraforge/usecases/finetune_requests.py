@@ -34,13 +34,13 @@ from loraforge.errors import (
     PayloadTooLargeError,
     ValidationError,
 )
+from loraforge.jobstate.outbox import enqueue_job_event
 from loraforge.jobstate.statuses import JobStatus
 from loraforge.storage.base import ObjectStore
 from loraforge.training.presets import resolve_spec
 from loraforge.usecases import quotas
 from loraforge.usecases.payloads import FineTuneCreate, UploadRequest
 from loraforge.usecases.upload_expiry import expired_before
-from loraforge.webhooks.outbox import enqueue_job_event
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from loraforge.config import Settings
 from loraforge.db.webhook_models import Webhook
-from loraforge.jobstate.lease import new_owner, owner_is_dead
+from loraforge.jobstate.lease import db_now, new_owner, owner_is_dead
 from loraforge.metrics import WEBHOOK_DELIVERIES
 from loraforge.net.guard import Resolver, system_resolve
 from loraforge.webhooks import outbox
@@ -120,9 +120,9 @@ class OutboxDispatcher:
 
     def _settle(self, message: outbox.Claimed, token: str, result: AttemptResult) -> None:
         done = verdict(result, message.attempts + 1, self._schedule)
-        state, next_at = _state_of(done)
+        state, retry_in_s = _state_of(done)
         with self._sessions() as session:
-            outbox.settle(session, message, token, state=state, next_attempt_at=next_at,
+            outbox.settle(session, message, token, state=state, retry_in_s=retry_in_s,
                           status_code=result.status_code, error=result.error, location=result.location,
                           duration_ms=result.duration_ms)
             self._track_health(session, message.webhook_id, result, done)
@@ -137,7 +137,7 @@ class OutboxDispatcher:
         hook = session.get(Webhook, webhook_id)
         if hook is None:
             return
-        now = time.time()
+        now = db_now(session)
         reason = None
         if done.next is Next.DELIVERED:
             hook.failing_since = None
@@ -156,8 +156,9 @@ class OutboxDispatcher:
 
 
 def _state_of(done: Verdict) -> tuple[str, float | None]:
+    """The message's next state, and for a retry the seconds until it is due again."""
     if done.next is Next.RETRY:
-        return outbox.PENDING, time.time() + (done.delay_s or 0.0)
+        return outbox.PENDING, done.delay_s or 0.0
     return {Next.DELIVERED: outbox.DELIVERED, Next.FAILED: outbox.FAILED,
             Next.DISABLED: outbox.DISABLED}[done.next], None
 

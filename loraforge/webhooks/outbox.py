@@ -1,7 +1,6 @@
 """The webhook outbox: messages written with the status change they report, claimed and settled.
 
-`enqueue_job_event` runs inside the caller's transaction (jobs.events.move, submit), so a status
-change and its message commit together or not at all. A dispatcher `claim`s due messages: on
+Messages are written by jobstate/outbox.py inside the status change's transaction. A dispatcher `claim`s due messages: on
 PostgreSQL with `FOR UPDATE SKIP LOCKED`, on SQLite (one writer at a time) with a conditional
 UPDATE; either way a claim is a token and an expiry written on the row, so several dispatchers
 (API processes, workers) share the work and a dead one's claims lapse. A message waits while an
@@ -11,8 +10,6 @@ status order. `settle` records an attempt's outcome; `prune` bounds what stays.
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,37 +19,12 @@ from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from loraforge.db.base import utcnow
-from loraforge.db.models import FineTuneJob
 from loraforge.db.webhook_models import Webhook, WebhookDispatch, WebhookMessage
+from loraforge.jobstate.lease import db_now
+from loraforge.jobstate.outbox import PENDING, add_message, test_payload
 
 M = WebhookMessage
-PENDING, DELIVERED, FAILED, DISABLED, DROPPED = "PENDING", "DELIVERED", "FAILED", "DISABLED", "DROPPED"
-
-
-def new_message_id() -> str:
-    return f"msg_{uuid.uuid4().hex}"
-
-
-def job_payload(job: FineTuneJob, event_type: str) -> dict[str, Any]:
-    """The thin body of a job event; `inference_api_url` is a path until `render_body` adds the host."""
-    return {
-        "type": event_type,
-        "request_id": job.id,
-        "finetune_id": job.id,
-        "name": job.name,
-        "status": job.status,
-        "trained_model_url": job.cloud_storage_url,
-        "cloud_storage_url": job.cloud_storage_url,
-        "inference_api_url": f"/v1/{job.slug}" if job.status == "AVAILABLE" else None,
-        "error_message": job.error_message,
-        "timestamp": int(time.time()),
-    }
-
-
-def test_payload() -> dict[str, Any]:
-    return {"type": "TEST", "request_id": None, "finetune_id": None, "name": "webhook test", "status": "AVAILABLE",
-            "trained_model_url": None, "cloud_storage_url": None, "inference_api_url": None,
-            "error_message": None, "timestamp": int(time.time())}
+DELIVERED, FAILED, DISABLED, DROPPED = "DELIVERED", "FAILED", "DISABLED", "DROPPED"
 
 
 def render_body(payload: dict[str, Any], public_url: str) -> dict[str, Any]:
@@ -62,27 +34,9 @@ def render_body(payload: dict[str, Any], public_url: str) -> dict[str, Any]:
     return payload
 
 
-def enqueue_job_event(session: Session, job: FineTuneJob, event_type: str) -> WebhookMessage | None:
-    """Add the message for `job` reaching `event_type` if its owner's webhook subscribes (no commit)."""
-    hook = session.execute(
-        select(Webhook).where(Webhook.user_id == job.user_id, Webhook.active.is_(True))
-    ).scalar_one_or_none()
-    if hook is None or event_type not in hook.event_types:
-        return None
-    return _add(session, hook.id, job.id, event_type, job_payload(job, event_type))
-
-
 def enqueue_test(session: Session, hook: Webhook) -> WebhookMessage:
-    message = _add(session, hook.id, None, "TEST", test_payload())
+    message = add_message(session, hook.id, None, "TEST", test_payload())
     session.commit()
-    return message
-
-
-def _add(session: Session, hook_id: str, job_id: str | None, event_type: str,
-         payload: dict[str, Any]) -> WebhookMessage:
-    message = M(message_id=new_message_id(), webhook_id=hook_id, job_id=job_id, event_type=event_type,
-                payload=payload, state=PENDING, attempts=0, next_attempt_at=time.time())
-    session.add(message)
     return message
 
 
@@ -101,7 +55,7 @@ class Claimed:
 
 def claim(session: Session, token: str, limit: int, hold_s: float, busy_hooks: set[str]) -> list[Claimed]:
     """Claim up to `limit` due messages, at most one per webhook and none of `busy_hooks`; commits."""
-    now = time.time()
+    now = db_now(session)
     earlier = aliased(M)
     waits = exists().where(earlier.webhook_id == M.webhook_id, earlier.job_id == M.job_id,
                            earlier.state == PENDING, earlier.id < M.id)
@@ -140,15 +94,19 @@ def claim(session: Session, token: str, limit: int, hold_s: float, busy_hooks: s
             for m, url, secret in rows]
 
 
-def settle(session: Session, claimed: Claimed, token: str, *, state: str, next_attempt_at: float | None,
+def settle(session: Session, claimed: Claimed, token: str, *, state: str, retry_in_s: float | None,
            status_code: int | None, error: str | None, location: str | None, duration_ms: int) -> None:
-    """Record one attempt: the message's new state and a dispatch-log row (the caller commits)."""
+    """Record one attempt: the message's new state and a dispatch-log row (the caller commits).
+
+    A retried message is due `retry_in_s` seconds from now on the database's clock, the clock
+    `claim` compares with, so dispatchers on hosts whose clocks disagree still agree on what is due.
+    """
     values: dict[str, Any] = {
         "attempts": M.attempts + 1, "state": state, "claimed_by": None, "claim_expires_at": None,
         "last_status_code": status_code, "last_error": error,
     }
-    if next_attempt_at is not None:
-        values["next_attempt_at"] = next_attempt_at
+    if retry_in_s is not None:
+        values["next_attempt_at"] = db_now(session) + retry_in_s
     if state != PENDING:
         values["finished_at"] = utcnow()
     session.execute(update(M).where(M.id == claimed.id, M.claimed_by == token).values(**values)
