@@ -33,6 +33,7 @@ from loraforge.training.cache import Bucket, DatasetLike, build_cache, free_enco
 from loraforge.training.checkpoints import fingerprint, list_checkpoints, load_checkpoint, save_checkpoint
 from loraforge.training.export import save_comfy_lora, save_diffusers_lora
 from loraforge.training.loading import default_device, dtype_for, read_pipeline
+from loraforge.training.oom import trainer_oom_message
 from loraforge.training.precision import (
     compile_blocks,
     is_cuda,
@@ -292,11 +293,7 @@ def train(spec: TrainSpec, dataset: DatasetLike, out_dir: Path, *, model_ref: st
                 window = time.perf_counter()  # the next steps' time excludes sampling
                 sample_seconds += window - t_sample
     except torch.OutOfMemoryError as exc:
-        raise TrainingError(
-            f"out of GPU memory at resolution {spec.resolution}, batch {spec.batch_size}: lower them "
-            "or load the base in nf4/fp8 (LORAFORGE_BASE_WEIGHTS on the worker, --base-weights on "
-            "loraforge train)"
-        ) from exc
+        raise TrainingError(trainer_oom_message(spec.resolution, spec.batch_size)) from exc
     loop_seconds = time.perf_counter() - t_start
 
     info["final_loss"] = last_loss

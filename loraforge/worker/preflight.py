@@ -31,12 +31,11 @@ from loraforge.config import Settings
 from loraforge.errors import TrainingError
 from loraforge.inference.memory import device_budget_bytes, gb, resolve_device
 from loraforge.training import memory_plan as mp
+from loraforge.training.oom import STAGE_WORDS
 from loraforge.training.presets import TrainSpec
 
 logger = logging.getLogger(__name__)
 
-STAGE_WORDS = {"load": "loading the model and caching latents and captions", "train": "training",
-               "deploy": "the deploy check"}
 STAGE_LABELS = {"load": "caching latents and captions", "train": "training", "deploy": "deploy check"}
 COUNTED_WORDS = {
     "load": "the weights of the VAE and text encoders, on the device while the dataset is encoded, beside the "
@@ -131,7 +130,7 @@ def _source(settings: Settings) -> str:
 def _refusal(memory: JobMemory, stage: mp.Stage, settings: Settings) -> str:
     device, budget = memory.device_of(stage.name), memory.budget(stage.name)
     assert budget is not None  # only a stage over its budget is refused
-    return (f"not enough memory on {device} for {STAGE_WORDS[stage.name]}: it needs at least "
+    return (f"not enough memory on {device} for {STAGE_WORDS[stage.name].task}: it needs at least "
             f"{gb(stage.counted)} ({COUNTED_WORDS[stage.name]}) and {gb(budget)} is available "
             f"({_source(settings)}); {_advice(memory, stage, budget, settings, counted=True)}")
 

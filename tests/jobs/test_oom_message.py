@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from loraforge.errors import TrainingError
-from loraforge.worker.child.main import _is_oom, oom_message
+from loraforge.training.oom import is_oom, oom_message
 
 CUDA_OOM = ("CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 79.19 GiB of which "
             "3.25 GiB is free. Including non-PyTorch memory, this process has 75.93 GiB memory in use.")
@@ -28,7 +28,7 @@ def _wrapped() -> TrainingError:
 
 def test_a_cuda_oom_names_the_stage_the_sizes_and_what_to_change() -> None:
     exc = _wrapped()
-    assert _is_oom(exc)
+    assert is_oom(exc)
     message = oom_message("train", exc, "cuda:0")
     assert message.startswith("out of GPU memory while training (asked for 20.00 GiB, 3.25 GiB free of 79.19 GiB)")
     assert "resolution" in message and "batch_size" in message
@@ -44,10 +44,10 @@ def test_loading_and_the_deploy_check_do_not_blame_the_resolution(stage: str) ->
 def test_a_host_allocation_failure_is_reported_in_gib() -> None:
     exc = RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
                        "you tried to allocate 21474836480 bytes. Error code 12 (Cannot allocate memory)")
-    assert _is_oom(exc)
+    assert is_oom(exc)
     assert oom_message("load", exc, "cpu").startswith("out of host (CPU) memory while loading the model and "
                                                       "caching latents (asked for 20.00 GiB)")
 
 
 def test_other_errors_are_not_oom() -> None:
-    assert not _is_oom(TrainingError("loss became nan at step 3; lower learning_rate"))
+    assert not is_oom(TrainingError("loss became nan at step 3; lower learning_rate"))

@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -33,27 +32,12 @@ from typing import Any
 
 from loraforge.config import Settings
 from loraforge.errors import JobCancelled, LoraforgeError
+from loraforge.training.oom import chain_text, is_oom, oom_message
 
 logger = logging.getLogger("loraforge.worker.child.main")
 
 EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 3
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
-# What to change when memory runs out, by stage (the user can act on the first part; the operator
-# on the rest). Activations grow with resolution^2 and batch size; weights do not.
-OOM_ADVICE = {
-    "prepare": "auto_caption loads a captioning model for this stage: submit without "
-               "advance_parameters.auto_caption, or with a machine_type that has more GPU memory",
-    "load": "the base model's weights and text encoders alone need more than the device had free: submit "
-            "with a machine_type that has more GPU memory, or ask the operator what else holds this GPU",
-    "train": "lower advance_parameters.resolution (activations grow with its square) or batch_size, or "
-             "submit with a machine_type that has more GPU memory",
-    "deploy": "the deploy check loads the base pipeline for inference after training: submit with a "
-              "machine_type that has more GPU memory, or ask the operator what else holds this GPU",
-}
-STAGE_WORDS = {"prepare": "preparing the dataset", "load": "loading the model and caching latents",
-               "train": "training", "deploy": "running the deploy check"}
-
 
 class Channel:
     """Writes messages to the parent, one JSON object per line, from any thread."""
@@ -110,46 +94,6 @@ class Commands:
             return None if self.stopped.is_set() else self._deploy
 
 
-def _is_oom(exc: BaseException | None) -> bool:
-    while exc is not None:
-        if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
-            return True
-        if "out of memory" in str(exc).lower() or "can't allocate memory" in str(exc).lower():
-            return True
-        exc = exc.__cause__
-    return False
-
-
-def _oom_text(exc: BaseException | None) -> str:
-    parts = []
-    while exc is not None:
-        parts.append(str(exc))
-        exc = exc.__cause__
-    return " ".join(parts)
-
-
-def oom_message(stage: str, exc: BaseException, device: str) -> str:
-    """What ran out, during which stage, how much was asked and free (when torch says), what to change."""
-    text = _oom_text(exc)
-    size = r"([\d.]+ ?[KMGT]i?B)"
-    asked = re.search(rf"[Tt]ried to allocate {size}", text)
-    free = re.search(rf"of which {size} (?:is )?free", text)
-    total = re.search(rf"total capacity of {size}", text)
-    cpu_bytes = re.search(r"you tried to allocate (\d+) bytes", text)
-    where = "GPU" if device.startswith("cuda") else "host (CPU)"
-    message = f"out of {where} memory while {STAGE_WORDS.get(stage, stage)}"
-    facts = []
-    if asked:
-        facts.append(f"asked for {asked.group(1)}")
-    elif cpu_bytes:
-        facts.append(f"asked for {int(cpu_bytes.group(1)) / 2**30:.2f} GiB")
-    if free:
-        facts.append(f"{free.group(1)} free" + (f" of {total.group(1)}" if total else ""))
-    if facts:
-        message += f" ({', '.join(facts)})"
-    return f"{message}: {OOM_ADVICE.get(stage, OOM_ADVICE['train'])}"
-
-
 class ChildJob:
     """The stages of one task, reporting through `channel` and obeying `commands`."""
 
@@ -171,7 +115,7 @@ class ChildJob:
         except (LoraforgeError, MemoryError) as exc:
             return self._report(exc)
         except Exception as exc:
-            if _is_oom(exc):  # torch.OutOfMemoryError, or a RuntimeError saying so
+            if is_oom(exc):  # torch.OutOfMemoryError, or a RuntimeError saying so
                 return self._report(exc)
             logger.exception("unexpected error during %s", self.stage)
             self.channel.send("error", error_kind="internal", stage=self.stage,
@@ -180,8 +124,8 @@ class ChildJob:
         return EXIT_OK
 
     def _report(self, exc: BaseException) -> int:
-        if _is_oom(exc):
-            logger.error("out of memory during %s: %s", self.stage, _oom_text(exc))
+        if is_oom(exc):
+            logger.error("out of memory during %s: %s", self.stage, chain_text(exc))
             self.channel.send("error", error_kind="oom", stage=self.stage,
                               message=oom_message(self.stage, exc, self.device))
         else:
