@@ -91,12 +91,18 @@ class Progress:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Checkpoint:
+class _StepPath:
+    """What training wrote at `step`, at `path` (a checkpoint and an intermediate LoRA share it)."""
+
+    step: int
+    path: Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class Checkpoint(_StepPath):
     """The checkpoint of `step` is saved in the folder `path`; the child waits for `Ack(step)`."""
 
     KIND: ClassVar[str] = "checkpoint"
-    step: int
-    path: Path
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,12 +117,10 @@ class Sample:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Intermediate:
+class Intermediate(_StepPath):
     """The LoRA as it stood at `step` is the file `path`."""
 
     KIND: ClassVar[str] = "intermediate"
-    step: int
-    path: Path
 
 
 @dataclass(frozen=True, kw_only=True)
