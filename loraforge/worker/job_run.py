@@ -5,7 +5,8 @@ and takes the DB lease (a second delivery finds the lease held, or the job done,
 A heartbeat thread renews the lease and reads the cancel flag. The job's GPU work (dataset
 preparation, training, the deploy check) runs in a child process (worker/child/main.py, started by
 worker/processes.py); this process keeps the lease, the status, the cancel flag, the time limit,
-every database write and every storage upload, driven by the child's messages (worker/report_handlers.py).
+every database write and every storage upload, driven by the child's messages (worker/child/protocol.py,
+handled in worker/report_handlers.py).
 A child that dies (a signal, a non-zero exit, an internal error) is started again from the newest
 stored checkpoint, up to LORAFORGE_JOB_MAX_ATTEMPTS times, each attempt an event in details.
 Errors the user can act on (bad data, out of memory, a job whose predicted memory does not fit the
@@ -281,12 +282,12 @@ def _supervise(ctx: WorkerContext, job: JobContext, heartbeat: Heartbeat, deadli
 
 def _raise_reported(job: JobContext) -> None:
     """The child said what went wrong: the user's problem ends the job, an internal one is retried."""
-    assert job.error is not None
-    kind, stage = job.error.get("error_kind"), job.error.get("stage", "?")
-    message = str(job.error.get("message") or "no message")
-    if kind in ("user", "oom"):
+    error = job.error
+    assert error is not None
+    message = error.message or "no message"
+    if error.user_can_act:
         raise LoraforgeError(message)
-    raise ChildDied(f"failed with an internal error while in stage {stage} ({message})", job.child.log_tail())
+    raise ChildDied(f"failed with an internal error while in stage {error.stage} ({message})", job.child.log_tail())
 
 
 def _timeout_message(limit: int, job: JobContext) -> str:

@@ -5,7 +5,8 @@ new session (so the child and anything it starts form one process group), or `Sp
 hands the task to a child started ahead with its imports done, once its `ready` message shows it
 runs this worker's code (the version handshake; see SparePool). Its stdout and stderr go to
 `work_dir/child.log`, commands to its stdin (`stop`, `ack STEP`, `deploy PATH`) and JSON-line
-messages back on a dedicated pipe. `messages(timeout)` yields each message as a dict, or None
+messages back on a dedicated pipe (both typed in worker/child/protocol.py). `messages(timeout)`
+yields each message as its dataclass, or None
 when nothing came within `timeout` seconds so the caller can check its cancel flag, lease and
 time limit. `stop()` asks politely (stdin `stop`), then SIGTERM to the group after a grace period,
 then SIGKILL; `kill()` goes straight to SIGKILL. `work_dir/worker.json` names the worker and
@@ -29,6 +30,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
+
+from loraforge.worker.child import protocol
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +128,7 @@ class ChildProcess:
         task_path.write_text(json.dumps(task))
         spare_dir, self.work_dir = self.work_dir, work_dir
         self._write_pidfile()
-        if not self.send(f"task {task_path}"):
+        if not self.send(protocol.Task(task_path)):
             self.work_dir = spare_dir
             (work_dir / PIDFILE).unlink(missing_ok=True)
             return False
@@ -147,18 +150,23 @@ class ChildProcess:
 
     # -- talking to it -------------------------------------------------------------------------
 
-    def send(self, line: str) -> bool:
-        """Write one command line to the child's stdin; False if it is no longer listening."""
+    def send(self, command: protocol.Command) -> bool:
+        """Write one command to the child's stdin; False if it is no longer listening."""
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write(line.encode() + b"\n")
+            self.proc.stdin.write(protocol.encode_command(command))
             self.proc.stdin.flush()
             return True
         except (BrokenPipeError, ValueError, OSError):
             return False
 
-    def messages(self, timeout: float) -> Iterator[dict[str, Any] | None]:
-        """Each message the child sends, or None after `timeout` s of silence; ends at the pipe's EOF."""
+    def messages(self, timeout: float) -> Iterator[protocol.Message | None]:
+        """Each message the child sends, or None after `timeout` s of silence; ends at the pipe's EOF.
+
+        Raises protocol.Malformed for a known message with a field missing or of the wrong type
+        (the job then fails with an internal error); other lines that are no message are logged and
+        skipped.
+        """
         selector = selectors.DefaultSelector()
         selector.register(self._pipe_fd, selectors.EVENT_READ)
         try:
@@ -181,8 +189,8 @@ class ChildProcess:
         carries ("unknown" from a child too old to send one); None if it did not come in time."""
         deadline = time.monotonic() + timeout
         for message in self.messages(min(timeout, 1.0)):
-            if message is not None and message["kind"] == "ready":
-                return str(message.get("version") or "unknown")
+            if isinstance(message, protocol.Ready):
+                return message.version
             if time.monotonic() > deadline:
                 return None
         return None
@@ -196,17 +204,15 @@ class ChildProcess:
             self._eof = True
         self._buffer += chunk
 
-    def _next_line(self) -> dict[str, Any] | None:
+    def _next_line(self) -> protocol.Message | None:
         while b"\n" in self._buffer:
             raw, self._buffer = self._buffer.split(b"\n", 1)
             try:
-                message = json.loads(raw)
-            except ValueError:
-                logger.warning("child %d sent a line that is not JSON: %r", self.pid, raw[:200])
-                continue
-            if isinstance(message, dict) and isinstance(message.get("kind"), str):
-                return message
-            logger.warning("child %d sent a message without a kind: %r", self.pid, raw[:200])
+                return protocol.decode_message(raw)
+            except protocol.NotAMessage as exc:
+                logger.warning("child %d sent %s: %r", self.pid, exc, raw[:200])
+            except protocol.UnknownKind as exc:  # a newer child's: an older worker reads on
+                logger.warning("child %d: no handler for child message %r; ignored", self.pid, exc.kind)
         return None
 
     # -- ending it -----------------------------------------------------------------------------
@@ -219,7 +225,7 @@ class ChildProcess:
 
     def stop(self) -> int:
         """Ask the child to stop at its next step; SIGTERM the group after a grace, then SIGKILL."""
-        self.send("stop")
+        self.send(protocol.Stop())
         code = self.wait(STOP_GRACE_S)
         if code is None:
             logger.info("child %d did not stop in %.0fs; sending SIGTERM", self.pid, STOP_GRACE_S)

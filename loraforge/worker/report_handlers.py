@@ -1,10 +1,12 @@
 """What the worker does with each message of a job's child: the handler table.
 
-The child (worker/child/main.py) reports in JSON lines `{"kind": K, ...}`; the worker's supervise loop
-(worker/job_run.py) looks K up in `HANDLERS` and calls `handler(job, message)` on its own thread,
-so handlers may write the database and the object store (the child never does). Every write that
-matters is fenced by the worker's lease (`job.owner`). A new kind is one function and one line in
-the table; a kind nobody handles is logged and ignored, so an older worker survives a newer child.
+The child (worker/child/main.py) reports in the messages of worker/child/protocol.py; the worker's
+supervise loop (worker/job_run.py) looks the message's type up in `HANDLERS` and calls
+`handler(job, message)` on its own thread, so handlers may write the database and the object store
+(the child never does). Every write that matters is fenced by the worker's lease (`job.owner`). A
+new message is one dataclass in the protocol, one function here and one line in the table; a kind
+this worker does not know is logged and ignored (worker/processes.py), so an older worker survives
+a newer child.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from loraforge.jobstate.events import ProgressWriter, move, record_event
 from loraforge.jobstate.statuses import JobStatus
 from loraforge.metrics import TRAIN_STEP_SECONDS
 from loraforge.worker import artifacts, training_outputs
+from loraforge.worker.child import protocol
 from loraforge.worker.dataset_report import store_dataset_report
 from loraforge.worker.processes import ChildProcess
 from loraforge.worker.training_outputs import LossRecorder
@@ -63,7 +66,7 @@ class JobContext:
     step: int | None = None
     total_steps: int | None = None
     deployed: bool = False
-    error: dict[str, Any] | None = None
+    error: protocol.Error | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -92,80 +95,74 @@ class JobContext:
             lease.check_held(session, self.job_id, self.owner)
 
 
-Handler = Callable[[JobContext, dict[str, Any]], None]
-
-
-def on_progress(job: JobContext, msg: dict[str, Any]) -> None:
-    job.step, job.total_steps = int(msg["step"]), int(msg["total"])
-    if msg.get("step_seconds"):
-        TRAIN_STEP_SECONDS.observe(float(msg["step_seconds"]))
-    progress = SimpleNamespace(step=job.step, total_steps=job.total_steps, loss=msg.get("loss"),
-                               eta_seconds=msg.get("eta_seconds"), lr=msg.get("lr"),
-                               step_seconds=msg.get("step_seconds"))
+def on_progress(job: JobContext, msg: protocol.Progress) -> None:
+    job.step, job.total_steps = msg.step, msg.total
+    if msg.step_seconds:
+        TRAIN_STEP_SECONDS.observe(msg.step_seconds)
+    progress = SimpleNamespace(step=msg.step, total_steps=msg.total, loss=msg.loss, eta_seconds=msg.eta_seconds,
+                               lr=msg.lr, step_seconds=msg.step_seconds)
     job.writer(progress)
     job.recorder(progress)
 
 
-def on_checkpoint(job: JobContext, msg: dict[str, Any]) -> None:
+def on_checkpoint(job: JobContext, msg: protocol.Checkpoint) -> None:
     """Store the checkpoint, record it, drop the older one, then let the child go on."""
-    step, path = int(msg["step"]), Path(msg["path"])
+    step, path = msg.step, msg.path
     out_dir = job.work_dir / "train"
     job.check_lease()  # a stale worker must not overwrite the new holder's checkpoint keys
     artifacts.upload_checkpoint(job.worker.store, job.job_id, path, step)
     job.record_run(checkpoint_step=step, checkpoint_dir=path.relative_to(out_dir).as_posix())
     artifacts.prune_checkpoints(job.worker.store, job.job_id, step)
     logger.info("job %s: checkpoint step %d stored", job.job_id, step)
-    job.child.send(f"ack {step}")
+    job.child.send(protocol.Ack(step))
 
 
-def on_dataset(job: JobContext, msg: dict[str, Any]) -> None:
+def on_dataset(job: JobContext, msg: protocol.Dataset) -> None:
     """Preparation wrote its report (also when it refused the dataset): store and summarise it."""
     job.check_lease()
-    store_dataset_report(job.worker.store, job.worker.sessions, job.job_id, Path(msg["report_path"]))
+    store_dataset_report(job.worker.store, job.worker.sessions, job.job_id, msg.report_path)
 
 
-def on_stage(job: JobContext, msg: dict[str, Any]) -> None:
+def on_stage(job: JobContext, msg: protocol.Stage) -> None:
     """The child finished preparing the data and starts training."""
-    if msg.get("name") == "train" and job.status is S.DATA_PROCESSING:
+    if msg.name == "train" and job.status is S.DATA_PROCESSING:
         job.move(S.TRAINING_INITIATED)
 
 
-def on_sample(job: JobContext, msg: dict[str, Any]) -> None:
+def on_sample(job: JobContext, msg: protocol.Sample) -> None:
     job.check_lease()
-    training_outputs.store_sample(job.worker.store, job.worker.sessions, job.job_id, int(msg["step"]),
-                                  int(msg["index"]), str(msg.get("prompt") or ""), Path(msg["path"]))
+    training_outputs.store_sample(job.worker.store, job.worker.sessions, job.job_id, msg.step, msg.index,
+                                  msg.prompt, msg.path)
 
 
-def on_intermediate(job: JobContext, msg: dict[str, Any]) -> None:
+def on_intermediate(job: JobContext, msg: protocol.Intermediate) -> None:
     job.check_lease()
-    training_outputs.store_intermediate(job.worker.store, job.worker.sessions, job.job_id, job.slug,
-                                        int(msg["step"]), Path(msg["path"]))
+    training_outputs.store_intermediate(job.worker.store, job.worker.sessions, job.job_id, job.slug, msg.step,
+                                        msg.path)
 
 
-def on_note(job: JobContext, msg: dict[str, Any]) -> None:
+def on_note(job: JobContext, msg: protocol.Note) -> None:
     """A fact the user should see in details (e.g. why the demo model trains small)."""
-    text = str(msg.get("message") or "")[:2000]
+    text = msg.message[:2000]
     if text:
         job.notes.append(text)
         with job.worker.sessions() as session:
             record_event(session, job.job_id, S.DATA_PROCESSING.value, text)
 
 
-def on_trained(job: JobContext, msg: dict[str, Any]) -> None:
+def on_trained(job: JobContext, msg: protocol.Trained) -> None:
     """Store the LoRA, record its sha256, TRAINING_COMPLETED, then hand it to the deploy check."""
-    lora = Path(msg["lora_path"])
-    comfy = Path(msg["comfy_path"]) if msg.get("comfy_path") else None
     job.check_lease()  # the LoRA key is fixed: a stale worker must not overwrite the holder's file
-    stored, url = artifacts.upload_lora(job.worker.store, job.job_id, job.slug, lora, comfy,
+    stored, url = artifacts.upload_lora(job.worker.store, job.job_id, job.slug, msg.lora_path, msg.comfy_path,
                                         public=job.base_model == "FAST_FLUX")
     job.record_run(lora_sha256=stored.sha256)
-    loop = msg.get("loop_seconds")
+    loop = msg.loop_seconds
     job.move(S.TRAINING_COMPLETED, cloud_storage_url=url,
-             model_information={"sha256": stored.sha256, "size": stored.size, "steps": msg.get("steps"),
-                                "final_loss": msg.get("final_loss"),
-                                "train_loop_seconds": round(float(loop), 3) if loop else None,
-                                "sample_seconds": round(float(msg.get("sample_seconds") or 0.0), 3),
-                                "sample_share": round(float(msg.get("sample_share") or 0.0), 4)})
+             model_information={"sha256": stored.sha256, "size": stored.size, "steps": msg.steps,
+                                "final_loss": msg.final_loss,
+                                "train_loop_seconds": round(loop, 3) if loop else None,
+                                "sample_seconds": round(msg.sample_seconds, 3),
+                                "sample_share": round(msg.sample_share, 4)})
     begin_deploy(job, S.TRAINING_COMPLETED)
 
 
@@ -177,35 +174,36 @@ def begin_deploy(job: JobContext, status: JobStatus) -> None:
     local.parent.mkdir(parents=True, exist_ok=True)
     # Deploy what storage holds, not the trainer's copy: that proves the stored file works.
     job.worker.store.get_file(artifacts.model_key(job.job_id, job.slug), local)
-    if not job.child.send(f"deploy {local}"):
+    if not job.child.send(protocol.Deploy(local)):
         raise StorageError("the job's process ended before the deploy check could start")
 
 
-def on_deployed(job: JobContext, msg: dict[str, Any]) -> None:
+def on_deployed(job: JobContext, msg: protocol.Deployed) -> None:
     job.deployed = True
 
 
-def on_error(job: JobContext, msg: dict[str, Any]) -> None:
+def on_error(job: JobContext, msg: protocol.Error) -> None:
     job.error = msg
 
 
-def on_ready(job: JobContext, msg: dict[str, Any]) -> None:
+def on_ready(job: JobContext, msg: protocol.Ready) -> None:
     """A spare's `ready` (its imports done, its code version) is read by SparePool.take before the
     spare gets a job; one read here has nothing left to say."""
 
 
-HANDLERS: dict[str, Handler] = {
-    "ready": on_ready,
-    "dataset": on_dataset,
-    "stage": on_stage,
-    "progress": on_progress,
-    "checkpoint": on_checkpoint,
-    "note": on_note,
-    "sample": on_sample,
-    "intermediate": on_intermediate,
-    "trained": on_trained,
-    "deployed": on_deployed,
-    "error": on_error,
+# Each handler takes the message type it is listed under.
+HANDLERS: dict[type[protocol.Message], Callable[[JobContext, Any], None]] = {
+    protocol.Ready: on_ready,
+    protocol.Dataset: on_dataset,
+    protocol.Stage: on_stage,
+    protocol.Progress: on_progress,
+    protocol.Checkpoint: on_checkpoint,
+    protocol.Note: on_note,
+    protocol.Sample: on_sample,
+    protocol.Intermediate: on_intermediate,
+    protocol.Trained: on_trained,
+    protocol.Deployed: on_deployed,
+    protocol.Error: on_error,
 }
 
 
@@ -242,10 +240,7 @@ def retrying_db(job_id: str, what: str, work: Callable[[], None]) -> None:
             time.sleep(wait)
 
 
-def dispatch(job: JobContext, msg: dict[str, Any]) -> None:
+def dispatch(job: JobContext, msg: protocol.Message) -> None:
     """Run the message's handler (again if the database connection dropped under it)."""
-    handler = HANDLERS.get(msg["kind"])
-    if handler is None:
-        logger.warning("job %s: no handler for child message %r; ignored", job.job_id, msg["kind"])
-        return
-    retrying_db(job.job_id, f"the {msg['kind']} message", lambda: handler(job, msg))
+    handler = HANDLERS[type(msg)]
+    retrying_db(job.job_id, f"the {msg.KIND} message", lambda: handler(job, msg))

@@ -81,3 +81,9 @@ def test_a_line_that_is_no_message_says_why(line: bytes, error: type[p.ProtocolE
 def test_a_line_that_is_no_command_says_why(line: bytes, error: type[p.ProtocolError]) -> None:
     with pytest.raises(error):
         p.decode_command(line)
+
+
+def test_every_message_type_has_a_handler_in_the_worker() -> None:
+    from loraforge.worker.report_handlers import HANDLERS
+
+    assert set(HANDLERS) == set(p.MESSAGE_TYPES.values())

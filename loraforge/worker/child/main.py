@@ -5,8 +5,8 @@ never by hand; or with `--spare` instead of TASK_JSON, when it imports the heavy
 then waits for `task TASK_JSON` on stdin (a warm child started ahead of the next job). TASK_JSON is
 a file holding the job's settings (secrets left out: the child touches neither the database nor
 the object store), the resolved TrainSpec and the stages to run; N is the pipe to write messages
-on. Messages are JSON lines `{"kind": K, ...}` (see worker/report_handlers.py and the README's "Job
-runtime"): ready (a spare's imports are done; it carries `version`, see `code_version`, which the
+on. Messages are JSON lines `{"kind": K, ...}` (worker/child/protocol.py; what the worker does with
+each, worker/report_handlers.py; the README's "Job runtime"): ready (a spare's imports are done; it carries `version`, see `code_version`, which the
 worker checks before it gives the spare a job), note, dataset, stage, progress, checkpoint, sample,
 intermediate, trained, deployed, error. Before it prepares the data or loads a model the child
 checks the job's predicted memory per stage against the device's budget (worker/preflight.py): a
@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from loraforge.config import Settings
-from loraforge.errors import JobCancelled, LoraforgeError
-from loraforge.training.oom import chain_text, is_oom, oom_message
+from loraforge.errors import JobCancelled
+from loraforge.worker.child import protocol
+from loraforge.worker.child.errors import error_for
 
 logger = logging.getLogger("loraforge.worker.child.main")
 
@@ -46,11 +47,11 @@ class Channel:
         self._file = os.fdopen(fd, "w", buffering=1)
         self._lock = threading.Lock()
 
-    def send(self, kind: str, **fields: Any) -> None:
-        line = json.dumps({"kind": kind, **fields}, default=str)
+    def send(self, message: protocol.Message) -> None:
+        line = protocol.encode_message(message)
         with self._lock:
             try:
-                self._file.write(line + "\n")
+                self._file.write(line)
             except BrokenPipeError:  # the parent is gone; the stdin EOF stops us next step
                 pass
 
@@ -62,20 +63,24 @@ class Commands:
         self.stopped = threading.Event()
         self._cond = threading.Condition()
         self._acked = -1
-        self._deploy: str | None = None
+        self._deploy: Path | None = None
         self._stream = stream
         threading.Thread(target=self._read, name="commands", daemon=True).start()
 
     def _read(self) -> None:
         for raw in self._stream:
-            verb, _, arg = raw.decode(errors="replace").strip().partition(" ")
+            try:
+                command = protocol.decode_command(raw)
+            except protocol.ProtocolError as exc:
+                logger.warning("ignored a command from the worker (%s): %r", exc, raw[:200])
+                continue
             with self._cond:
-                if verb == "stop":
+                if isinstance(command, protocol.Stop):
                     self.stopped.set()
-                elif verb == "ack":
-                    self._acked = max(self._acked, int(arg))
-                elif verb == "deploy":
-                    self._deploy = arg
+                elif isinstance(command, protocol.Ack):
+                    self._acked = max(self._acked, command.step)
+                elif isinstance(command, protocol.Deploy):
+                    self._deploy = command.path
                 self._cond.notify_all()
         with self._cond:  # stdin closed: the parent is gone or done with us
             self.stopped.set()
@@ -88,7 +93,7 @@ class Commands:
         with self._cond:
             self._cond.wait_for(lambda: self._acked >= step or self.stopped.is_set())
 
-    def wait_deploy(self) -> str | None:
+    def wait_deploy(self) -> Path | None:
         with self._cond:
             self._cond.wait_for(lambda: self._deploy is not None or self.stopped.is_set())
             return None if self.stopped.is_set() else self._deploy
@@ -112,27 +117,10 @@ class ChildJob:
         except JobCancelled:
             logger.info("stopped on request during %s", self.stage)
             return EXIT_STOPPED
-        except (LoraforgeError, MemoryError) as exc:
-            return self._report(exc)
-        except Exception as exc:
-            if is_oom(exc):  # torch.OutOfMemoryError, or a RuntimeError saying so
-                return self._report(exc)
-            logger.exception("unexpected error during %s", self.stage)
-            self.channel.send("error", error_kind="internal", stage=self.stage,
-                              message=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - every error is reported; error_for sorts and logs it
+            self.channel.send(error_for(exc, self.stage, self.device))
             return EXIT_FAILED
         return EXIT_OK
-
-    def _report(self, exc: BaseException) -> int:
-        if is_oom(exc):
-            logger.error("out of memory during %s: %s", self.stage, chain_text(exc))
-            self.channel.send("error", error_kind="oom", stage=self.stage,
-                              message=oom_message(self.stage, exc, self.device))
-        else:
-            message = exc.message if isinstance(exc, LoraforgeError) else str(exc)
-            logger.error("%s failed: %s", self.stage, message)
-            self.channel.send("error", error_kind="user", stage=self.stage, message=message)
-        return EXIT_FAILED
 
     def _stages(self) -> None:
         lora_path = None
@@ -142,8 +130,8 @@ class ChildJob:
         path = self.commands.wait_deploy()
         if path is None:
             raise JobCancelled("stopped before the deploy check")
-        self._deploy(Path(path))
-        self.channel.send("deployed")
+        self._deploy(path)
+        self.channel.send(protocol.Deployed())
         del lora_path
 
     def _prepare_and_train(self) -> Path:
@@ -155,15 +143,16 @@ class ChildJob:
         model_ref = resolve_model_ref(task["base_model"], self.settings)
         spec = fit_to_model(TrainSpec(**task["spec"]), model_ref, self.settings)
         if spec.resolution_note:
-            self.channel.send("note", message=spec.resolution_note)
+            self.channel.send(protocol.Note(message=spec.resolution_note))
         self._check_memory(spec, model_ref)
         dataset = self._prepare(spec, model_ref)
-        self.channel.send("stage", name="train")
+        self.channel.send(protocol.Stage(name="train"))
         self.stage = "load"
         result = self._train(spec, dataset, model_ref)
-        self.channel.send("trained", lora_path=str(result.lora_path), comfy_path=str(result.comfy_path or ""),
-                          steps=result.steps, final_loss=result.final_loss, loop_seconds=result.loop_seconds,
-                          sample_seconds=result.sample_seconds, sample_share=result.sample_share)
+        self.channel.send(protocol.Trained(
+            lora_path=Path(result.lora_path), comfy_path=Path(result.comfy_path) if result.comfy_path else None,
+            steps=result.steps, final_loss=result.final_loss, loop_seconds=result.loop_seconds,
+            sample_seconds=result.sample_seconds, sample_share=result.sample_share))
         return Path(result.lora_path)
 
     def _check_memory(self, spec: Any, model_ref: str) -> None:
@@ -173,7 +162,7 @@ class ChildJob:
 
         note = check(spec, model_ref, self.settings, self.device)
         if note:
-            self.channel.send("note", message=note)
+            self.channel.send(protocol.Note(message=note))
 
     def _prepare(self, spec: Any, model_ref: str) -> Any:
         from loraforge.datasets.prepare import prepare_dataset
@@ -195,7 +184,7 @@ class ChildJob:
                 captioner.close()  # frees the VLM before training needs the memory
             report = dataset_dir / "dataset_report.json"
             if report.is_file():  # written also when the dataset is refused: details show why
-                self.channel.send("dataset", report_path=str(report))
+                self.channel.send(protocol.Dataset(report_path=report))
         for warning in getattr(dataset, "warnings", ())[:20]:
             logger.info("dataset: %s", warning)
         return dataset
@@ -207,18 +196,18 @@ class ChildJob:
 
         def progress(p: Any) -> None:
             self.stage = "train"
-            self.channel.send("progress", step=p.step, total=p.total_steps, loss=p.loss,
-                              eta_seconds=p.eta_seconds, lr=p.lr, step_seconds=p.step_seconds)
+            self.channel.send(protocol.Progress(step=p.step, total=p.total_steps, loss=p.loss,
+                                                eta_seconds=p.eta_seconds, lr=p.lr, step_seconds=p.step_seconds))
 
         def on_checkpoint(path: Path, step: int) -> None:
-            self.channel.send("checkpoint", step=step, path=str(path))
+            self.channel.send(protocol.Checkpoint(step=step, path=path))
             self.commands.wait_ack(step)  # stored before we go on (and before the trainer prunes it)
 
         def on_sample(step: int, index: int, prompt: str, path: Path) -> None:
-            self.channel.send("sample", step=step, index=index, prompt=prompt, path=str(path))
+            self.channel.send(protocol.Sample(step=step, index=index, prompt=prompt, path=path))
 
         def on_intermediate(step: int, path: Path) -> None:
-            self.channel.send("intermediate", step=step, path=str(path))
+            self.channel.send(protocol.Intermediate(step=step, path=path))
 
         result = train(spec, dataset, out_dir, model_ref=model_ref, progress=progress,
                        should_stop=self.commands.should_stop, on_checkpoint=on_checkpoint,
@@ -295,9 +284,13 @@ def preload() -> None:
 
 
 def _wait_for_task() -> Path | None:
-    """A spare's first stdin line, `task PATH`; None when the parent closes stdin first."""
-    verb, _, arg = sys.stdin.buffer.readline().decode(errors="replace").strip().partition(" ")
-    return Path(arg) if verb == "task" and arg else None
+    """A spare's first stdin line, `task PATH`; None when the parent closes stdin first or sends
+    anything else (`stop`)."""
+    try:
+        command = protocol.decode_command(sys.stdin.buffer.readline())
+    except protocol.ProtocolError:  # stdin closed (an empty line), or a line that is no task
+        return None
+    return command.path if isinstance(command, protocol.Task) else None
 
 
 def _log_to(path: Path) -> None:
@@ -320,7 +313,7 @@ def main(argv: list[str]) -> int:
         preload()
         # Imports done: a job now starts warm, if the worker finds this code is the code it wants.
         with os.fdopen(os.dup(pipe_fd), "w") as ready:
-            ready.write(json.dumps({"kind": "ready", "version": code_version()}) + "\n")
+            ready.write(protocol.encode_message(protocol.Ready(version=code_version())))
         task_path = _wait_for_task()
         if task_path is None:
             return EXIT_STOPPED
