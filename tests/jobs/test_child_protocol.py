@@ -87,3 +87,19 @@ def test_every_message_type_has_a_handler_in_the_worker() -> None:
     from loraforge.worker.report_handlers import HANDLERS
 
     assert set(HANDLERS) == set(p.MESSAGE_TYPES.values())
+
+
+def test_the_child_sorts_what_a_stage_raised_into_user_oom_or_internal() -> None:
+    from loraforge.errors import TrainingError
+    from loraforge.worker.child.errors import error_for
+
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError as exc:
+        internal = error_for(exc, "train", "cpu")
+    assert internal == p.Error(error_kind="internal", stage="train", message="RuntimeError: boom")
+    assert error_for(TrainingError("loss became nan"), "train", "cpu") == p.Error(
+        error_kind="user", stage="train", message="loss became nan")
+    oom = error_for(MemoryError(), "load", "cpu")
+    assert oom.error_kind == "oom" and oom.message.startswith("out of host (CPU) memory while loading the model")
+    assert oom.user_can_act and not internal.user_can_act
