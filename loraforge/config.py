@@ -30,73 +30,140 @@ DEFAULT_WEBHOOK_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
 
 
 class Settings(BaseSettings):
-    """Every knob of the service; see the README's configuration table."""
+    """Every knob of the service; docs/reference/configuration.md lists them all."""
 
-    model_config = SettingsConfigDict(env_prefix="LORAFORGE_", extra="ignore")
+    # Each field's docstring is its description: docs/reference/configuration.md is generated from them.
+    model_config = SettingsConfigDict(env_prefix="LORAFORGE_", extra="ignore", use_attribute_docstrings=True)
 
     data_dir: Path = Path("./data")
+    """SQLite file, local store, demo key, tiny models, work folders"""
     database_url: str = ""  # default: sqlite file in data_dir
+    """the database; empty: a SQLite file in DATA_DIR. Or postgresql+psycopg://user:pass@host/db. Migrations
+    run at every start"""
     storage_url: str = ""  # default: local disk in data_dir/storage; or s3://bucket/prefix
+    """the object store; empty: local disk in DATA_DIR/storage. Or file:///path, or s3://bucket/prefix"""
     s3_endpoint_url: str | None = None
+    """any S3-compatible endpoint (path-style); unset: AWS"""
     s3_region: str = "us-east-1"
+    """the S3 region"""
     # optional: without them boto3's standard chain (AWS_ACCESS_KEY_ID, profiles, roles) is used
     s3_access_key_id: str | None = None
+    """S3 credentials, with S3_SECRET_ACCESS_KEY; unset: boto3's standard chain (AWS_ACCESS_KEY_ID, profiles,
+    roles)"""
     s3_secret_access_key: SecretStr | None = None
+    """the secret of S3_ACCESS_KEY_ID"""
     broker_url: str = ""  # default: embedded in-process worker
+    """empty: the embedded in-process worker; redis://... or amqp://... for a worker fleet (needs PostgreSQL)"""
     public_url: str = "http://127.0.0.1:8000"
+    """base of the links the API hands out; unset: http://HOST:PORT"""
     host: str = "127.0.0.1"
+    """where `loraforge serve` listens (--host)"""
     port: int = Field(8000, ge=1, le=65535)
+    """where `loraforge serve` listens (--port); a port already in use stops it at once"""
     api_key: str | None = None
+    """a key (8+ characters) created at start"""
     secret_key: str | None = None  # signs local pre-signed URLs; default: kept in data_dir
+    """signs local pre-signed links (16+ characters); unset: one kept in DATA_DIR/secret.key"""
     model_qwen: str | None = None  # hub id or local path; default: tiny demo model
+    """Qwen-Image weights: a hub id or a local diffusers folder; unset: the tiny demo model"""
     model_flux: str | None = None
+    """FLUX.1-dev weights: a hub id or a local diffusers folder; unset: the tiny demo model"""
     allow_private_urls: bool = False
+    """let dataset and webhook URLs reach private addresses (demos, tests)"""
     max_upload_bytes: int = Field(100 * MB, gt=0)
+    """cap on a dataset ZIP (upload or URL)"""
     max_request_bytes: int = Field(1 * MB, gt=0)
+    """cap on an API request body (413 above it)"""
     download_timeout_s: float = Field(60.0, gt=0)
+    """total deadline of one dataset download or HEAD probe"""
     presign_expiry_s: int = Field(3600, gt=0, le=7 * 24 * 3600)
+    """life of a pre-signed upload link"""
     lease_seconds: int = Field(300, ge=10)
+    """a worker's claim on a job, renewed while it runs; stale jobs are looked for this often"""
     checkpoint_every: int = Field(250, ge=1)
+    """training steps between checkpoints"""
     embedded_worker: bool = True  # without a broker: train in this process (false: an API-only node)
+    """without a broker, train in the API process; false: an API-only node whose jobs wait for a process that
+    trains"""
     job_timeout_s: int = Field(24 * 3600, ge=1)  # the longest job; broker timeouts exceed it
+    """the longest a job may run; past it its process is killed and the job ends FAILED"""
     job_max_attempts: int = Field(3, ge=1, le=20)  # child processes per job before it ends FAILED
+    """times a job's process is started before a crashing job ends FAILED"""
     progress_interval_s: float = Field(1.0, ge=0)  # progress rows are written at most this often
+    """how often progress is written"""
     # Seconds before each delivery attempt of a webhook message (Standard Webhooks' schedule, jittered).
     webhook_retry_schedule: str = DEFAULT_WEBHOOK_SCHEDULE
+    """seconds before each delivery attempt (jittered by 10 %); replaces the whole schedule"""
     webhook_timeout_s: float = Field(10.0, gt=0, le=120)  # one attempt, connect to last byte
+    """one delivery attempt, connect to last byte"""
     webhook_senders: int = Field(8, ge=1, le=64)  # concurrent deliveries per process
+    """deliveries in flight per process (a fixed pool)"""
     webhook_poll_s: float = Field(1.0, gt=0, le=60)  # how often a dispatcher looks for due messages
+    """how often each dispatcher looks for due messages"""
     webhook_disable_after_s: int = Field(5 * 24 * 3600, ge=1)  # failing this long in a row disables it
+    """a webhook failing this long in a row is disabled"""
     webhook_log_days: int = Field(30, ge=1)  # finished messages and attempts are kept this long
+    """finished messages and attempts are kept this long"""
     requeue_after_s: int = Field(300, ge=1)  # a REQUESTED job no worker took is published again
+    """a REQUESTED job no worker took in this long is published again (the wait doubles per try, up to 16x)"""
     inference_cache_size: int = Field(4, ge=1)  # LoRAs kept loaded per base pipeline
+    """LoRAs kept loaded per base model"""
     inference_max_side: int = Field(2048, ge=64)  # width/height cap of /v1/{slug}
+    """cap on a generation's width and height"""
     inference_max_steps: int = Field(100, ge=1)
+    """cap on a generation's steps"""
     # width x height x steps of one generation: 1024^2 x 50 (Qwen-Image's default) fits; 2048^2 x 100 not
     inference_max_pixel_steps: int = Field(1024 * 1024 * 50, ge=64 * 64 * 2)
+    """cap on width x height x steps of one generation (400 above it)"""
     inference_queue_size: int = Field(8, ge=1, le=10_000)  # generations waiting; more get 503
+    """generations waiting per API process; more get 503 with Retry-After"""
     inference_wait_s: float = Field(300.0, gt=0)  # longest a queued generation waits for the device
+    """longest a queued generation waits for the device (then 503)"""
     inference_device: str | None = None  # e.g. cuda:1; default: the device training uses
+    """cpu, cuda or cuda:N: serve on another GPU than the one that trains; unset: the training device"""
     gpu_memory_gb: float | None = Field(None, gt=0)  # the runner's budget (10^9 bytes); default: all
+    """the budget in GB (10^9 bytes) of the inference runner and of each job's memory preflight; unset: the
+    device's total memory"""
     # HTTP limits of `loraforge serve` (loraforge.api.http_limits); http_limits=false is for benchmarks
     http_limits: bool = True
+    """false turns off serve's HTTP limits (headers, deadlines, connections); for bench/api_load.py --limits
+    both only"""
     max_header_bytes: int = Field(32 * 1024, ge=1024)
+    """request line + headers; over it: 431"""
     max_headers: int = Field(100, ge=10)
+    """header count; over it: 431"""
     header_timeout_s: float = Field(10.0, gt=0)
+    """the whole request head must arrive within this; else 408"""
     body_timeout_s: float = Field(30.0, gt=0)
+    """a body may stall this long at most, and after that must average 16 KiB/s; else 408"""
     keep_alive_s: float = Field(5.0, gt=0)
+    """idle keep-alive connections are closed after this"""
     max_connections: int = Field(1000, ge=1)
+    """open connections (and running requests) per process; excess: 503 with Retry-After"""
     # per-key quotas (loraforge.usecases.quotas) and upload slot expiry (loraforge.usecases.upload_expiry)
     quota_active_jobs: int = Field(10, ge=1)
+    """per key: fine-tune requests not yet AVAILABLE / FAILED / CANCELLED (429 above it)"""
     quota_pending_uploads: int = Field(10, ge=1)
+    """per key: upload slots reserved and not yet used by a submit"""
     quota_upload_bytes: int = Field(10 * 1024 * MB, ge=1)
+    """per key: bytes of stored uploads (local store: enforced while the PUT streams; S3: counted once the
+    upload sweep or a submit measures it)"""
     quota_generations: int = Field(4, ge=1)
+    """per key: /v1/{slug} requests in flight per API process"""
     quota_probes: int = Field(2, ge=1)
+    """per key: HEAD probes of foreign dataset URLs in flight per API process"""
     upload_expiry_s: int = Field(24 * 3600, ge=1)
+    """an upload slot no submit used is deleted, row and file, after this (swept every quarter of it, at most
+    every 10 minutes; the sweep also measures uploads PUT straight to S3 and deletes any over MAX_UPLOAD_BYTES,
+    which S3 cannot refuse itself); at least PRESIGN_EXPIRY_S, so no link outlives its slot"""
     machine_type: str = "NVIDIA_H100"
+    """the machine_type label accepted and reported; a worker takes jobs of its own"""
     base_weights: Literal["bf16", "fp8", "nf4"] = "bf16"  # how a worker loads the base transformer
+    """how a worker loads the base transformer: bf16, or fp8 / nf4 for small GPUs"""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    """level of loraforge's own loggers; libraries log warnings only"""
     log_format: Literal["text", "json"] = "text"
+    """json: one JSON object a line (time, level, logger, message, and job_id while a job is worked on)"""
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -237,7 +304,7 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
             continue
         # compare what follows the prefix: the shared LORAFORGE_ would make any two names look alike
         close = closest(upper.removeprefix("LORAFORGE_"), [k.removeprefix("LORAFORGE_") for k in known])
-        hint = f"; did you mean LORAFORGE_{close}?" if close else "; see the README's configuration table"
+        hint = f"; did you mean LORAFORGE_{close}?" if close else "; see docs/reference/configuration.md"
         warnings.append(f"{name} is not a loraforge setting and is ignored{hint}")
     return warnings
 

@@ -23,7 +23,7 @@ from loraforge.errors import ConfigError
 GIB = 1024**3
 MIN_FREE_GIB = 1.0  # below this nothing can be written: fatal
 LOW_FREE_GIB = 50.0  # a real base model's cache, checkpoints and LoRAs: warn below this
-# Published bf16 sizes of the whole pipelines (README "Running on a GPU").
+# Published bf16 sizes of the whole pipelines (docs/operate/gpus.md).
 PIPELINE_GB = {"QWEN": 57.6, "FLUX": 33.5}
 
 
@@ -50,7 +50,7 @@ def check_gpu() -> Check:
         return Check("GPU", False, f"torch {torch.__version__}: {build}; training runs on the CPU "
                      "(fine for the tiny demo models only)",
                      "install a CUDA build: pip install torch --index-url https://download.pytorch.org/whl/cu128 "
-                     "(README: Running on a GPU); check nvidia-smi")
+                     "(docs/operate/gpus.md); check nvidia-smi")
     props = torch.cuda.get_device_properties(0)
     return Check("GPU", True, f"{props.name}, {props.total_memory / GIB:.0f} GiB, torch {torch.__version__} "
                  f"(CUDA {cuda}), {torch.cuda.device_count()} device(s)")

@@ -55,6 +55,6 @@ def test_unknown_variables_name_the_closest_setting_and_skip_the_test_suites_own
     warnings = unknown_variables({"LORAFORGE_MODELS_FLUX": "x", "LORAFORGE_FOO": "1", "LORAFORGE_PORT": "9",
                                   "LORAFORGE_TEST_POSTGRES": "postgresql://", "OTHER": "1"})
     assert warnings == [
-        "LORAFORGE_FOO is not a loraforge setting and is ignored; see the README's configuration table",
+        "LORAFORGE_FOO is not a loraforge setting and is ignored; see docs/reference/configuration.md",
         "LORAFORGE_MODELS_FLUX is not a loraforge setting and is ignored; did you mean LORAFORGE_MODEL_FLUX?",
     ]

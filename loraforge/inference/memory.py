@@ -6,7 +6,7 @@ what stays resident on the device while the pipeline is loaded (activations come
 request). `device_budget_bytes(settings, device)` is LORAFORGE_GPU_MEMORY_GB x 10^9 when set,
 else the device's total memory (CUDA: `torch.cuda.get_device_properties(i).total_memory`; the
 CPU: physical RAM from `sysconf`). GB here is 10^9 bytes, the unit of model cards and of the
-memory table in the README (an "80 GB" H100 has 85.0 x 10^9 bytes).
+memory table in docs/operate/gpus.md (an "80 GB" H100 has 85.0 x 10^9 bytes).
 """
 
 from __future__ import annotations

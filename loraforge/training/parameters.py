@@ -1,7 +1,7 @@
 """advance_parameters: the one schema of the training knobs that clients may set.
 
 A TrainSpec field declared with `advance(...)` is a knob the API's `advance_parameters`, the
-CLI's flags and the README's table all offer. `advance_model` derives from those fields a
+CLI's flags and the docs' presets table all offer. `advance_model` derives from those fields a
 pydantic model with the same types, bounds and rules (they live in the field's metadata, so they
 are copied, never restated), every field optional (None: the preset's value), plus the aliases
 users send (`lora_rank` -> `rank`) and keys that are stored but not trained on (the seeds'

@@ -70,7 +70,7 @@ class TrainSpec(BaseModel):
 
     Fields made with `advance(...)` are the knobs clients set (advance_parameters, CLI flags):
     their bounds and rules live in the field's metadata so the derived `AdvanceParameters` and the
-    README table carry them unchanged (see loraforge.training.parameters).
+    presets page (docs/reference/presets.md) carry them unchanged (see loraforge.training.parameters).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -134,7 +134,7 @@ class TrainSpec(BaseModel):
         return self.alpha / self.rank
 
 
-# The documented defaults (see README "Presets"). Steps are the default when the request gives none.
+# The documented defaults (see docs/reference/presets.md). Steps are the default when the request gives none.
 PRESETS: dict[str, dict[str, Any]] = {
     "QWEN": {
         "family": "qwen", "steps": 1000, "learning_rate": 1e-4, "rank": 16, "alpha": 16.0, "resolution": 1024,
@@ -215,7 +215,7 @@ def resolve_spec(base_model: str, advance_parameters: dict[str, Any] | None = No
 
 
 def advance_table() -> str:
-    """The README's advance_parameters table (markdown), generated from AdvanceParameters."""
+    """The advance_parameters table of docs/reference/presets.md (markdown), generated from AdvanceParameters."""
     rows = ["| key | type and range | QWEN | FLUX | FAST_FLUX | meaning |", "|---|---|---|---|---|---|"]
     for key, info in TrainSpec.model_fields.items():
         if not is_advance(info):

@@ -1,1 +1,3 @@
-"""webhooks package (see ../shared/DESIGN.md)."""
+"""Webhooks: registration, Standard Webhooks signing, the outbox dispatcher with its retries, and
+the dispatch log. The layers and the contracts are in docs/architecture.md.
+"""

@@ -6,7 +6,8 @@ then waits for `task TASK_JSON` on stdin (a warm child started ahead of the next
 a file holding the job's settings (secrets left out: the child touches neither the database nor
 the object store), the resolved TrainSpec and the stages to run; N is the pipe to write messages
 on. Messages are JSON lines `{"kind": K, ...}` (worker/child/protocol.py; what the worker does with
-each, worker/report_handlers.py; the README's "Job runtime"): ready (a spare's imports are done; it carries `version`, see `code_version`, which the
+each, worker/report_handlers.py; docs/architecture.md, "The child protocol"): ready (a spare's
+imports are done; it carries `version`, see `code_version`, which the
 worker checks before it gives the spare a job), note, dataset, stage, progress, checkpoint, sample,
 intermediate, trained, deployed, error. Before it prepares the data or loads a model the child
 checks the job's predicted memory per stage against the device's budget (worker/preflight.py): a
