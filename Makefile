@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test lint bench-train bench-api clean
+.PHONY: install serve test lint docs reference bench-train bench-api clean
 
 install: $(STAMP)
 
 # torch==2.13.0 first: it is the CPU build on this disk; anything else would pull a CUDA build.
-# On a GPU machine: make install TORCH_INDEX=https://download.pytorch.org/whl/cu128 (README: Running on a GPU).
+# On a GPU machine: make install TORCH_INDEX=https://download.pytorch.org/whl/cu128 (docs/operate/gpus.md).
 TORCH_INDEX ?=
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -31,5 +31,13 @@ bench-api: install
 lint: install
 	$(BIN)/ruff check loraforge tests bench
 
+# The docs site (mkdocs.yml, docs/) into site/; --strict: a broken link or a stale generated page fails.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# Rewrites the generated docs pages (configuration, CLI, settings tables) from the code.
+reference: install
+	$(BIN)/python tools/docs_reference.py
+
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache site

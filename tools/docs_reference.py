@@ -138,13 +138,20 @@ def _subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.Ar
 
 
 def cli_page() -> str:
-    os.environ["COLUMNS"] = HELP_WIDTH
     from loraforge.cli import build_parser
 
-    parser = build_parser()
-    parts = [CLI_INTRO, "## loraforge\n", "```text\n" + parser.format_help().rstrip() + "\n```\n"]
-    for _, sub in _subcommands(parser):
-        parts += [f"## {sub.prog}\n", "```text\n" + sub.format_help().rstrip() + "\n```\n"]
+    before = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = HELP_WIDTH
+    try:
+        parser = build_parser()
+        parts = [CLI_INTRO, "## loraforge\n", "```text\n" + parser.format_help().rstrip() + "\n```\n"]
+        for _, sub in _subcommands(parser):
+            parts += [f"## {sub.prog}\n", "```text\n" + sub.format_help().rstrip() + "\n```\n"]
+    finally:
+        if before is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = before
     return "\n".join(parts)
 
 

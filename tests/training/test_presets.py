@@ -74,13 +74,13 @@ def test_no_message_carries_pydantic_value_error_prefix() -> None:
     assert "Value error" not in caught.value.message
 
 
-def test_readme_table_is_the_schema() -> None:
+def test_presets_page_table_is_the_schema() -> None:
     from pathlib import Path
 
     from loraforge.training.presets import advance_table
 
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    assert advance_table() in readme, (
-        "README's advance_parameters table is stale: paste the output of "
+    page = (Path(__file__).parents[2] / "docs" / "reference" / "presets.md").read_text()
+    assert advance_table() in page, (
+        "docs/reference/presets.md's advance_parameters table is stale: paste the output of "
         "`python -c 'from loraforge.training.presets import advance_table; print(advance_table())'`"
     )
