@@ -1,12 +1,13 @@
-"""The README's live blocks, run against a real `loraforge serve`, so the README cannot drift.
+"""The live blocks of the README and the docs site, run against a real `loraforge serve`: they cannot drift.
 
-Every fenced block tagged `sh live` or `python live` is run in README order against one server
+Every fenced block tagged `sh live` or `python live` is run, the README's first and then the docs
+pages' in the order of mkdocs.yml's nav, against one server
 started as `make serve` would (SQLite, local disk, embedded worker, tiny demo models). Values the
-README shows as placeholders (KEY, ID, S3_URL, PRESIGNED_URL, CLOUD_STORAGE_URL, SLUG,
+docs show as placeholders (KEY, ID, S3_URL, PRESIGNED_URL, CLOUD_STORAGE_URL, SLUG,
 WEBHOOK_ID) are taken from earlier answers; the only other rewrites are the server's port, the
 webhook receiver (a loopback one instead of example.com), and sizes a CPU can afford
 (`"steps": 1000` -> 2, 1024 px -> 64 px). A block fails the test when a command exits non-zero or
-answers `{"error": ...}` where the README does not say it may (409). The same server then answers
+answers `{"error": ...}` where the docs do not say it may (409). The same server then answers
 the operations checks: /docs without a CDN, the OpenAPI bodies, JSON logs with the job id, doctor.
 """
 
@@ -32,6 +33,7 @@ from tests.serving import free_port, wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
+DOCS = REPO / "docs"
 BLOCK = re.compile(r"^```(sh|python) live\n(.*?)^```", re.DOTALL | re.MULTILINE)
 PLACEHOLDERS = ("PRESIGNED_URL", "S3_URL", "CLOUD_STORAGE_URL", "WEBHOOK_ID", "SLUG", "ID")
 AFFORDABLE = {'"steps": 1000': '"steps": 2', '"width": 1024, "height": 1024': '"width": 64, "height": 64',
@@ -81,8 +83,49 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         process.wait(timeout=30)
 
 
+def nav_pages() -> list[Path]:
+    """The docs pages in the order of mkdocs.yml's nav (the order a reader meets them)."""
+    import yaml
+
+    def walk(items: list) -> Iterator[str]:  # type: ignore[type-arg]
+        for item in items:
+            value = next(iter(item.values())) if isinstance(item, dict) else item
+            yield from walk(value) if isinstance(value, list) else [value]
+
+    nav = yaml.safe_load((REPO / "mkdocs.yml").read_text())["nav"]
+    return [DOCS / page for page in walk(nav)]
+
+
+def live_pages() -> list[Path]:
+    """The README, then every docs page in nav order."""
+    return [README, *nav_pages()]
+
+
 def blocks() -> list[tuple[str, str]]:
-    return [(m.group(1), m.group(2)) for m in BLOCK.finditer(README.read_text())]
+    return [(m.group(1), m.group(2)) for page in live_pages() for m in BLOCK.finditer(page.read_text())]
+
+
+def test_every_page_with_live_blocks_is_run() -> None:
+    """A docs page outside the nav would have its live blocks skipped: every one is in it."""
+    with_blocks = {p for p in DOCS.rglob("*.md") if BLOCK.search(p.read_text())}
+    assert with_blocks and with_blocks <= set(nav_pages()), sorted(map(str, with_blocks - set(nav_pages())))
+
+
+def test_the_readme_shows_only_what_the_docs_run() -> None:
+    """The README's short flow is not run itself: each of its commands, the SDK line and the train line
+    is written the same in the docs, where a live block runs it (train: the CLI guide); its links resolve."""
+    readme = README.read_text()
+    live = "\n".join(block for _, block in blocks())
+    flow = next(m.group(1) for m in re.finditer(r"^```sh\n(.*?)^```", readme, re.DOTALL | re.MULTILINE)
+                if "curl" in m.group(1))
+    commands = [command.strip() for command, _ in sh_commands(flow)]
+    assert len(commands) >= 8 and all(command in live for command in commands), commands
+    sdk = 'segmind.finetune.Finetune.base_url = "http://127.0.0.1:8000/finetune/request"'
+    assert sdk in readme and sdk in live
+    train = next(line for line in readme.splitlines() if line.startswith("loraforge train "))
+    assert train in (DOCS / "guides" / "training-cli.md").read_text()
+    links = re.findall(r"\]\((docs/[^)#]+)", readme)
+    assert links and [link for link in links if not (REPO / link).is_file()] == []
 
 
 def sh_commands(block: str) -> list[tuple[str, str]]:
@@ -106,7 +149,7 @@ def sh_commands(block: str) -> list[tuple[str, str]]:
             continue
         commands.append((pending, comments))
         pending, comments, answered = "", "", True
-    assert not pending, f"unterminated command in README block: {pending}"
+    assert not pending, f"unterminated command in a live block: {pending}"
     return commands
 
 
@@ -151,7 +194,7 @@ def run_sh(server: Server, command: str, after: str) -> None:
                               text=True, timeout=180, check=False)
         assert done.returncode == 0, f"{command}\n{done.stderr}"
         if done.stdout.startswith('{"error"'):
-            assert "(409" in after, f"README command answered an error:\n{command}\n{done.stdout}"
+            assert "(409" in after, f"a docs command answered an error:\n{command}\n{done.stdout}"
             return
         harvest(server, done.stdout)
         if "repeat until AVAILABLE" not in after:
@@ -160,7 +203,7 @@ def run_sh(server: Server, command: str, after: str) -> None:
         if status in TERMINAL:
             assert status == "AVAILABLE", done.stdout
             return
-        assert time.monotonic() < deadline, f"the README's job did not finish: {done.stdout}"
+        assert time.monotonic() < deadline, f"the docs' job did not finish: {done.stdout}"
         time.sleep(0.5)
 
 
@@ -177,9 +220,9 @@ def run_python(server: Server, code: str) -> None:
     assert done.returncode == 0, f"{code}\n{done.stdout}\n{done.stderr}"
 
 
-def test_every_live_readme_block_runs_against_a_real_server(server: Server, receiver: Receiver) -> None:
+def test_every_live_block_runs_against_a_real_server(server: Server, receiver: Receiver) -> None:
     found = blocks()
-    assert len(found) >= 8, "the README's live blocks (keys, API walkthrough, SDK, cancel, webhooks, ...)"
+    assert len(found) >= 8, "the docs' live blocks (keys, API walkthrough, SDK, cancel, webhooks, ...)"
     for kind, block in found:
         if kind == "python":
             run_python(server, block)
@@ -187,7 +230,7 @@ def test_every_live_readme_block_runs_against_a_real_server(server: Server, rece
         for command, after in sh_commands(block):
             run_sh(server, rewrite(command, server, receiver.url), after)
     job_id = server.values["ID"]
-    # The README's last block deleted the job: its details, its files and its old links are gone.
+    # The delete block deleted the job: its details, its files and its old links are gone.
     answer = httpx.get(f"{server.url}/finetune/request/details", params={"request_id": job_id},
                        headers={"x-api-key": server.key}, timeout=10)
     assert answer.status_code == 404
@@ -197,7 +240,7 @@ def test_every_live_readme_block_runs_against_a_real_server(server: Server, rece
             for p in (storage / prefix / job_id).rglob("*") if p.is_file()]
     assert left == [], left
     assert (server.workdir / "dog.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert receiver.requests, "webhook/test reached the receiver the README registered"
+    assert receiver.requests, "webhook/test reached the receiver the docs registered"
     records = [json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")]
     assert any(r.get("job_id") == job_id for r in records), "JSON logs carry the job id"
 
