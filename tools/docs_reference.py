@@ -1,4 +1,5 @@
-"""The generated reference pages of the docs site: configuration (from Settings) and the CLI (from argparse).
+"""The generated reference pages of the docs site: configuration (from Settings), the CLI (from argparse)
+and the OpenAPI document (from the app).
 
 Any other page may hold a table of some settings between `<!-- settings: name name -->` and
 `<!-- /settings -->`: it is filled from the same fields, so no default is ever copied by hand.
@@ -24,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 CONFIG_PAGE = DOCS / "reference" / "configuration.md"
 CLI_PAGE = DOCS / "reference" / "cli.md"
+OPENAPI_PAGE = DOCS / "reference" / "openapi.json"
 HELP_WIDTH = "100"  # argparse wraps help to $COLUMNS: fixed, so the page is the same on every terminal
 
 CONFIG_INTRO = """\
@@ -155,9 +157,26 @@ def cli_page() -> str:
     return "\n".join(parts)
 
 
+def openapi_document() -> str:
+    """The OpenAPI document `loraforge serve` answers at /openapi.json, with the default settings."""
+    import json
+    import tempfile
+
+    from loraforge.api.app import create_app
+    from loraforge.config import load_settings
+
+    saved = {name: os.environ.pop(name) for name in list(os.environ) if name.startswith("LORAFORGE_")}
+    try:
+        with tempfile.TemporaryDirectory() as data_dir:  # building the app writes nothing there
+            document = create_app(load_settings(data_dir=Path(data_dir))).openapi()
+    finally:
+        os.environ.update(saved)
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
 def pages() -> dict[Path, str]:
     """Every generated page, and every page with a settings table, as the code makes them now."""
-    found = {CONFIG_PAGE: configuration_page(), CLI_PAGE: cli_page()}
+    found = {CONFIG_PAGE: configuration_page(), CLI_PAGE: cli_page(), OPENAPI_PAGE: openapi_document()}
     for path in sorted(DOCS.rglob("*.md")):
         if path not in found and "<!-- settings: " in (text := path.read_text()):
             found[path] = with_settings_tables(text)

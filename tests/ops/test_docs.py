@@ -40,3 +40,13 @@ def test_a_settings_table_in_any_page_is_filled_from_the_fields() -> None:
     assert "| `LORAFORGE_PORT` | integer | `8000` | >= 1, <= 65535 |" in filled
     assert "| `LORAFORGE_LEASE_SECONDS` | integer | `300` | >= 10 |" in filled
     assert "anything" not in filled and filled.endswith("<!-- /settings -->\nafter\n")
+
+
+def test_the_openapi_page_is_the_apps_document() -> None:
+    import json
+
+    document = json.loads(docs_reference.OPENAPI_PAGE.read_text())
+    for path in ("/finetune/request/submit", "/finetune/request/details", "/finetune/request/list",
+                 "/finetune/request/upload/pre-signed-url", "/finetune/request/access-update",
+                 "/finetune/request/file/download", "/webhook/add", "/v1/{slug}"):
+        assert path in document["paths"], path
