@@ -3,7 +3,8 @@
 Three conventions, most specific first: a same-name `.txt` beside the image (`dir/a.jpg` and
 `dir/a.txt`, any case), a same-name `.caption` (kohya's sd-scripts), and a Hugging Face
 `imagefolder` metadata file (`metadata.jsonl` or `metadata.csv` with `file_name` and `text`
-columns, `file_name` relative to the metadata file's folder). Every file is decoded by
+columns, `file_name` relative to the metadata file's folder; read with a bound on rows,
+datasets.metadata_files). Every file is decoded by
 loraforge.datasets.text (BOMs, else UTF-8, else detected, with a warning). A text file that could
 hold captions but is not used (no image of that name, or an image whose caption comes from a more
 specific file, or a file that cannot be read) is listed in `unused` with the reason and warned
@@ -12,14 +13,14 @@ about, so nothing a user wrote is silently dropped.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from loraforge.datasets.metadata_files import metadata_rows
 from loraforge.datasets.text import decode_text
+from loraforge.datasets.warning_log import WarningLog
+from loraforge.textsafe import shown
 
 CAPTION_SUFFIXES = (".txt", ".caption")  # most specific first; the value is the report's source
 METADATA_NAMES = ("metadata.jsonl", "metadata.csv")
@@ -40,7 +41,7 @@ class FoundCaption:
 class CaptionPlan:
     captions: dict[str, FoundCaption] = field(default_factory=dict)  # image name -> caption
     unused: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason)
-    warnings: list[str] = field(default_factory=list)
+    warnings: WarningLog = field(default_factory=WarningLog)
 
 
 def caption_key(name: str) -> str:
@@ -71,46 +72,22 @@ def _read(name: str, path: Path, cap: int, plan: CaptionPlan) -> str | None:
     return decoded.text
 
 
-def _rows(name: str, text: str, plan: CaptionPlan) -> list[tuple[str, dict]]:
-    """(where, row) of a metadata file: `metadata.jsonl line 3` and its object."""
-    if name.lower().endswith(".csv"):
-        reader = csv.DictReader(io.StringIO(text))
-        if not {"file_name", "text"} <= set(reader.fieldnames or ()):
-            plan.warnings.append(f"{name}: needs the columns file_name and text; found {reader.fieldnames}")
-            return []
-        return [(f"{name} row {i}", row) for i, row in enumerate(reader, start=2)]
-    rows = []
-    for i, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            plan.warnings.append(f"{name} line {i} was skipped: not JSON ({exc})")
-            continue
-        if isinstance(row, dict):
-            rows.append((f"{name} line {i}", row))
-        else:
-            plan.warnings.append(f"{name} line {i} was skipped: not a JSON object")
-    return rows
-
-
 def _metadata(name: str, path: Path, images: set[str], plan: CaptionPlan) -> dict[str, FoundCaption]:
     text = _read(name, path, MAX_METADATA_BYTES, plan)
     if text is None:
         return {}
     folder = PurePosixPath(name).parent
     found: dict[str, FoundCaption] = {}
-    for where, row in _rows(name, text, plan):
+    for where, row in metadata_rows(name, text, plan.warnings):
         file_name, caption = row.get("file_name"), row.get("text")
         if not isinstance(file_name, str) or not isinstance(caption, str):
             plan.warnings.append(f"{where} was skipped: file_name and text must both be strings")
             continue
         image = str(folder / file_name.replace("\\", "/").lstrip("/")).removeprefix("./")
         if image not in images:
-            plan.warnings.append(f"{where} was skipped: the dataset has no image {file_name!r}")
+            plan.warnings.append(f"{where} was skipped: the dataset has no image '{shown(file_name)}'")
         elif image in found:
-            plan.warnings.append(f"{where} was skipped: {file_name!r} already has a caption in {name}")
+            plan.warnings.append(f"{where} was skipped: '{shown(file_name)}' already has a caption in {name}")
         else:
             found[image] = FoundCaption(caption, "metadata", name)
     if not found:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from PIL import Image
 
 from loraforge.datasets.caption_files import FoundCaption
+from loraforge.datasets.warning_log import WarningLog
+from loraforge.textsafe import shown
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ def choose_caption(
     captioner: Captioner | None,
     instance_prompt: str | None,
     trigger_word: str,
-    warnings: list[str],
+    warnings: WarningLog | list[str],
     name: str,
 ) -> tuple[str, str]:
     """The caption for one image and where it came from.
@@ -60,13 +62,13 @@ def choose_caption(
         text = clean(found.text)
         if text:
             return with_trigger(text, trigger_word), found.source
-        warnings.append(f"{name}: its caption in {found.file} is empty; using the default caption")
+        warnings.append(f"{shown(name)}: its caption in {shown(found.file)} is empty; using the default caption")
     if captioner is not None:
         try:
             text = clean(captioner(image))
         except Exception as exc:  # noqa: BLE001 - a captioner failing on one image must not end the job
             logger.warning("captioner failed on %s: %s", name, exc)
-            warnings.append(f"{name}: auto-captioning failed ({exc}); using the default caption")
+            warnings.append(f"{shown(name)}: auto-captioning failed ({exc}); using the default caption")
             text = ""
         if text:
             return with_trigger(text, trigger_word), "captioner"

@@ -29,6 +29,7 @@ from loraforge.datasets.limits import DatasetLimits
 from loraforge.datasets.report import REPORT_NAME, DatasetDigest, DatasetReport, DroppedFile, KeptImage
 from loraforge.datasets.sources import gather_files, is_image_name, is_os_junk
 from loraforge.errors import DatasetError, ValidationError
+from loraforge.textsafe import shown
 
 logger = logging.getLogger(__name__)
 
@@ -83,18 +84,18 @@ def _output_name(index: int, source: str) -> str:
 
 def _too_few_message(report: DatasetReport, found: int, min_images: int) -> str:
     if found == 0:
-        listed = "; ".join(f"{d.source}: {d.reason}" for d in report.ignored[:5])
+        listed = "; ".join(f"{shown(d.source)}: {d.reason}" for d in report.ignored[:5])
         more = f" and {len(report.ignored) - 5} more" if len(report.ignored) > 5 else ""
         ignored = len(report.ignored)
         verb = "entry was" if ignored == 1 else "entries were"
         others = f"; {ignored} other {verb} ignored ({listed}{more})" if listed else ""
         return f"the dataset holds no images (.jpg, .jpeg, .png or .webp){others}; add at least {min_images}"
-    dropped = "; ".join(f"{d.source}: {d.reason}" for d in report.dropped[:10])
+    dropped = "; ".join(f"{shown(d.source)}: {d.reason}" for d in report.dropped[:10])
     more = f" (and {len(report.dropped) - 10} more)" if len(report.dropped) > 10 else ""
     why = f" ({dropped}{more})" if dropped else ""
     # Skipped files may be the photos the user counted on (an unsupported format, say): name them.
     skipped = [d for d in report.ignored if not d.os_junk]
-    listed = "; ".join(f"{d.source}: {d.reason}" for d in skipped[:10])
+    listed = "; ".join(f"{shown(d.source)}: {d.reason}" for d in skipped[:10])
     more_skipped = f" (and {len(skipped) - 10} more)" if len(skipped) > 10 else ""
     also = f"; not used: {listed}{more_skipped}" if listed else ""
     return (
@@ -103,6 +104,11 @@ def _too_few_message(report: DatasetReport, found: int, min_images: int) -> str:
         f"found {found}, dropped {len(report.dropped)}{why}{also}; add more JPEG, PNG, WEBP, HEIC or AVIF images "
         "or replace the broken ones"
     )
+
+
+def _omitted(report: DatasetReport) -> tuple[str, ...]:
+    omitted = report.warnings.omitted
+    return (f"and {omitted} more warnings, counted in {REPORT_NAME}",) if omitted else ()
 
 
 def _batch_warning(batch_size: int, images: int) -> str:
@@ -158,7 +164,7 @@ def prepare_dataset(
     try:
         gathered = gather_files(source, scratch, work_dir, limits)
         report.ignored = [DroppedFile(name, reason, is_os_junk(name)) for name, reason in gathered.ignored]
-        report.warnings += [f"{d.source} was not used: {d.reason}" for d in report.ignored if not d.os_junk]
+        report.warnings += [f"{shown(d.source)} was not used: {d.reason}" for d in report.ignored if not d.os_junk]
         if gathered.name_encoding:
             report.warnings.append(f"the archive's file names are not marked UTF-8; read them as "
                                    f"{gathered.name_encoding}")
@@ -181,14 +187,14 @@ def prepare_dataset(
                     )
             except ImageRejected as exc:
                 report.dropped.append(DroppedFile(name, exc.reason))
-                report.warnings.append(f"{name} was dropped: {exc.reason}")
+                report.warnings.append(f"{shown(name)} was dropped: {exc.reason}")
                 continue
             image = loaded.image
-            report.warnings.extend(f"{name}: {note}" for note in loaded.notes)
+            report.warnings.extend(f"{shown(name)}: {note}" for note in loaded.notes)
             bucket = nearest_bucket(image.size, buckets)
             face = finder.largest_face(image) if finder is not None else None
             if finder is not None and face is None:
-                report.warnings.append(f"{name}: no face found for face_crop; used a centre crop")
+                report.warnings.append(f"{shown(name)}: no face found for face_crop; used a centre crop")
             box = face_box(face, image.size, bucket) if face else center_box(image.size, bucket)
             processed = fit_to_bucket(image, bucket, box)
             found = captions.captions.get(name)
@@ -204,7 +210,7 @@ def prepare_dataset(
             tokens = count_tokens(caption) if count_tokens is not None else None
             if tokens is not None and token_limit is not None and tokens > token_limit[0]:
                 report.warnings.append(
-                    f"{name}: its caption is {tokens} tokens; {token_limit[1]} reads {token_limit[0]}, "
+                    f"{shown(name)}: its caption is {tokens} tokens; {token_limit[1]} reads {token_limit[0]}, "
                     "the rest is cut off in training"
                 )
             out_name = _output_name(len(items), name)
@@ -249,7 +255,7 @@ def prepare_dataset(
     )
     return PreparedDataset(
         items=tuple(items),
-        warnings=tuple(report.warnings),
+        warnings=tuple(report.warnings) + _omitted(report),
         report_path=report_path,
         dataset_sha256=report.dataset_sha256,
         resolution=resolution,

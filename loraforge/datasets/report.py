@@ -2,8 +2,11 @@
 
 `DatasetReport` collects what happened to every file: images kept (original and final size,
 bucket, caption and where it came from, the face box when face_crop found one), images dropped
-and why, entries ignored, and warnings. `write` saves it as JSON atomically (temporary name,
-then rename), so a report on disk is always complete. `DatasetDigest` hashes the processed
+and why, entries ignored, and warnings (the first 1000 and their total, datasets.warning_log).
+`write` saves it as JSON atomically (temporary name, then rename), so a report on disk is always
+complete, and never larger than MAX_REPORT_BYTES (16 MiB): past it, the lists are cut and
+`truncated` says so; `read_report` refuses a file over that cap before reading it, so no process
+reads an unbounded report into memory. `DatasetDigest` hashes the processed
 inputs (names, captions, buckets, pixels) in name order: identical data gives the identical
 hash on every run, and any change to an image or caption changes it.
 """
@@ -19,7 +22,13 @@ from typing import Any
 
 from PIL import Image
 
+from loraforge.datasets.warning_log import WarningLog
+from loraforge.textsafe import shown
+
 REPORT_NAME = "dataset_report.json"
+# Within the caps a report stays far below this: 5000 entries with 1 KiB names and 2000-character
+# captions, and 1000 warnings of at most 1000 characters, is under 15 MB.
+MAX_REPORT_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -58,12 +67,14 @@ class DatasetReport:
     kept: list[KeptImage] = field(default_factory=list)
     dropped: list[DroppedFile] = field(default_factory=list)
     ignored: list[DroppedFile] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: WarningLog = field(default_factory=WarningLog)
     dataset_sha256: str = ""
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data["warnings"] = list(self.warnings)
+        data["warnings_total"] = self.warnings.total
         for key in ("dropped", "ignored"):  # `os_junk` only where it is true
             data[key] = [{k: v for k, v in entry.items() if k != "os_junk" or v} for entry in data[key]]
         buckets: dict[str, int] = {}
@@ -78,11 +89,44 @@ class DatasetReport:
         }
         return data
 
-    def write(self, path: Path) -> Path:
+    def write(self, path: Path, max_bytes: int = MAX_REPORT_BYTES) -> Path:
+        """Save the report as JSON at `path`, at most `max_bytes` bytes (lists cut past that)."""
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.write_bytes(_bounded_json(self.to_json(), max_bytes))
         os.replace(tmp, path)
         return path
+
+
+def _bounded_json(data: dict[str, Any], max_bytes: int) -> bytes:
+    """`data` as indented JSON; over `max_bytes`, its lists halved until it fits (counts stay whole)."""
+    lists = ("kept", "dropped", "ignored", "warnings")
+    while True:
+        encoded = (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        if len(encoded) <= max_bytes:
+            return encoded
+        longest = max(lists, key=lambda key: len(data[key]))
+        if not data[longest]:  # nothing left to cut: the scalars alone are too big (never within the caps)
+            return json.dumps({"error": data.get("error"), "counts": data.get("counts"), "truncated": True}
+                              ).encode("utf-8")
+        data = {**data, longest: data[longest][: len(data[longest]) // 2], "truncated": True}
+
+
+class ReportTooLarge(Exception):
+    """A report file over MAX_REPORT_BYTES: not read (our writer never makes one)."""
+
+
+def read_report(path: Path, max_bytes: int = MAX_REPORT_BYTES) -> dict[str, Any]:
+    """The report at `path` as a dict; ReportTooLarge if the file is over `max_bytes`, checked
+    while reading (never more than `max_bytes` + 1 bytes are read); OSError from reading it,
+    ValueError if it is not JSON, TypeError if it is JSON but not an object."""
+    with open(path, "rb") as fp:
+        data = fp.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ReportTooLarge(f"{path.name} is over {max_bytes} bytes")
+    report = json.loads(data)
+    if not isinstance(report, dict):
+        raise TypeError(f"{path.name} does not hold a JSON object")
+    return report
 
 
 SUMMARY_LIST_MAX = 100  # files and warnings listed in a summary; the counts are always whole
@@ -105,14 +149,14 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
     warnings = report.get("warnings", [])
     return {
         "images_used": len(kept),
-        "dropped": [{"file": d["source"], "reason": d["reason"]} for d in dropped[:SUMMARY_LIST_MAX]],
-        "not_used": [{"file": d["source"], "reason": d["reason"]} for d in user_files[:SUMMARY_LIST_MAX]],
+        "dropped": [{"file": shown(d["source"]), "reason": d["reason"]} for d in dropped[:SUMMARY_LIST_MAX]],
+        "not_used": [{"file": shown(d["source"]), "reason": d["reason"]} for d in user_files[:SUMMARY_LIST_MAX]],
         "os_junk_skipped": len(ignored) - len(user_files),
         "caption_sources": dict(sorted(sources.items())),
         "buckets": report.get("buckets", {}),
         "warnings": warnings[:SUMMARY_LIST_MAX],
         "counts": {"images_used": len(kept), "dropped": len(dropped), "not_used": len(user_files),
-                   "warnings": len(warnings)},
+                   "warnings": report.get("warnings_total", len(warnings))},
         "error": report.get("error"),
     }
 

@@ -4,19 +4,20 @@
 `dataset_report.json` (also when the dataset was refused, so the user sees why): the file goes to
 storage at `datasets/{finetune_id}/dataset_report.json`, its summary (datasets.report.summarize)
 to the job's run row, where details shows it under `dataset`, and a DATA_PROCESSING event carries
-the counts. The child-process runtime calls it from its `dataset` message handler.
+the counts. The child-process runtime calls it from its `dataset` message handler. The report is
+read through datasets.report.read_report, which refuses a file over MAX_REPORT_BYTES (16 MiB)
+before reading it: the worker's memory never grows with what a dataset holds.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from loraforge.datasets.report import counts_line, summarize
+from loraforge.datasets.report import ReportTooLarge, counts_line, read_report, summarize
 from loraforge.jobstate import lease
 from loraforge.jobstate.events import record_event
 from loraforge.jobstate.statuses import JobStatus
@@ -35,7 +36,11 @@ def store_dataset_report(store: ObjectStore, sessions: sessionmaker[Session], jo
     report_path = Path(report_path)
     if not report_path.is_file():
         return None
-    summary = summarize(json.loads(report_path.read_text(encoding="utf-8")))
+    try:
+        summary = summarize(read_report(report_path))
+    except (ReportTooLarge, OSError, ValueError, TypeError) as exc:  # our writer caps it: a bug, not the user's
+        logger.error("job %s: dataset report not stored: %s", job_id, exc)
+        return None
     store.put_file(report_key(job_id), report_path, content_type="application/json")
     with sessions() as session:
         lease.ensure_run(session, job_id).dataset = summary
