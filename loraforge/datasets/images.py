@@ -1,7 +1,10 @@
 """Decoding and checking one dataset image with Pillow.
 
 `load_image` verifies the file's structure, checks the pixel count against the cap before any
-pixel is decoded (a decompression bomb is refused from its header), fully decodes it, applies
+pixel is decoded (a decompression bomb is refused from its header), bounds a JPEG's decode work by
+its scan count (`check_scans`: a progressive JPEG of thousands of scans, 156 KB at 16 megapixels,
+once took 31 s to decode), fully decodes it (only the first frame of an animated or multi-picture
+file: later frames cost nothing), applies
 the EXIF orientation (HEIC: libheif applies the container's rotation itself), maps an embedded ICC colour profile to sRGB and converts any mode (CMYK,
 RGBA and LA composited on white, 16-bit grayscale, palette, bilevel...) to 8-bit RGB. A file
 that cannot be used raises `ImageRejected` with a reason a person can act on; the caller decides
@@ -22,6 +25,13 @@ from PIL import Image, ImageCms, ImageOps
 # MPO: phone JPEGs with extra frames; HEIF: iPhone photos (pillow-heif); AVIF: Pillow's own (>= 11.3).
 ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "HEIF", "AVIF"})
 _SIXTEEN_BIT = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
+# A progressive JPEG's decoder passes over every block once per scan: its time grows with scans x
+# pixels (about 3.6 ms per scan and megapixel here). Cameras and encoders write 1 (baseline) to
+# about 12 scans per picture, plus the EXIF thumbnail's and an MPO's second picture's, so these
+# bounds refuse no photo while they cap the decode at about 100 scans x 10 MP, or 3.6 s here.
+MAX_JPEG_SCANS = 100
+MAX_SCAN_MEGAPIXELS = 1000  # scans x megapixels
+_SOS = b"\xff\xda"  # start of scan: 0xFF in entropy-coded data is always followed by 0x00 or RSTn
 
 
 class ImageRejected(Exception):
@@ -78,6 +88,30 @@ def _register_heif() -> None:
     pillow_heif.register_heif_opener()
 
 
+def count_scans(path: Path, chunk: int = 1024 * 1024) -> int:
+    """Start-of-scan markers in the JPEG at `path`, embedded thumbnails' included; read in chunks."""
+    count, carry = 0, b""
+    with open(path, "rb") as fp:
+        while block := fp.read(chunk):
+            data = carry + block
+            count += data.count(_SOS)
+            carry = data[-1:] if data[-1:] == b"\xff" else b""  # a marker split across two chunks
+    return count
+
+
+def check_scans(path: Path, width: int, height: int) -> None:
+    """ImageRejected if the JPEG at `path` has more than MAX_JPEG_SCANS scans, or more scans x
+    megapixels than MAX_SCAN_MEGAPIXELS: its decode time would have no useful bound."""
+    scans = count_scans(path)
+    megapixels = width * height / 1e6
+    if scans > MAX_JPEG_SCANS or scans * megapixels > MAX_SCAN_MEGAPIXELS:
+        raise ImageRejected(
+            f"a JPEG of {scans} scans at {megapixels:.1f} megapixels, over the cap of {MAX_JPEG_SCANS} scans "
+            f"and {MAX_SCAN_MEGAPIXELS} scans x megapixels (a photo has 1 to about 12); re-save it as a "
+            "baseline JPEG"
+        )
+
+
 def _decode(path: Path, max_pixels: int) -> Image.Image:
     """Check the header and structure, then decode every pixel; ImageRejected if unusable."""
     _register_heif()
@@ -95,6 +129,8 @@ def _decode(path: Path, max_pixels: int) -> Image.Image:
                         f"{width}x{height} is {width * height / 1e6:.0f} megapixels, over the "
                         f"{max_pixels / 1e6:.0f} megapixel cap; downscale it"
                     )
+                if fmt in ("JPEG", "MPO"):
+                    check_scans(path, width, height)
                 probe.verify()
             # verify() leaves the image unusable, so decode from a fresh handle.
             image = Image.open(path)
