@@ -6,6 +6,10 @@ they do not drown it), and LORAFORGE_LOG_FORMAT=json writes one JSON object per 
 python-json-logger) with `time`, `level`, `logger`, `message` and, while a job is being worked on,
 `job_id`. The job id comes from a context variable that `job_context(job_id)` sets around a job's
 work, so every log line of that thread (or task) carries it without changing the log calls.
+A message is one line of at most MAX_MESSAGE_CHARS (8000) characters, its control characters
+escaped (loraforge.textsafe): a file name holding a newline and a fake log line, or an ANSI
+escape, cannot forge a line or recolour a terminal. A traceback keeps its lines: only the text
+that record's arguments put in the message is changed.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from loraforge.redaction import RedactingFilter
+from loraforge.textsafe import clip, escape
 
 CURRENT_JOB: contextvars.ContextVar[str | None] = contextvars.ContextVar("loraforge_job_id", default=None)
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(job_suffix)s: %(message)s"
 HANDLER_NAME = "loraforge"
+MAX_MESSAGE_CHARS = 8000
 
 
 @contextmanager
@@ -53,6 +59,17 @@ class _JobFilter(logging.Filter):
         return True
 
 
+class _SafeTextFilter(logging.Filter):
+    """The record's message, arguments applied, as one bounded line (see the module doc)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        safe = clip(escape(message), MAX_MESSAGE_CHARS)
+        if safe != message:
+            record.msg, record.args = safe, None
+        return True
+
+
 def _json_formatter() -> logging.Formatter:
     from pythonjsonlogger.json import JsonFormatter
 
@@ -77,6 +94,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler.set_name(HANDLER_NAME)
     handler.addFilter(_JobFilter())
     handler.addFilter(RedactingFilter())  # URLs lose userinfo and query strings (loraforge.redaction)
+    handler.addFilter(_SafeTextFilter())
     handler.setFormatter(_json_formatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:

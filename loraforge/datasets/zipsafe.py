@@ -25,11 +25,16 @@ from pathlib import Path, PurePosixPath
 from loraforge.datasets.limits import MIB, DatasetLimits
 from loraforge.datasets.text import detect_encoding
 from loraforge.errors import DatasetError
+from loraforge.textsafe import shown
 
 logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
 MAX_DIRECTORY_ENTRY_BYTES = 1024  # a central directory record with a generous name and extras
+# An entry's name: at most MAX_ENTRY_NAME_CHARS characters in all and NAME_MAX (255) bytes of UTF-8
+# per folder or file name, what Linux can write; a longer one is skipped with that reason.
+MAX_ENTRY_NAME_CHARS = 1024
+NAME_MAX = 255
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # What archivers write unflagged names in: the system's OEM code page (Windows' "Compressed folder",
 # DOS-era tools). A tie goes to the first listed: the double-byte pages first, since misreading
@@ -54,18 +59,28 @@ def safe_name(raw: str) -> str:
     """The entry's name as a clean relative POSIX path; DatasetError if it could escape."""
     name = raw.replace("\\", "/")
     if "\x00" in name:
-        raise DatasetError(f"ZIP entry {raw!r} has a NUL byte in its name; re-create the archive")
+        raise DatasetError(f"ZIP entry '{shown(raw)}' has a NUL byte in its name; re-create the archive")
     if name.startswith("/") or _DRIVE.match(name):
         raise DatasetError(
-            f"ZIP entry {raw!r} has an absolute path; re-create the archive with relative paths"
+            f"ZIP entry '{shown(raw)}' has an absolute path; re-create the archive with relative paths"
         )
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise DatasetError(
-            f"ZIP entry {raw!r} points outside the archive ('..'); re-create the archive "
+            f"ZIP entry '{shown(raw)}' points outside the archive ('..'); re-create the archive "
             "from inside the image folder"
         )
     return "/".join(parts)
+
+
+def name_too_long(name: str) -> str | None:
+    """Why an entry's name is too long to use (see MAX_ENTRY_NAME_CHARS, NAME_MAX), or None."""
+    if len(name) > MAX_ENTRY_NAME_CHARS:
+        return f"its name is {len(name)} characters long, over the cap of {MAX_ENTRY_NAME_CHARS}"
+    longest = max((len(part.encode("utf-8", "surrogateescape")) for part in re.split(r"[/\\]", name)), default=0)
+    if longest > NAME_MAX:
+        return f"a folder or file name in its path is {longest} bytes long, over the cap of {NAME_MAX}"
+    return None
 
 
 def _is_symlink(info: zipfile.ZipInfo) -> bool:
@@ -75,17 +90,17 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
 
 def _check_entry(info: zipfile.ZipInfo, name: str, limits: DatasetLimits) -> None:
     if info.flag_bits & 0x1:
-        raise DatasetError(f"ZIP entry {name!r} is password-protected; upload an unencrypted archive")
+        raise DatasetError(f"ZIP entry '{shown(name)}' is password-protected; upload an unencrypted archive")
     if info.file_size > limits.max_entry_bytes:
         raise DatasetError(
-            f"ZIP entry {name!r} is {info.file_size / MIB:.1f} MiB uncompressed, over the "
+            f"ZIP entry '{shown(name)}' is {info.file_size / MIB:.1f} MiB uncompressed, over the "
             f"{limits.max_entry_bytes / MIB:.0f} MiB cap per file; shrink or remove it"
         )
     if info.file_size >= limits.ratio_check_min_bytes and info.file_size > limits.max_compression_ratio * max(
         info.compress_size, 1
     ):
         raise DatasetError(
-            f"ZIP entry {name!r} compresses {info.file_size / max(info.compress_size, 1):.0f}:1, "
+            f"ZIP entry '{shown(name)}' compresses {info.file_size / max(info.compress_size, 1):.0f}:1, "
             f"over the {limits.max_compression_ratio:.0f}:1 cap; this looks like a ZIP bomb, "
             "not photos"
         )
@@ -128,14 +143,21 @@ def _open_archive(archive: Path, limits: DatasetLimits) -> zipfile.ZipFile:
         )
     if not zipfile.is_zipfile(archive):
         raise DatasetError(
-            f"{archive.name!r} is not a ZIP archive (or is damaged); upload a .zip file of JPEG, PNG, WEBP, HEIC or AVIF images"
+            f"'{shown(archive.name)}' is not a ZIP archive (or is damaged); upload a .zip file of JPEG, PNG, WEBP, HEIC or AVIF images"
         )
     declared = _directory_size(archive)
     if declared is not None:
         entries, cd_size = declared
-        if entries > limits.max_entries or cd_size > limits.max_entries * MAX_DIRECTORY_ENTRY_BYTES:
+        if entries > limits.max_entries:
             raise DatasetError(
                 f"the archive has {entries} entries, over the cap of {limits.max_entries}; upload fewer files"
+            )
+        cap = limits.max_entries * MAX_DIRECTORY_ENTRY_BYTES
+        if cd_size > cap:
+            raise DatasetError(
+                f"the archive's directory of {entries} entries is {cd_size} bytes, over the cap of "
+                f"{cap} bytes ({MAX_DIRECTORY_ENTRY_BYTES} an entry): its file names or extra "
+                "fields are far too long; re-create it with short names"
             )
     try:
         zf = zipfile.ZipFile(archive)
@@ -145,7 +167,7 @@ def _open_archive(archive: Path, limits: DatasetLimits) -> zipfile.ZipFile:
         zf.close()
         return zipfile.ZipFile(archive, metadata_encoding=encoding)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
-        raise DatasetError(f"{archive.name!r} is a corrupt ZIP archive ({exc}); re-create it") from None
+        raise DatasetError(f"'{shown(archive.name)}' is a corrupt ZIP archive ({exc}); re-create it") from None
 
 
 def name_encoding(zf: zipfile.ZipFile) -> str | None:
@@ -207,10 +229,14 @@ def _plan(
     seen: set[str] = set()
     declared_total = 0
     for info in infos:
+        too_long = name_too_long(info.filename)
+        if too_long:
+            out.ignored.append((shown(info.filename), too_long))
+            continue
         name = safe_name(info.filename)
         if _is_symlink(info):
             raise DatasetError(
-                f"ZIP entry {info.filename!r} is a symbolic link; re-create the archive without links"
+                f"ZIP entry '{shown(info.filename)}' is a symbolic link; re-create the archive without links"
             )
         if info.is_dir() or not name:
             continue
@@ -253,17 +279,17 @@ def _stream(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, target: Path,
                 written += len(chunk)
                 if written > cap:
                     raise DatasetError(
-                        f"ZIP entry {name!r} inflates past the size its header declares; "
+                        f"ZIP entry '{shown(name)}' inflates past the size its header declares; "
                         "the archive is malformed or hostile"
                     )
                 dst.write(chunk)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
         raise DatasetError(
-            f"ZIP entry {name!r} could not be extracted ({exc}); the archive is corrupt or its "
+            f"ZIP entry '{shown(name)}' could not be extracted ({exc}); the archive is corrupt or its "
             "headers lie about the sizes: re-create it"
         ) from None
     except OSError as exc:
-        raise DatasetError(f"ZIP entry {name!r} could not be written ({exc.strerror})") from None
+        raise DatasetError(f"ZIP entry '{shown(name)}' could not be written ({exc.strerror})") from None
     return written
 
 

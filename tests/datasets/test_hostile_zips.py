@@ -190,3 +190,27 @@ def test_a_file_and_a_folder_of_the_same_name_is_a_clear_error(tmp_path: Path) -
         tmp_path / "clash.zip", {"a.jpg": samples.jpeg(), "a.jpg/b.jpg": samples.jpeg()}
     )
     assert_refused(archive, tmp_path / "work", r"'a.jpg/b.jpg' could not be written")
+
+
+def _long_names_zip(path: Path, entries: int, name_chars: int) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for i in range(entries):
+            archive.writestr(f"{i:03d}" + "n" * (name_chars - 7) + ".jpg", b"x")
+    return path
+
+
+def test_a_directory_just_under_its_byte_cap_is_read_and_its_long_names_are_not_used(tmp_path: Path) -> None:
+    # 99 entries of 51,650-character names: a 5,117,904-byte directory, under the 5000 x 1024 bytes
+    # cap (0.3 s here); every name is over the 1024-character cap, so each is listed, cut to 200.
+    archive = _long_names_zip(tmp_path / "long.zip", 99, 51_650)
+    error = assert_refused(archive, tmp_path / "work", r"the dataset holds no images")
+    assert "its name is 51650 characters long, over the cap of 1024" in error.message
+    assert len(error.message) < 2000, len(error.message)
+
+
+def test_a_directory_over_its_byte_cap_is_refused_for_its_size_not_its_entries(tmp_path: Path) -> None:
+    # 101 such entries: 5,221,296 bytes, over the cap; once refused as "101 entries, over the cap of 5000"
+    archive = _long_names_zip(tmp_path / "long.zip", 101, 51_650)
+    error = assert_refused(archive, tmp_path / "work", r"the archive's directory of 101 entries is 5221296 bytes, "
+                                                       r"over the cap of 5120000 bytes .*names .* far too long")
+    assert "over the cap of 5000" not in error.message
