@@ -21,6 +21,7 @@ import logging
 import shutil
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from loraforge.jobstate.lease import LeaseLost
 from loraforge.jobstate.statuses import JobStatus, is_terminal
 from loraforge.metrics import JOB_CHILD_EXITS, LEASE_RENEWAL_FAILURES
 from loraforge.storage.base import ObjectStore
+from loraforge.textsafe import clip, escape
 from loraforge.worker import artifacts
 from loraforge.worker.child.main import EXIT_STOPPED
 from loraforge.worker.processes import ChildProcess, SparePool, claim_work_dir, describe_exit
@@ -48,6 +50,7 @@ from loraforge.worker.training_outputs import LossRecorder
 logger = logging.getLogger(__name__)
 
 S = JobStatus
+MAX_ERROR_CHARS = 4000  # an error_message longer than this is cut: it names at most a few files
 POLL_S = 0.25  # how often the supervise loop checks cancel, lease and time limit while the child is quiet
 TRAINING_STATUSES = (S.REQUESTED, S.DATA_PROCESSING, S.TRAINING_INITIATED)
 # Settings the child never needs: it touches neither the database, the broker nor the store.
@@ -69,9 +72,15 @@ class WorkerContext:
 class ChildDied(Exception):
     """The child ended without finishing and without an error the user can act on; retry it."""
 
-    def __init__(self, cause: str, tail: str) -> None:
+    def __init__(self, cause: str, tail: str, detail: str = "") -> None:
         super().__init__(cause)
-        self.cause, self.tail = cause, tail
+        # cause: what a user may read; detail (an internal error's text) and tail: the log only
+        self.cause, self.tail, self.detail = cause, tail, detail
+
+
+def new_reference() -> str:
+    """A short random id that ties an `internal error (reference ...)` message to its log lines."""
+    return uuid.uuid4().hex[:12]
 
 
 class Heartbeat(threading.Thread):
@@ -135,11 +144,12 @@ def run_job(ctx: WorkerContext, job_id: str) -> None:
     except LoraforgeError as exc:
         logger.info("job %s failed: %s", job_id, exc.message)
         _end(ctx, job_id, S.FAILED, error_message=exc.message)
-    except Exception as exc:  # a job must never stay running; shutdown signals pass through
-        logger.exception("job %s: unexpected error", job_id)
+    except Exception:  # a job must never stay running; shutdown signals pass through
+        reference = new_reference()
+        logger.exception("job %s: unexpected error, reference %s", job_id, reference)
         _end(ctx, job_id, S.FAILED, error_message=(
-            f"internal error ({type(exc).__name__}: {exc}); the service log has the details under "
-            f"job id {job_id}. Submit the job again; if it fails the same way, report it"))
+            f"internal error (reference {reference}); the service log has the details under that reference. "
+            "Submit the job again; if it fails the same way, report it with the reference"))
     finally:
         heartbeat.halt.set()
         heartbeat.join(5)
@@ -161,12 +171,18 @@ def _attempts(ctx: WorkerContext, job_id: str, work_dir: Path, heartbeat: Heartb
             _attempt(ctx, job_id, work_dir, heartbeat, deadline)
             return
         except ChildDied as died:
-            logger.warning("job %s: attempt %d of %d: the job's process %s", job_id, attempt, limit, died.cause)
+            logger.warning("job %s: attempt %d of %d: the job's process %s%s", job_id, attempt, limit, died.cause,
+                           f" ({died.detail})" if died.detail else "")
             if attempt == limit:
+                # The log's lines and an internal error's text hold tracebacks and server paths:
+                # they go to the service log under a reference, never into error_message.
+                reference = new_reference()
+                logger.error("job %s: reference %s: the job's process %s%s; last lines of its log:\n%s",
+                             job_id, reference, died.cause, f" ({died.detail})" if died.detail else "", died.tail)
                 raise LoraforgeError(
-                    f"the job's process failed on all {limit} attempts; the last one {died.cause}. "
-                    f"Submit the job again; if it fails the same way, report it with the job id. "
-                    f"Last lines of its log:\n{died.tail}") from None
+                    f"the job's process failed on all {limit} attempts; the last one {died.cause} "
+                    f"(internal error, reference {reference}: the service log has its last lines under that "
+                    "reference). Submit the job again; if it fails the same way, report it with the reference") from None
             with ctx.sessions() as session:
                 job = session.get(FineTuneJob, job_id)
                 lease.check_held(session, job_id, ctx.owner)
@@ -287,7 +303,7 @@ def _raise_reported(job: JobContext) -> None:
     message = error.message or "no message"
     if error.user_can_act:
         raise LoraforgeError(message)
-    raise ChildDied(f"failed with an internal error while in stage {error.stage} ({message})", job.child.log_tail())
+    raise ChildDied(f"failed with an internal error while in stage {error.stage}", job.child.log_tail(), message)
 
 
 def _timeout_message(limit: int, job: JobContext) -> str:
@@ -310,6 +326,8 @@ def _check_cancel(heartbeat: Heartbeat) -> None:
 
 def _end(ctx: WorkerContext, job_id: str, new: JobStatus, *, message: str | None = None,
          error_message: str | None = None) -> None:
+    if error_message:  # one line, bounded: names in it are the user's (loraforge.textsafe)
+        error_message = clip(escape(error_message), MAX_ERROR_CHARS)
     fields = {"error_message": error_message} if error_message else {}
     try:
         with ctx.sessions() as session:
