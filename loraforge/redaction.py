@@ -3,7 +3,9 @@
 Dataset and webhook URLs carry secrets in two places: the userinfo (`user:password@`) and the
 query string (pre-signed S3 links: `X-Amz-Signature=...`; our own `signature=...`). `redact_url`
 drops both (and the fragment; a dropped query shows as `?…`), keeping scheme, host, port and path,
-which is what a person needs to recognise the URL; `redact_urls` does that to every URL inside a text. LoraforgeError applies
+which is what a person needs to recognise the URL; `redact_urls` does that to every URL inside a
+text, whatever follows the host: userinfo is taken up to its `@` even when it holds a quote, and a
+query string up to the next whitespace. LoraforgeError applies
 it to every message, and `RedactingFilter` to every log record (uvicorn's access log included,
 whose request target loses its query string).
 """
@@ -14,8 +16,10 @@ import logging
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-# scheme://... up to whitespace or a quote/bracket that ends it in prose and reprs
-_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,15}://[^\s'\"<>`]+")
+# scheme://, then userinfo up to its '@' whatever it holds (a password may hold a quote), then host
+# and path up to whitespace or a quote/bracket that ends it in prose and reprs, then a query or
+# fragment up to whitespace whatever it holds: cutting a secret at a quote would show its rest.
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,15}://(?:[^\s/?#@]*@)?[^\s'\"<>`?#]*(?:[?#]\S*)?")
 _QUERY = re.compile(r"[?#].*$")
 _USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#]*@")
 

@@ -37,6 +37,8 @@ METADATA_ADDRESSES = {
 METADATA_HOSTS = {"metadata.google.internal", "metadata.goog", "metadata"}
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# The deprecated IPv4-compatible form (::a9fe:a9fe is 169.254.169.254); :: and ::1 are not IPv4.
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 METADATA_REASON = "a cloud metadata address"
 RESOLVE_TIMEOUT_S = 5.0
 LOOKUP_THREADS = 4
@@ -55,6 +57,13 @@ def refusal_reason(address: IPAddress) -> str | None:
         if embedded is not None:
             inner = refusal_reason(embedded)
             return f"an IPv6 form of {embedded}, {inner}" if inner else None
+        # Forms that only may reach their IPv4 address: refused for a bad one, else checked as IPv6.
+        carried = (address.teredo or (None, None))[1]
+        if carried is None and address in IPV4_COMPATIBLE and int(address) > 1:
+            carried = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        inner = refusal_reason(carried) if carried is not None else None
+        if inner:
+            return f"an IPv6 form of {carried}, {inner}"
     checks = [
         ("is_loopback", "a loopback address"),
         ("is_unspecified", "the unspecified address"),

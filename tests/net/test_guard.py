@@ -75,3 +75,15 @@ def test_cloud_metadata_endpoints_are_refused_even_when_private_urls_are_allowed
 
     with pytest.raises(UnsafeURLError, match="cloud metadata"):
         check_url(url, allow_private=True, resolver=resolver)
+
+
+def test_the_ipv4_compatible_form_is_judged_by_its_ipv4_address() -> None:
+    # Just under the line: loopback in that form passes with private URLs allowed (no request is sent).
+    check_url("http://[::7f00:1]:9/d.zip", allow_private=True)
+    with pytest.raises(UnsafeURLError, match="an IPv6 form of 127.0.0.1, a loopback address"):
+        check_url("http://[::7f00:1]:9/d.zip", allow_private=False)
+    # Over it: the metadata address in that form, refused even with private URLs allowed.
+    with pytest.raises(UnsafeURLError, match="an IPv6 form of 169.254.169.254, a cloud metadata address"):
+        check_url("http://[::a9fe:a9fe]/latest", allow_private=True)
+    with pytest.raises(UnsafeURLError, match="a reserved address"):  # a public IPv4 inside: still not public
+        check_url("http://[::808:808]/d.zip", allow_private=False)
