@@ -2,8 +2,10 @@
 
 The order of preference is: the image's caption file (`.txt`, `.caption` or a metadata row, see
 loraforge.datasets.caption_files), then the captioner when auto-captioning is on, then the instance
-prompt, then the trigger word alone. `with_trigger` prepends the trigger word when a caption lacks it
-as a whole word, so the LoRA always learns to respond to it.
+prompt, then the trigger word alone. `with_trigger` replaces ai-toolkit's `[trigger]` placeholder
+with the trigger word, then prepends the trigger word when a caption lacks it as a whole word in any
+case (`tok in a red hat` already has `TOK`: adding it again would teach two spellings), so the LoRA
+always learns to respond to it.
 """
 
 from __future__ import annotations
@@ -30,13 +32,18 @@ def clean(text: str) -> str:
     return " ".join(text.split())[:MAX_CAPTION_CHARS].strip()
 
 
+# ai-toolkit's captions name the trigger word by this placeholder, filled in at training time.
+TRIGGER_PLACEHOLDER = re.compile(r"\[trigger\]", re.IGNORECASE)
+
+
 def has_word(caption: str, word: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", caption) is not None
+    """Whether `word` is in `caption` as a whole word, in any case."""
+    return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", caption, re.IGNORECASE) is not None
 
 
 def with_trigger(caption: str, trigger_word: str) -> str:
-    """`caption` with the trigger word prepended unless it is already there as a word."""
-    caption = clean(caption)
+    """`caption` with `[trigger]` filled in and the trigger word prepended unless already there as a word."""
+    caption = clean(TRIGGER_PLACEHOLDER.sub(lambda _: trigger_word, caption))
     if not caption:
         return trigger_word
     if has_word(caption, trigger_word):

@@ -89,7 +89,7 @@ def _too_few_message(report: DatasetReport, found: int, min_images: int) -> str:
         ignored = len(report.ignored)
         verb = "entry was" if ignored == 1 else "entries were"
         others = f"; {ignored} other {verb} ignored ({listed}{more})" if listed else ""
-        return f"the dataset holds no images (.jpg, .jpeg, .png or .webp){others}; add at least {min_images}"
+        return f"the dataset holds no images (.jpg, .jpeg, .png, .webp, .heic, .heif or .avif){others}; add at least {min_images}"
     dropped = "; ".join(f"{shown(d.source)}: {d.reason}" for d in report.dropped[:10])
     more = f" (and {len(report.dropped) - 10} more)" if len(report.dropped) > 10 else ""
     why = f" ({dropped}{more})" if dropped else ""

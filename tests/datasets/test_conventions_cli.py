@@ -65,17 +65,21 @@ def _dry_run(tiny_models: Path, root: Path, spec: Case) -> DryRun:
     return DryRun(data, result, report, warnings)
 
 
-@pytest.fixture(scope="module")
-def dry_runs(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[DryRun]]]:
-    """Every case's dry run, started when the module starts, two at a time (this machine's cores)."""
-    base = tmp_path_factory.mktemp("conventions")
+def start_dry_runs(tiny_models: Path, base: Path, cases: dict[str, Case]) -> Iterator[dict[str, Future[DryRun]]]:
+    """A module fixture's body: every case's dry run, started at once, two at a time (this machine's cores)."""
     with ThreadPoolExecutor(2) as pool:
-        runs = {name: pool.submit(_dry_run, tiny_models, base / name, spec) for name, spec in CASES.items()}
+        runs = {name: pool.submit(_dry_run, tiny_models, base / name, spec) for name, spec in cases.items()}
         try:
             yield runs
         finally:
             for run in runs.values():
                 run.cancel()
+
+
+@pytest.fixture(scope="module")
+def dry_runs(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[DryRun]]]:
+    """Every case's dry run, started when the module starts."""
+    yield from start_dry_runs(tiny_models, tmp_path_factory.mktemp("conventions"), CASES)
 
 
 def dry_run(dry_runs: dict[str, Future[DryRun]], name: str) -> DryRun:
