@@ -33,7 +33,7 @@ class WebhookEvent(_Body):
 
 class WebhookAddBody(_Body):
     webhook_url: str = Field(description="public http(s) URL that receives signed POSTs", max_length=2048)
-    event: WebhookEvent | None = Field(None, description="default: TRAINING_COMPLETED, INFERENCE_QUEUED, AVAILABLE")
+    event: WebhookEvent | None = Field(None, description="default: TRAINING_COMPLETED, INFERENCE_QUEUED, AVAILABLE, FAILED, CANCELLED")
 
 
 class WebhookUpdateBody(_Body):

@@ -84,4 +84,6 @@ class WebhookDispatch(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     location: Mapped[str | None] = mapped_column(Text, default=None)  # where a 3xx pointed
+    # The first 1 KB of a non-2xx answer, as text with URLs redacted: the receiver's own reason.
+    response_body: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -5,7 +5,9 @@ pinned, no proxies, no redirects followed, one total deadline) with fresh Standa
 headers (the same `webhook-id` on every attempt, so receivers can drop duplicates). `verdict`
 turns its result into what the outbox does next: done, retry after a delay (the schedule's,
 jittered, or the receiver's Retry-After), stop for good (a permanent redirect), or disable the
-webhook (410 Gone). Nothing here touches the database.
+webhook (410 Gone). A receiver that refuses a message often says why in its body (a 401 with a
+JSON reason): the first RESPONSE_BODY_BYTES of a non-2xx answer come back as text, their URLs
+redacted, for the dispatch log. Nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import httpx
 from loraforge.errors import UnsafeURLError
 from loraforge.net.client import GuardedClient, OutboundError
 from loraforge.net.guard import Resolver, system_resolve
+from loraforge.redaction import redact_urls
 from loraforge.webhooks.signing import sign_headers
 
 USER_AGENT = "loraforge-webhooks/1"
 PERMANENT_REDIRECTS = {301, 308}
 JITTER = 0.1  # each scheduled delay is stretched or shrunk by up to 10 %
 MAX_RETRY_AFTER_S = 24 * 3600  # a receiver cannot park a message longer than a day
+RESPONSE_BODY_BYTES = 1024  # enough for a receiver's reason; a whole error page is not worth keeping
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class AttemptResult:
     location: str | None  # the Location of a 3xx
     retry_after_s: float | None
     duration_ms: int
+    response_body: str | None = None  # the start of a non-2xx answer's body, as text, redacted
 
 
 class Next(StrEnum):
@@ -65,6 +70,22 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def body_start(response: httpx.Response, limit: int = RESPONSE_BODY_BYTES) -> str | None:
+    """The first `limit` bytes of a streamed response's body as text (invalid UTF-8 replaced, URLs
+    redacted, control characters but newlines and tabs as spaces); None when empty or unreadable."""
+    data = b""
+    try:
+        for chunk in response.iter_bytes():
+            data += chunk
+            if len(data) >= limit:
+                break
+    except httpx.HTTPError:
+        pass  # what came before the failure is still worth keeping
+    text = data[:limit].decode("utf-8", errors="replace").rstrip("\ufffd")
+    text = "".join(c if c.isprintable() or c in "\n\t" else " " for c in text).strip()
+    return redact_urls(text) or None
+
+
 def attempt(url: str, secret: str, msg_id: str, body: bytes, *, allow_private: bool, timeout_s: float,
             resolver: Resolver = system_resolve) -> AttemptResult:
     """POST `body` to `url` once; every failure comes back as an error string, never raised."""
@@ -72,6 +93,7 @@ def attempt(url: str, secret: str, msg_id: str, body: bytes, *, allow_private: b
     status: int | None = None
     location = retry_after = None
     error: str | None = None
+    answer: str | None = None
     headers = {"content-type": "application/json", "user-agent": USER_AGENT, **sign_headers(secret, msg_id, body)}
     try:
         with GuardedClient(allow_private=allow_private, timeout_s=timeout_s, deadline_s=timeout_s,
@@ -80,6 +102,8 @@ def attempt(url: str, secret: str, msg_id: str, body: bytes, *, allow_private: b
             status = response.status_code
             location = response.headers.get("location")
             retry_after = retry_after_seconds(response.headers.get("retry-after"))
+            if not response.is_success:
+                answer = body_start(response)
     except (UnsafeURLError, OutboundError) as exc:
         error = exc.message
     except httpx.TimeoutException:
@@ -90,7 +114,7 @@ def attempt(url: str, secret: str, msg_id: str, body: bytes, *, allow_private: b
     if status is not None and not 200 <= status < 300:
         error = _status_error(status, location)
     return AttemptResult(status, error, location if status and 300 <= status < 400 else None, retry_after,
-                         duration_ms)
+                         duration_ms, answer)
 
 
 def _status_error(status: int, location: str | None) -> str:

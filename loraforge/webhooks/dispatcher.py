@@ -124,7 +124,7 @@ class OutboxDispatcher:
         with self._sessions() as session:
             outbox.settle(session, message, token, state=state, retry_in_s=retry_in_s,
                           status_code=result.status_code, error=result.error, location=result.location,
-                          duration_ms=result.duration_ms)
+                          duration_ms=result.duration_ms, response_body=result.response_body)
             self._track_health(session, message.webhook_id, result, done)
             session.commit()  # one transaction: whoever sees the message settled sees the webhook's state
         WEBHOOK_DELIVERIES.labels(outcome=_metric_outcome(result, done)).inc()

@@ -95,7 +95,8 @@ def claim(session: Session, token: str, limit: int, hold_s: float, busy_hooks: s
 
 
 def settle(session: Session, claimed: Claimed, token: str, *, state: str, retry_in_s: float | None,
-           status_code: int | None, error: str | None, location: str | None, duration_ms: int) -> None:
+           status_code: int | None, error: str | None, location: str | None, duration_ms: int,
+           response_body: str | None = None) -> None:
     """Record one attempt: the message's new state and a dispatch-log row (the caller commits).
 
     A retried message is due `retry_in_s` seconds from now on the database's clock, the clock
@@ -114,7 +115,7 @@ def settle(session: Session, claimed: Claimed, token: str, *, state: str, retry_
     session.add(WebhookDispatch(webhook_id=claimed.webhook_id, message_id=claimed.message_id,
                                 event_type=claimed.event_type, job_id=claimed.job_id,
                                 attempt=claimed.attempts + 1, status_code=status_code, error=error,
-                                duration_ms=duration_ms, location=location))
+                                duration_ms=duration_ms, location=location, response_body=response_body))
 
 
 def progress_of(session: Session, message_pk: int) -> tuple[str, int]:

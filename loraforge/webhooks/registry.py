@@ -1,8 +1,9 @@
 """Webhook registration: add, update, list, deactivate and read the dispatch log of a user's webhooks.
 
 A user has at most one active fine-tune webhook (also enforced by a partial unique index). Its
-events are job statuses; without a choice the defaults are TRAINING_COMPLETED, INFERENCE_QUEUED
-and AVAILABLE, as the seeds describe. URLs must be http(s) and pass the SSRF guard when they are
+events are job statuses; without a choice the defaults are the seeds' three (TRAINING_COMPLETED,
+INFERENCE_QUEUED, AVAILABLE) and the two ends a client must hear of, FAILED and CANCELLED: a client
+told nothing of a failure polls forever, and receivers ignore types they do not know. URLs must be http(s) and pass the SSRF guard when they are
 registered (and again before every delivery). A webhook the service turned off says why in
 `disabled_reason`; the dispatch log lists each message (event, job, attempts, next attempt, last
 error) and each attempt.
@@ -26,7 +27,8 @@ from loraforge.net.guard import check_url
 from loraforge.webhooks import outbox
 from loraforge.webhooks.signing import new_secret
 
-DEFAULT_EVENTS = [JobStatus.TRAINING_COMPLETED.value, JobStatus.INFERENCE_QUEUED.value, JobStatus.AVAILABLE.value]
+DEFAULT_EVENTS = [JobStatus.TRAINING_COMPLETED.value, JobStatus.INFERENCE_QUEUED.value, JobStatus.AVAILABLE.value,
+                  JobStatus.FAILED.value, JobStatus.CANCELLED.value]
 MAX_URL_LENGTH = 2048
 
 
@@ -167,5 +169,6 @@ def render_message(m: WebhookMessage) -> dict[str, Any]:
 
 def render_attempt(r: WebhookDispatch) -> dict[str, Any]:
     return {"message_id": r.message_id, "event_type": r.event_type, "request_id": r.job_id, "attempt": r.attempt,
-            "status_code": r.status_code, "location": r.location, "error": r.error, "duration_ms": r.duration_ms,
+            "status_code": r.status_code, "location": r.location, "error": r.error,
+            "response_body": r.response_body, "duration_ms": r.duration_ms,
             "timestamp": _iso(r.created_at)}

@@ -29,7 +29,7 @@ def test_a_user_has_one_active_webhook_and_can_replace_it(make_app_client, recei
     assert first.status_code == 200, first.text
     hook = first.json()
     assert hook["secret"].startswith("whsec_")
-    assert hook["event"]["types"] == ["TRAINING_COMPLETED", "INFERENCE_QUEUED", "AVAILABLE"]
+    assert hook["event"]["types"] == ["TRAINING_COMPLETED", "INFERENCE_QUEUED", "AVAILABLE", "FAILED", "CANCELLED"]
 
     second = _add(api, receiver.url)
     assert second.status_code == 409 and "update" in second.json()["error"]

@@ -2,7 +2,8 @@
 import { api } from "./api.js";
 import { banner, clearErrors, field, fieldOfError, h, showError, STATUSES, when } from "./ui.js";
 
-const DEFAULT_EVENTS = ["TRAINING_COMPLETED", "INFERENCE_QUEUED", "AVAILABLE"];
+// As the server's default (webhooks/registry.py): the seeds' three, and the two ends a client must hear of.
+const DEFAULT_EVENTS = ["TRAINING_COMPLETED", "INFERENCE_QUEUED", "AVAILABLE", "FAILED", "CANCELLED"];
 
 function logTable(logs) {
   if (!logs.length) return h("p", { class: "muted", text: "Nothing sent yet." });
@@ -12,7 +13,7 @@ function logTable(logs) {
     h("tbody", {}, ...logs.map((l) => h("tr", {},
       h("td", { "data-label": "When", text: when(l.timestamp) }), h("td", { "data-label": "Event", text: l.event_type }),
       h("td", { "data-label": "Job", text: l.request_id || "test" }), h("td", { "data-label": "Attempt", text: l.attempt }),
-      h("td", { "data-label": "HTTP status", text: l.status_code ?? "–" }), h("td", { "data-label": "Error", text: l.error || "" }),
+      h("td", { "data-label": "HTTP status", text: l.status_code ?? "–" }), h("td", { "data-label": "Error", text: [l.error, l.response_body].filter(Boolean).join(": ") }),
       h("td", { "data-label": "ms", text: l.duration_ms }))))));
 }
 
