@@ -6,7 +6,8 @@ rewritten to the IP literal while the original host stays in the Host header and
 the certificate is verified against that host name. A later DNS answer, whatever it says, is
 never consulted. Proxy variables from the environment are ignored (a proxy would connect on our
 behalf to an unchecked address); redirects are followed only when asked, and each hop is checked
-again. Every exchange has a total deadline: a watchdog shuts the socket down when it passes, so a
+again; the URL the last hop asked for is the response's `final_url(response)`, for messages that
+must name where the answer came from. Every exchange has a total deadline: a watchdog shuts the socket down when it passes, so a
 server that trickles bytes cannot hold a thread longer than that.
 """
 
@@ -31,6 +32,13 @@ from loraforge.net.guard import Resolver, resolve_safe, system_resolve
 logger = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 5
+FINAL_URL = "loraforge.final_url"  # the response extension holding the URL of the last hop
+
+
+def final_url(response: httpx.Response, default: str) -> str:
+    """The URL `GuardedClient.open` reached after its redirects (the request's own URL is pinned to an
+    IP address); `default` for a response that did not come through `open`."""
+    return str(response.extensions.get(FINAL_URL, default))
 
 
 @functools.cache
@@ -171,6 +179,7 @@ class GuardedClient:
                 current = target
             else:
                 raise TooManyRedirects(f"{url} redirected more than {max_redirects} times; give the final URL")
+            response.extensions[FINAL_URL] = current
             try:
                 yield response
             finally:

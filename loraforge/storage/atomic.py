@@ -82,6 +82,14 @@ class AtomicWriter:
         self._hash.update(chunk)
         self._file.write(chunk)
 
+    def restart(self) -> None:
+        """Drop what was written so far (a download that must begin again from its first byte)."""
+        assert self._file is not None, "AtomicWriter used outside its with-block"
+        self._file.seek(0)
+        self._file.truncate()
+        self.size = 0
+        self._hash = hashlib.sha256()
+
     @property
     def sha256(self) -> str:
         return self._hash.hexdigest()

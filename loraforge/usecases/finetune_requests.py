@@ -2,7 +2,8 @@
 
 Everything a request can get wrong is checked here before a job is queued: the payload (see
 loraforge.usecases.payloads), the dataset URL (an upload of this service must exist and belong to the
-caller; a foreign URL must pass the SSRF guard and answer HEAD with a size under the cap), and the
+caller; a foreign URL must pass the SSRF guard and answer HEAD, or else a ranged GET that starts a ZIP,
+with no size over the cap), and the
 training hyper-parameters; what waits on the network or reads the store (`probe_source`,
 `check_upload_object`) runs before the submit's transaction, holding no database session, and
 the key's quotas (loraforge.usecases.quotas) bound its unfinished jobs and upload slots. A job is created REQUESTED in one transaction with its run row,
@@ -120,7 +121,7 @@ def stored_parameters(payload: FineTuneCreate) -> dict[str, Any]:
 
 
 def _probe_foreign(url: str, settings: Settings) -> None:
-    """SSRF guard, then HEAD with a Content-Length under the cap; errors name the field."""
+    """SSRF guard, then the probe (HEAD, or a ranged GET where HEAD is refused); errors name the field."""
     from loraforge.datasets.download import probe
 
     try:
@@ -151,7 +152,8 @@ def check_submit(store: ObjectStore, settings: Settings, payload: FineTuneCreate
 
 
 def probe_source(settings: Settings, url: str) -> None:
-    """SSRF guard and HEAD probe of a foreign data_source_path. It waits on someone else's server:
+    """SSRF guard and probe of a foreign data_source_path (see datasets.download.probe). It waits on
+    someone else's server:
     call it holding no database session (and within the key's `probes` quota)."""
     _probe_foreign(url, settings)
 
