@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -21,6 +23,8 @@ CAP = 64 * 1024
 
 class Handler(BaseHTTPRequestHandler):
     """A small file host with the misbehaviours a downloader must survive."""
+
+    gets: ClassVar[dict[str, int]] = {}  # GETs per path, for hosts that change their answer
 
     def log_message(self, *args: object) -> None:  # keep pytest output clean
         pass
@@ -68,6 +72,12 @@ class Handler(BaseHTTPRequestHandler):
             if self.command == "GET":
                 time.sleep(2)
             self._send(200, PAYLOAD, len(PAYLOAD))
+        elif path == "/bad-digest.zip":  # whole, but not the file whose SHA-256 the host publishes
+            self._send(200, PAYLOAD, len(PAYLOAD), Repr_Digest=f"sha-256=:{base64.b64encode(bytes(32)).decode()}:")
+        elif path == "/no-resume.zip":  # the first GET breaks off; the next ignores Range and sends it all
+            Handler.gets[path] = Handler.gets.get(path, 0) + 1
+            self.close_connection = True
+            self._send(200, PAYLOAD if Handler.gets[path] > 1 else PAYLOAD[:5000], len(PAYLOAD))
         elif path == "/host":
             host = b"PK\x03\x04" + self.headers.get("Host", "").encode()  # a ZIP's first bytes, then the Host
             self._send(200, host, len(host))
@@ -215,3 +225,17 @@ def test_a_body_that_is_not_a_zip_is_named_with_the_redacted_url(
         "https://drive.google.com/uc?export=download&id=FILE_ID"
     )
     assert not (tmp_path / "d.zip").exists()
+
+
+def test_a_file_whose_sha256_differs_from_the_one_announced_is_refused(
+    file_host: str, settings: Settings, tmp_path: Path
+) -> None:
+    with pytest.raises(DownloadError, match=r"bad-digest\.zip sent a file whose SHA-256 is [0-9a-f]{64}, not the 0{64}"):
+        download(f"{file_host}/bad-digest.zip", tmp_path / "b.zip", settings)
+    assert not [p for p in tmp_path.iterdir() if "b.zip" in p.name]
+
+
+def test_a_host_that_ignores_range_on_the_retry_gives_the_whole_file_again(
+    file_host: str, settings: Settings, tmp_path: Path
+) -> None:
+    assert download(f"{file_host}/no-resume.zip", tmp_path / "r.zip", settings).read_bytes() == PAYLOAD
