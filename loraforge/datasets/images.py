@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 # MPO: phone JPEGs with extra frames; HEIF: iPhone photos (pillow-heif); AVIF: Pillow's own (>= 11.3).
 ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "HEIF", "AVIF"})
@@ -140,7 +140,7 @@ def _decode(path: Path, max_pixels: int) -> Image.Image:
         raise
     except Image.DecompressionBombError:
         raise ImageRejected(f"too many pixels (over the {max_pixels / 1e6:.0f} megapixel cap)") from None
-    except Image.UnidentifiedImageError:
+    except UnidentifiedImageError:
         raise ImageRejected("not a readable image (unrecognised or corrupt data)") from None
     except Exception as exc:  # noqa: BLE001 - Pillow signals corrupt data with many exception types
         raise ImageRejected(f"corrupt or truncated image ({type(exc).__name__}: {exc})") from None

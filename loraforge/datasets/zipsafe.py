@@ -299,7 +299,8 @@ def extract_zip(
     """Check `archive` whole, then extract into `dest` the entries for which skip_reason is None."""
     out = Extraction()
     with _open_archive(archive, limits) as zf:
-        out.name_encoding = zf.metadata_encoding if zf.metadata_encoding != "utf-8" else None
+        encoding: str | None = zf.metadata_encoding  # type: ignore[attr-defined]  # 3.11+, not in typeshed
+        out.name_encoding = encoding if encoding != "utf-8" else None
         plan = _plan(zf, limits, skip_reason, out)
         budget = limits.max_total_bytes
         for info, name in plan:
