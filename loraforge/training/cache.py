@@ -54,8 +54,8 @@ class Bucket:
 
 def load_pixels(path: Path, size: tuple[int, int]) -> torch.Tensor:
     """An RGB image as a (1, 3, H, W) tensor in [-1, 1], resized to `size` if it is not already."""
-    with Image.open(path) as img:
-        img = img.convert("RGB")
+    with Image.open(path) as opened:
+        img = opened.convert("RGB")
         if img.size != size:
             img = img.resize(size, Image.Resampling.BICUBIC)
         array = np.asarray(img, dtype=np.float32) / 127.5 - 1.0

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loraforge.training.presets import TrainSpec
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +48,7 @@ def token_counter(family: str, model_ref: str) -> TokenCounter | None:
     return count
 
 
-def token_check(spec, model_ref: str) -> dict:  # spec: TrainSpec
+def token_check(spec: TrainSpec, model_ref: str) -> dict[str, Any]:
     """prepare_dataset's keyword arguments that check the dataset against `spec`: each caption's
     tokens against its text length, and (so the worker and the CLI warn alike) the usable images
     against its batch size."""

@@ -46,7 +46,7 @@ class QwenVLCaptioner:
         try:
             self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
                 model_ref, subfolder="text_encoder", dtype=dtype, low_cpu_mem_usage=True
-            ).to(self.device).eval()
+            ).to(self.device).eval()  # type: ignore[arg-type]  # transformers' wrapped .to() loses self
             self.tokenizer = AutoTokenizer.from_pretrained(model_ref, subfolder="tokenizer")
         except (OSError, ValueError) as exc:
             raise TrainingError(f"auto_caption could not load Qwen2.5-VL from {model_ref!r}: {exc}") from exc
@@ -64,7 +64,8 @@ class QwenVLCaptioner:
             "<|im_start|>user\n<|vision_start|>" + "<|image_pad|>" * image_tokens
             + f"<|vision_end|>{QUESTION}<|im_end|>\n<|im_start|>assistant\n"
         )
-        return self.tokenizer(text, return_tensors="pt").input_ids
+        ids: torch.Tensor = self.tokenizer(text, return_tensors="pt").input_ids
+        return ids
 
     @torch.no_grad()
     def __call__(self, image: Image.Image) -> str:
@@ -82,7 +83,7 @@ class QwenVLCaptioner:
         return re.sub(r"\s+", " ", caption).strip()[:300]
 
     def close(self) -> None:
-        self.model = None  # type: ignore[assignment]
+        self.model = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 

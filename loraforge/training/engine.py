@@ -113,7 +113,7 @@ def attach_lora(transformer: Any, spec: TrainSpec) -> tuple[Any, list[torch.nn.P
     from peft import LoraConfig
 
     transformer.requires_grad_(False)
-    config = LoraConfig(r=spec.rank, lora_alpha=spec.alpha, init_lora_weights="gaussian",
+    config = LoraConfig(r=spec.rank, lora_alpha=spec.alpha, init_lora_weights="gaussian",  # type: ignore[arg-type]  # peft says int; a float alpha works
                         target_modules=list(spec.target_modules))
     with torch.random.fork_rng(devices=[]):  # the LoRA init is seeded without touching global RNG
         torch.manual_seed(spec.seed)
@@ -287,9 +287,9 @@ def train(spec: TrainSpec, dataset: DatasetLike, out_dir: Path, *, model_ref: st
                     if on_intermediate is not None:
                         on_intermediate(done, path)
                 for k, image in enumerate(sampler.render(done, out_dir / "samples")):
-                    samples.append(SampleImage(done, k, plan.prompts[k], image))
+                    samples.append(SampleImage(done, k, sampler.plan.prompts[k], image))
                     if on_sample is not None:
-                        on_sample(done, k, plan.prompts[k], image)
+                        on_sample(done, k, sampler.plan.prompts[k], image)
                 window = time.perf_counter()  # the next steps' time excludes sampling
                 sample_seconds += window - t_sample
     except torch.OutOfMemoryError as exc:

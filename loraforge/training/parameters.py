@@ -112,16 +112,16 @@ def advance_model(spec: type[BaseModel], *, name: str, aliases: dict[str, str], 
     for key, info in spec.model_fields.items():
         if not is_advance(info):
             continue
-        annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        annotation: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
         fields[key] = (annotation | None, Field(None, description=info.description))
         if base_type(info.annotation) in (int, float):
             numeric.append(key)
     fields.update(stored)
     validators = {"_strict_numbers": field_validator(*numeric, mode="before")(_strict_number)} if numeric else {}
-    model = create_model(name, __base__=AdvanceBase, __validators__=validators, **fields)  # type: ignore[call-overload]
+    model = create_model(name, __base__=AdvanceBase, __validators__=validators, **fields)
     model.ALIASES = dict(aliases)
     model.HINTS = dict(hints)
-    return model  # type: ignore[no-any-return]
+    return model
 
 
 def describe_rules(annotation: Any, info: FieldInfo) -> str:

@@ -13,18 +13,23 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 
 from loraforge.errors import TrainingError
 from loraforge.training import tokenizers
 
+if TYPE_CHECKING:
+    from diffusers import FluxPipeline, QwenImagePipeline
+    from transformers import PreTrainedTokenizerBase
+
 logger = logging.getLogger(__name__)
 
 TINY_NAMES = {"qwen": "qwen-image", "flux": "flux-dev"}
 
 
-def tiny_flux_pipeline():  # -> FluxPipeline
+def tiny_flux_pipeline() -> FluxPipeline:
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
@@ -48,7 +53,7 @@ def tiny_flux_pipeline():  # -> FluxPipeline
         pad_token_id=clip_tok.pad_token_id, hidden_size=32, intermediate_size=37,
         num_attention_heads=4, num_hidden_layers=2, vocab_size=len(clip_tok), hidden_act="gelu",
         projection_dim=32, max_position_embeddings=77))
-    text_encoder_2 = T5EncoderModel(T5Config(
+    text_encoder_2 = T5EncoderModel(T5Config(  # type: ignore[call-arg]  # extra keys: __post_init__(**kwargs)
         vocab_size=len(t5_tok), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
         relative_attention_num_buckets=8, feed_forward_proj="gated-gelu",
         pad_token_id=t5_tok.pad_token_id, eos_token_id=t5_tok.eos_token_id, decoder_start_token_id=0))
@@ -66,7 +71,7 @@ def tiny_flux_pipeline():  # -> FluxPipeline
         tokenizer_2=t5_tok, transformer=transformer, vae=vae, image_encoder=None, feature_extractor=None)
 
 
-def tiny_qwen_pipeline():  # -> QwenImagePipeline
+def tiny_qwen_pipeline() -> QwenImagePipeline:
     from diffusers import (
         AutoencoderKLQwenImage,
         FlowMatchEulerDiscreteScheduler,
@@ -87,7 +92,9 @@ def tiny_qwen_pipeline():  # -> QwenImagePipeline
     vae = AutoencoderKLQwenImage(
         base_dim=8, z_dim=z_dim, dim_mult=[1, 2, 2, 2], num_res_blocks=1,  # three downsamples: scale 8
         temperal_downsample=[False, True, True], latents_mean=[0.0] * z_dim, latents_std=[1.0] * z_dim)
-    ids = tok.convert_tokens_to_ids
+    def ids(token: str) -> int:
+        return cast(int, tok.convert_tokens_to_ids(token))  # one token in, one id out
+
     config = Qwen2_5_VLConfig(
         text_config={
             "vocab_size": len(tok), "hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 2,
@@ -109,7 +116,7 @@ def tiny_qwen_pipeline():  # -> QwenImagePipeline
                              text_encoder=text_encoder, tokenizer=tok)
 
 
-def _write_qwen_processor(path: Path, tokenizer) -> None:
+def _write_qwen_processor(path: Path, tokenizer: PreTrainedTokenizerBase) -> None:
     """Save the image processor next to the tokenizer so the text encoder can caption images."""
     # The PIL flavour: the full processor class also wants torchvision for video, which is absent.
     from transformers import Qwen2VLImageProcessorPil

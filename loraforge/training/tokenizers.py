@@ -57,7 +57,8 @@ def _byte_alphabet() -> list[str]:
 def build_qwen2_tokenizer(vocab_size: int = 600) -> Qwen2Tokenizer:
     # Start from bytes only, so Qwen2's own pre-tokenizer regex applies, then learn merges.
     base = Qwen2Tokenizer(vocab={ch: i for i, ch in enumerate(_byte_alphabet())}, merges=[])
-    tok = base.train_new_from_iterator(CORPUS * 10, vocab_size=vocab_size, new_special_tokens=QWEN_SPECIALS)
+    tok: Qwen2Tokenizer = base.train_new_from_iterator(CORPUS * 10, vocab_size=vocab_size,
+                                                       new_special_tokens=QWEN_SPECIALS)
     tok.model_max_length = 32768
     return tok
 
@@ -74,7 +75,7 @@ def build_clip_tokenizer() -> CLIPTokenizer:
     vocab["<|startoftext|>"] = len(vocab)
     vocab["<|endoftext|>"] = len(vocab)
     base = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
-    tok = base.train_new_from_iterator(CORPUS * 10, vocab_size=900)
+    tok: CLIPTokenizer = base.train_new_from_iterator(CORPUS * 10, vocab_size=900)
     tok.model_max_length = 77
     return tok
 
