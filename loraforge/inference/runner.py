@@ -166,7 +166,7 @@ class InferenceRunner:
         """Hold the runner lock; with `deadline`, only once training no longer holds the device."""
         while True:
             held = deadline is not None and self.on_training_device
-            if held and not handoff.wait_until_free(deadline):
+            if held and deadline is not None and not handoff.wait_until_free(deadline):
                 raise ServiceBusyError(
                     f"the device {self.device} is busy training a job; retry when the job is done",
                     BUSY_RETRY_S,
@@ -293,6 +293,7 @@ class InferenceRunner:
     @staticmethod
     def _call_kwargs(family: str, request: GenerationRequest) -> dict[str, Any]:
         seed = request.with_seed().seed
+        assert seed is not None  # with_seed() draws one when the request has none
         kwargs: dict[str, Any] = {
             "prompt": request.prompt,
             "width": request.width,

@@ -43,7 +43,7 @@ async def generate_for(state: Any, settings: Settings, store: ObjectStore, *, sl
     check_limits(params, settings, base_model=model.base_model)  # the cost, with the model's default steps
     with state.generation_slots.hold(user_id):
         future = state.generation.submit(partial(_render, state, settings, store, model, params))
-        return await asyncio.wrap_future(future)  # type: ignore[no-any-return]
+        return await asyncio.wrap_future(future)
 
 
 def _find(state: Any, slug: str, user_id: str) -> DeployedModel:

@@ -25,7 +25,7 @@ _creation_lock = threading.Lock()
 
 def runner_for(state: Any, settings: Settings) -> InferenceRunner:
     """`state.runner`, created from `settings` the first time any caller asks."""
-    runner = getattr(state, "runner", None)
+    runner: InferenceRunner | None = getattr(state, "runner", None)
     if runner is not None:
         return runner
     with _creation_lock:
