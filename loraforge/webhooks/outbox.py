@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, exists, or_, select, update
+from sqlalchemy import CursorResult, delete, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from loraforge.db.base import utcnow
@@ -138,7 +138,7 @@ def release_claims(session: Session, is_dead: Callable[[str], bool]) -> int:
         .execution_options(synchronize_session=False)
     )
     session.commit()
-    return int(result.rowcount or 0)
+    return int(cast(CursorResult[Any], result).rowcount or 0)  # an UPDATE's result is a CursorResult
 
 
 def drop_pending(session: Session, webhook_id: str, reason: str) -> int:
@@ -148,7 +148,7 @@ def drop_pending(session: Session, webhook_id: str, reason: str) -> int:
         .values(state=DROPPED, last_error=reason, finished_at=utcnow(), claimed_by=None, claim_expires_at=None)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)
+    return int(cast(CursorResult[Any], result).rowcount or 0)  # an UPDATE's result is a CursorResult
 
 
 def prune(session: Session, keep_days: int) -> None:
