@@ -16,9 +16,9 @@ import logging
 import math
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy import CursorResult, bindparam, exists, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from loraforge.db.base import utcnow
@@ -59,7 +59,7 @@ def move(
         statement.values(status=new.value, updated_ts=utcnow(), **fields)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if cast(CursorResult[Any], result).rowcount != 1:  # an UPDATE's result is a CursorResult
         session.rollback()
         if owner is not None and not holds(session, job_id, owner):
             raise LeaseLost(f"job {job_id}: the lease of {owner} was taken over; not moving it to {new}")

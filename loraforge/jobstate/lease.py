@@ -20,8 +20,9 @@ import os
 import socket
 import uuid
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import CursorResult, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -113,7 +114,7 @@ def acquire(session: Session, job_id: str, owner: str, seconds: float) -> bool:
         .execution_options(synchronize_session=False)
     )
     session.commit()
-    won = result.rowcount == 1
+    won = cast(CursorResult[Any], result).rowcount == 1  # an UPDATE's result is a CursorResult
     logger.info("job %s lease %s by %s", job_id, "taken" if won else "busy, not taken", owner)
     return won
 
@@ -127,7 +128,7 @@ def renew(session: Session, job_id: str, owner: str, seconds: float) -> bool:
         .execution_options(synchronize_session=False)
     )
     session.commit()
-    return result.rowcount == 1
+    return cast(CursorResult[Any], result).rowcount == 1
 
 
 def holds(session: Session, job_id: str, owner: str) -> bool:
