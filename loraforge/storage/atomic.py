@@ -13,7 +13,7 @@ import os
 import secrets
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import BinaryIO, Self
 
 from loraforge.errors import PayloadTooLargeError
 
@@ -57,7 +57,7 @@ class AtomicWriter:
         self.size = 0
         self._hash = hashlib.sha256()
         self._tmp: Path | None = None
-        self._file = None
+        self._file: BinaryIO | None = None
 
     def __enter__(self) -> Self:
         self._tmp = self.target.parent / f".{self.target.name}.{secrets.token_hex(6)}.tmp"

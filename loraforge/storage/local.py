@@ -13,7 +13,8 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import BinaryIO
+from types import TracebackType
+from typing import Any, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
 from loraforge.errors import NotFoundError, ValidationError
@@ -46,13 +47,14 @@ class LocalStore:
     def _meta_path(self, key: str) -> Path:
         return self.root / META_DIR / f"{validate_key(key)}.json"
 
-    def _read_meta(self, key: str) -> dict:
+    def _read_meta(self, key: str) -> dict[str, Any]:
         try:
-            return json.loads(self._meta_path(key).read_text())
+            meta: dict[str, Any] = json.loads(self._meta_path(key).read_text())
         except (FileNotFoundError, ValueError):
             return {}
+        return meta
 
-    def _write_meta(self, key: str, meta: dict) -> None:
+    def _write_meta(self, key: str, meta: dict[str, Any]) -> None:
         with AtomicWriter(self._meta_path(key)) as out:
             out.write(json.dumps(meta, sort_keys=True).encode())
 
@@ -119,7 +121,7 @@ class LocalStore:
         if size is None:
             raise NotFoundError(f"object {key!r} does not exist in storage")
         if meta.get("sha256") and meta.get("size") == size:
-            return meta["sha256"]
+            return str(meta["sha256"])
         # written by hand or before metadata existed: hash the bytes themselves
         h = hashlib.sha256()
         with self.open_read(key) as stream:
@@ -213,7 +215,9 @@ class _ObjectWriter(AtomicWriter):
         self.content_type, self.public = content_type, public
         self.result: StoredObject
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         super().__exit__(exc_type, exc, tb)
         if exc_type is None:
             meta = {"size": self.size, "sha256": self.sha256, "content_type": self.content_type,

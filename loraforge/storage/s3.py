@@ -15,7 +15,7 @@ import logging
 import tempfile
 from contextlib import closing
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
 import boto3
@@ -29,6 +29,9 @@ from loraforge.storage.atomic import AtomicWriter
 from loraforge.storage.base import CHUNK_BYTES, StoredObject, validate_key
 from loraforge.storage.signing import PUBLIC_READ
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 logger = logging.getLogger(__name__)
 
 PUBLIC_MARKERS = ".public"
@@ -41,7 +44,7 @@ class S3Store:
     """An ObjectStore in `bucket` under `prefix`."""
 
     def __init__(self, client: Any, bucket: str, prefix: str, endpoint_url: str, api_url: str) -> None:
-        self.client = client
+        self.client: S3Client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url.rstrip("/")
@@ -50,7 +53,7 @@ class S3Store:
     @classmethod
     def from_settings(cls, settings: Settings) -> S3Store:
         url = urlsplit(settings.resolved_storage_url)
-        session_args: dict[str, str] = {}
+        session_args: dict[str, Any] = {}
         if settings.s3_access_key_id and settings.s3_secret_access_key:
             session_args = {"aws_access_key_id": settings.s3_access_key_id,
                             "aws_secret_access_key": settings.s3_secret_access_key.get_secret_value()}
@@ -141,13 +144,15 @@ class S3Store:
     # -- reads -------------------------------------------------------------------------------
     def _head(self, key: str) -> dict[str, Any] | None:
         try:
-            return self._call("read", key, self.client.head_object, Bucket=self.bucket, Key=self._full(key))
+            head: dict[str, Any] = self._call("read", key, self.client.head_object, Bucket=self.bucket,
+                                              Key=self._full(key))
         except NotFoundError:
             return None
+        return head
 
     def open_read(self, key: str) -> BinaryIO:
         response = self._call("read", key, self.client.get_object, Bucket=self.bucket, Key=self._full(key))
-        return closing(response["Body"])  # type: ignore[return-value]
+        return closing(response["Body"])  # type: ignore[return-value]  # `with` on it yields the body
 
     def get_bytes(self, key: str) -> bytes:
         with self.open_read(key) as body:
@@ -174,7 +179,7 @@ class S3Store:
         head = self._head(key)
         if head is None:
             raise NotFoundError(f"object {key!r} does not exist in storage")
-        recorded = head.get("Metadata", {}).get(SHA_META)
+        recorded: str | None = head.get("Metadata", {}).get(SHA_META)
         if recorded:
             return recorded
         # uploaded by a client through a pre-signed URL: hash the bytes themselves
