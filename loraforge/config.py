@@ -344,12 +344,12 @@ def parse_schedule(text: str) -> tuple[float, ...]:
     return delays
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Build Settings from the environment plus overrides; a bad value raises ConfigError."""
     from pydantic import ValidationError as PydanticValidationError
 
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except PydanticValidationError as exc:
         problems = "; ".join(_config_problem(err) for err in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from None

@@ -60,7 +60,7 @@ def probe_broker(url: str) -> str | None:
 
     try:
         with Connection(url, connect_timeout=BROKER_TIMEOUT_S) as conn:
-            conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
+            conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)  # type: ignore[arg-type]  # kombu takes a float; its stubs say int
     except (OSError, KombuError) as exc:
         return f"broker unreachable ({_reason(exc)})"
     return None

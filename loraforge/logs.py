@@ -19,6 +19,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from loraforge.redaction import RedactingFilter
 from loraforge.textsafe import clip, escape
@@ -74,9 +75,11 @@ def _json_formatter() -> logging.Formatter:
     from pythonjsonlogger.json import JsonFormatter
 
     class _Formatter(JsonFormatter):
-        def add_fields(self, log_data, record, message_dict):  # type: ignore[no-untyped-def]
+        def add_fields(
+            self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+        ) -> None:
             super().add_fields(log_data, record, message_dict)
-            if not record.job_id:  # type: ignore[attr-defined]
+            if not record.job_id:  # type: ignore[attr-defined]  # _JobFilter sets it
                 log_data.pop("job_id", None)
 
     return _Formatter(

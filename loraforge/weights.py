@@ -16,9 +16,9 @@ from pathlib import Path
 
 from loraforge.config import Settings
 from loraforge.errors import ConfigError
-from loraforge.training.loading import REAL_MODEL_IDS
+from loraforge.training.loading import REAL_MODEL_IDS, Family
 
-FAMILIES = {"QWEN": "qwen", "FLUX": "flux"}  # FAST_FLUX trains on FLUX's weights
+FAMILIES: dict[str, Family] = {"QWEN": "qwen", "FLUX": "flux"}  # FAST_FLUX trains on FLUX's weights
 TOKEN_HELP = (
     "set HF_TOKEN to a read token from https://huggingface.co/settings/tokens of an account that "
     "accepted the model's license on its hub page"
@@ -31,7 +31,7 @@ def configured(settings: Settings) -> dict[str, str | None]:
 
 
 def real_model_id(name: str) -> str:
-    return REAL_MODEL_IDS[FAMILIES[name]]  # type: ignore[index]
+    return REAL_MODEL_IDS[FAMILIES[name]]
 
 
 def is_local(ref: str) -> bool:
