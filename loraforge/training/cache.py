@@ -34,9 +34,13 @@ class DatasetItemLike(Protocol):
 
 
 class DatasetLike(Protocol):
-    items: Any  # sequence of DatasetItemLike
-    dataset_sha256: str
-    report_path: Path
+    # Read-only members, so that a frozen dataclass (PreparedDataset) matches.
+    @property
+    def items(self) -> Any: ...  # sequence of DatasetItemLike
+    @property
+    def dataset_sha256(self) -> str: ...
+    @property
+    def report_path(self) -> Path: ...
 
 
 @dataclass
