@@ -16,7 +16,7 @@ from pathlib import Path
 from loraforge.errors import ValidationError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("generate", help="generate an image with a base model and optional LoRA")
     parser.add_argument("--base-model", required=True, help="QWEN, FLUX or FAST_FLUX")
     parser.add_argument("--model", help="hub id or local pipeline folder (default: LORAFORGE_MODEL_*, else tiny)")

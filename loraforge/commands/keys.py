@@ -95,7 +95,7 @@ def revoke_key(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("keys", help="manage API keys")
     keys_sub = parser.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a user with a new API key; prints the key")

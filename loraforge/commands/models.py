@@ -22,7 +22,7 @@ def _weights_name(value: str) -> str:
     return name
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("models", help="manage base models (tiny demo models)")
     sub = parser.add_subparsers(dest="models_command", required=True)
     tiny = sub.add_parser("tiny", help="write tiny random-weight qwen-image/ and flux-dev/ pipelines")

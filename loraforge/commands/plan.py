@@ -60,7 +60,7 @@ def build_report(cards: list[float]) -> dict[str, Any]:
         folder = mp.architecture_folder(settings.model_qwen if spec.family == "qwen" else settings.model_flux)
         arch = archs[base] = mp.measure(spec.family, tuple(spec.target_modules), folder)
         job = mp.JobShape(spec.resolution, spec.batch_size, spec.rank, spec.max_sequence_length)
-        weights = ("bf16", "fp8", "nf4")
+        weights: tuple[mp.Weights, ...] = ("bf16", "fp8", "nf4")
         models[base] = {
             "family": spec.family,
             "architecture": folder or f"{NAMES[spec.family]} (published configs)",

@@ -164,7 +164,7 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("serve", help="run the HTTP API (and the embedded worker)")
     parser.add_argument("--host", help="interface to listen on (default LORAFORGE_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default LORAFORGE_PORT or 8000)")

@@ -19,13 +19,20 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from loraforge.errors import DatasetError
+
+if TYPE_CHECKING:
+    from loraforge.config import Settings
+    from loraforge.datasets.prepare import PreparedDataset
+    from loraforge.training.engine import TrainResult
+    from loraforge.training.presets import TrainSpec
 
 logger = logging.getLogger(__name__)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("train", help="train a LoRA from a ZIP or a folder of images")
     p.add_argument("data", type=Path, help="dataset: a .zip or a folder of images")
     p.add_argument("--base-model", required=True, help="QWEN, FLUX or FAST_FLUX")
@@ -75,7 +82,7 @@ def _add_advance_flags(p: argparse.ArgumentParser) -> None:
             p.add_argument(*flags, dest=name, type=kind, help=info.description)
 
 
-def _advance_values(args: argparse.Namespace) -> dict:
+def _advance_values(args: argparse.Namespace) -> dict[str, Any]:
     from loraforge.training.presets import AdvanceParameters, TrainSpec
 
     return {name: getattr(args, name) for name in AdvanceParameters.model_fields
@@ -116,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare(args: argparse.Namespace, spec, settings, model_ref: str):  # -> PreparedDataset
+def _prepare(args: argparse.Namespace, spec: TrainSpec, settings: Settings, model_ref: str) -> PreparedDataset:
     from loraforge.datasets.prepare import prepare_dataset
     from loraforge.training.caption_tokens import token_check
 
@@ -137,7 +144,7 @@ def _prepare(args: argparse.Namespace, spec, settings, model_ref: str):  # -> Pr
             captioner.close()
 
 
-def _train(args: argparse.Namespace, spec, dataset, model_ref: str):  # -> TrainResult
+def _train(args: argparse.Namespace, spec: TrainSpec, dataset: PreparedDataset, model_ref: str) -> TrainResult:
     from tqdm import tqdm
 
     from loraforge.training.engine import Progress, train
