@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel
 from sqlalchemy import RowMapping, select, update
 from sqlalchemy.orm import Session
 
@@ -117,7 +118,8 @@ def _check_training_parameters(payload: FineTuneCreate) -> None:
 
 def stored_parameters(payload: FineTuneCreate) -> dict[str, Any]:
     """advance_parameters as stored and shown: the keys given, aliases under their own names."""
-    return payload.advance_parameters.model_dump(exclude_none=True)
+    advance: BaseModel = payload.advance_parameters  # an AdvanceParameters, built at import time
+    return advance.model_dump(exclude_none=True)
 
 
 def _probe_foreign(url: str, settings: Settings) -> None:

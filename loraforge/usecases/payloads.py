@@ -38,7 +38,7 @@ class FineTuneCreate(BaseModel):
     machine_type: str | None = Field(None, max_length=64)
     train_type: str = "LORA"
     segmind_public: bool = False
-    advance_parameters: AdvanceParameters = Field(default_factory=AdvanceParameters)  # type: ignore[valid-type]
+    advance_parameters: AdvanceParameters = Field(default_factory=AdvanceParameters)  # type: ignore[valid-type]  # a class built by advance_model()
 
     @model_validator(mode="before")
     @classmethod
