@@ -97,7 +97,8 @@ class CeleryQueue:
         from loraforge.dispatch.celery_app import RUN_JOB_TASK, job_queue
 
         queue = job_queue(self._settings, machine_type)
-        self._app.send_task(RUN_JOB_TASK, args=[job_id], queue=queue, routing_key=queue.name, retry=False)
+        self._app.send_task(RUN_JOB_TASK, args=[job_id], queue=queue,  # type: ignore[arg-type]  # a kombu Queue works; stubs say str
+                            routing_key=queue.name, retry=False)
         logger.info("job %s published to %s", job_id, queue.name)
         return True
 
