@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlalchemy.exc import DBAPIError
 
 from loraforge.db.job_models import JobRun
@@ -87,7 +87,7 @@ class JobContext:
                 update(JobRun).where(JobRun.job_id == self.job_id, JobRun.lease_owner == self.owner)
                 .values(**values).execution_options(synchronize_session=False))
             session.commit()
-            if result.rowcount != 1:
+            if cast(CursorResult[Any], result).rowcount != 1:  # an UPDATE's result is a CursorResult
                 raise lease.LeaseLost(f"job {self.job_id}: the lease of {self.owner} was taken over")
 
     def check_lease(self) -> None:
