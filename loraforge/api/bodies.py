@@ -132,7 +132,7 @@ async def _read_fields(request: Request, max_bytes: int) -> dict[str, Any]:
         if body.lstrip()[:1] == b"{":  # `curl --data '{...}'` without a JSON Content-Type
             return _parse_json(body)
         try:
-            fields = dict(parse_qsl(body.decode(), keep_blank_values=True, errors="strict"))
+            fields: dict[str, Any] = dict(parse_qsl(body.decode(), keep_blank_values=True, errors="strict"))
         except UnicodeDecodeError:
             raise ValidationError("form body is not valid UTF-8") from None
         check_values(fields)
@@ -143,7 +143,7 @@ async def _read_fields(request: Request, max_bytes: int) -> dict[str, Any]:
         except (HTTPException, MultiPartException, ValueError) as exc:
             detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
             raise ValidationError(f"multipart form body could not be parsed: {detail}") from None
-        fields: dict[str, Any] = {}
+        fields = {}
         for name, value in form.multi_items():
             if not isinstance(value, str):
                 raise ValidationError(f"{name}: must be a text field, not a file")

@@ -34,11 +34,11 @@ class Caller:
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings  # type: ignore[no-any-return]  # app.state is untyped
 
 
 def get_store(request: Request) -> ObjectStore:
-    return request.app.state.store  # type: ignore[no-any-return]
+    return request.app.state.store  # type: ignore[no-any-return]  # app.state is untyped
 
 
 def get_session(request: Request) -> Iterator[Session]:

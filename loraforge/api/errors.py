@@ -18,8 +18,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loraforge.api.responses import JsonResponse
-from loraforge.api.schemas import describe_errors
-from loraforge.errors import LoraforgeError, QuotaExceededError, ServiceBusyError
+from loraforge.errors import LoraforgeError, QuotaExceededError, ServiceBusyError, describe_errors
 
 logger = logging.getLogger(__name__)
 

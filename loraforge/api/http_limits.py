@@ -107,7 +107,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._linger_bytes = 0
 
     # -- connection ----------------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's own
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
             self._refuse(503, f"the server has {self.limits.max_connections} open connections, its limit; "
@@ -115,7 +115,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._deadline = self.loop.time() + self.limits.header_timeout_s
         if not getattr(self.server_state, "loraforge_sweeping", False):
-            self.server_state.loraforge_sweeping = True  # type: ignore[attr-defined]
+            self.server_state.loraforge_sweeping = True  # type: ignore[attr-defined]  # our flag on uvicorn's state
             self.loop.call_later(SWEEP_EVERY_S, _sweep, self.loop, self.server_state)
 
     def data_received(self, data: bytes) -> None:

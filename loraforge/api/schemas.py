@@ -20,7 +20,10 @@ from pydantic import ValidationError as PydanticValidationError
 from loraforge.errors import ValidationError, describe_errors
 
 # What submit and upload accept is the domain's contract (jobs/); the routes read it from here.
-from loraforge.usecases.payloads import FineTuneCreate, UploadRequest  # noqa: F401
+from loraforge.usecases import payloads
+
+FineTuneCreate = payloads.FineTuneCreate
+UploadRequest = payloads.UploadRequest
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -181,7 +184,7 @@ def render_details(job: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def render_list_row(job: Mapping[str, Any]) -> dict[str, Any]:
+def render_list_row(job: Mapping[Any, Any]) -> dict[str, Any]:  # a RowMapping: str or Column keys
     return {
         "id": job["id"],
         "request_id": job["id"],

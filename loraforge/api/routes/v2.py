@@ -80,7 +80,7 @@ def _stored(store: ObjectStore, user_id: str, request_id: str) -> dict[str, Any]
     key = _key(user_id, request_id)
     if not store.exists(key):
         raise _not_found(request_id)
-    return orjson.loads(store.get_bytes(key))  # type: ignore[no-any-return]
+    return orjson.loads(store.get_bytes(key))  # type: ignore[no-any-return]  # a JSON object, written by us
 
 
 @router.get("/v2/requests/{request_id}/status", summary="Status of a v2 generation request")
