@@ -28,8 +28,10 @@ test: install
 bench-api: install
 	$(BIN)/python bench/api_load.py
 
+# ruff on the code and tests; mypy, strict, on the package (settings: [tool.mypy] in pyproject.toml).
 lint: install
 	$(BIN)/ruff check loraforge tests bench
+	$(BIN)/mypy loraforge
 
 # The docs site (mkdocs.yml, docs/) into site/; --strict: a broken link or a stale generated page fails.
 docs: install
