@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from loraforge.datasets.metadata_files import metadata_rows
 from loraforge.datasets.text import decode_text

@@ -20,10 +20,12 @@ from sqlalchemy.orm import Session, aliased
 
 from loraforge.db.base import utcnow
 from loraforge.db.webhook_models import Webhook, WebhookDispatch, WebhookMessage
+from loraforge.jobstate import outbox as written
 from loraforge.jobstate.lease import db_now
-from loraforge.jobstate.outbox import PENDING, add_message, test_payload
+from loraforge.jobstate.outbox import add_message, test_payload
 
 M = WebhookMessage
+PENDING = written.PENDING  # the state a message is written in (jobstate/outbox.py)
 DELIVERED, FAILED, DISABLED, DROPPED = "DELIVERED", "FAILED", "DISABLED", "DROPPED"
 
 

@@ -15,6 +15,7 @@ sent as null counts as left out, and extra fields are ignored, so an older worke
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -268,11 +269,13 @@ def decode_command(line: bytes) -> Command:
     if cls is None:
         raise UnknownKind(verb)
     command_fields = fields(cls)
+    # Each command takes at most one argument, the one its fields name; the checker sees a union.
+    make: Callable[..., Command] = cls
     if not command_fields:
-        return cls()
+        return make()
     if not argument:
         raise Malformed(f"{verb} command without {command_fields[0].name}")
-    return cls(_read(verb, command_fields[0].name, command_fields[0].type, argument))
+    return make(_read(verb, command_fields[0].name, command_fields[0].type, argument))
 
 
 def _read(kind: str, name: str, annotation: Any, value: Any) -> Any:
