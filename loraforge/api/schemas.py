@@ -11,13 +11,13 @@ control over the seeds' field names. The
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from loraforge.errors import ValidationError, describe_errors
+from loraforge.timestamps import iso_seconds
 
 # What submit and upload accept is the domain's contract (jobs/); the routes read it from here.
 from loraforge.usecases import payloads
@@ -152,13 +152,6 @@ def validate_payload(model: type[M], data: Any) -> M:
         raise ValidationError(describe_errors(exc.errors())) from None
 
 
-def timestamp(value: datetime) -> str:
-    """`2025-01-01T00:00:00Z`, the seeds' format (isoformat: several times faster than strftime)."""
-    if value.utcoffset():
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
-
-
 def render_details(job: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": job["id"],
@@ -179,8 +172,8 @@ def render_details(job: Mapping[str, Any]) -> dict[str, Any]:
         "error_message": job["error_message"],
         "cloud_storage_url": job["cloud_storage_url"],
         "advance_parameters": job["advance_parameters"],
-        "created_ts": timestamp(job["created_ts"]),
-        "updated_ts": timestamp(job["updated_ts"]),
+        "created_ts": iso_seconds(job["created_ts"]),
+        "updated_ts": iso_seconds(job["updated_ts"]),
     }
 
 
@@ -203,6 +196,6 @@ def render_list_row(job: Mapping[Any, Any]) -> dict[str, Any]:  # a RowMapping: 
         "slug": job["slug"],
         "cloud_storage_url": job["cloud_storage_url"],
         "model_information": job["model_information"],
-        "created_ts": timestamp(job["created_ts"]),
-        "updated_ts": timestamp(job["updated_ts"]),
+        "created_ts": iso_seconds(job["created_ts"]),
+        "updated_ts": iso_seconds(job["updated_ts"]),
     }

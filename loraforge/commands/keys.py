@@ -25,6 +25,7 @@ from loraforge.db import accounts
 from loraforge.db.base import make_engine, make_sessionmaker
 from loraforge.db.migrate import database_revision, describe_url, head_revision, upgrade
 from loraforge.errors import ConfigError, ValidationError
+from loraforge.timestamps import cli_time
 
 T = TypeVar("T")
 
@@ -75,7 +76,7 @@ def create_key(args: argparse.Namespace) -> int:
 
 
 def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%SZ") if value is not None else "never"
+    return cli_time(value) if value is not None else "never"
 
 
 def list_keys(args: argparse.Namespace) -> int:

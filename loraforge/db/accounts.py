@@ -18,9 +18,9 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from loraforge.db.base import utcnow
 from loraforge.db.models import ApiKey, User
 from loraforge.errors import NotFoundError, ValidationError
+from loraforge.timestamps import utcnow
 
 logger = logging.getLogger(__name__)
 

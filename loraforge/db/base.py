@@ -30,10 +30,6 @@ class Base(DeclarativeBase):
     """Declarative base of every loraforge table."""
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware timestamp stored as UTC on every backend."""
 

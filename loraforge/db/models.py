@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from loraforge.db.base import Base, UTCDateTime, utcnow
+from loraforge.db.base import Base, UTCDateTime
+from loraforge.timestamps import utcnow
 
 
 class User(Base):

@@ -15,7 +15,8 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from loraforge.db.base import Base, UTCDateTime, utcnow
+from loraforge.db.base import Base, UTCDateTime
+from loraforge.timestamps import utcnow
 
 JOB_FK = "finetune_jobs.id"
 

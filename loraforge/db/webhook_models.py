@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from loraforge.db.base import Base, UTCDateTime, utcnow
+from loraforge.db.base import Base, UTCDateTime
+from loraforge.timestamps import utcnow
 
 JOB_FK = "finetune_jobs.id"
 

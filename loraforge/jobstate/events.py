@@ -21,13 +21,13 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, bindparam, exists, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from loraforge.db.base import utcnow
 from loraforge.db.job_models import JobEvent, JobRun
 from loraforge.db.models import FineTuneJob
 from loraforge.errors import ConflictError, NotFoundError
 from loraforge.jobstate.lease import LeaseLost, ensure_run, holds
 from loraforge.jobstate.outbox import enqueue_job_event
 from loraforge.jobstate.statuses import JobStatus, check_transition
+from loraforge.timestamps import iso_precise, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def record_event(session: Session, job_id: str, status: str, message: str | None
 
 
 def _event(status: str, created_at: datetime, message: str | None) -> dict[str, Any]:
-    return {"status": status, "timestamp": created_at.isoformat().replace("+00:00", "Z"), "message": message}
+    return {"status": status, "timestamp": iso_precise(created_at), "message": message}
 
 
 def _progress(

@@ -3,7 +3,7 @@
 Only the owner may delete. A job still running is cancelled first (`request_cancel`), and the
 caller waits until its worker has stopped (`wait_until_stopped`) so nothing is uploaded after the
 sweep. `delete_job` then removes, from the object store, every key under the job's prefixes
-(JOB_PREFIXES: LoRAs and intermediate LoRAs, checkpoints, samples, the dataset report) and the
+(storage.keys.job_prefixes: LoRAs and intermediate LoRAs, checkpoints, samples, the dataset report) and the
 dataset upload itself unless another job of the same key still uses it; then the job's rows (its
 run, events and progress go with it by ON DELETE CASCADE) and this host's local copies (the LoRA
 cache and the work folder). Afterwards details answers 404 and every old link answers 404.
@@ -24,13 +24,12 @@ from loraforge.db.models import FineTuneJob, Upload
 from loraforge.jobstate.lease import db_now, is_recoverable
 from loraforge.jobstate.statuses import is_terminal
 from loraforge.storage.base import ObjectStore
+from loraforge.storage.keys import job_prefixes
 from loraforge.usecases.cancel import request_cancel, request_id_of
 from loraforge.usecases.finetune_requests import owned_job
 
 logger = logging.getLogger(__name__)
 
-# Storage key prefixes of one job (see DESIGN.md "Storage keys"); every job artifact lives under one.
-JOB_PREFIXES = ("models/{id}/", "checkpoints/{id}/", "samples/{id}/", "datasets/{id}/")
 # Local folders under data_dir holding copies of a job's files on the host that made or used them.
 LOCAL_DIRS = ("work/{id}", "lora-cache/models/{id}")
 
@@ -68,8 +67,8 @@ def delete_job(session: Session, store: ObjectStore, data_dir: Path, user_id: st
     """Remove the job's objects, upload, rows and local copies; see the module docstring."""
     job = owned(session, user_id, request_id)
     keys: set[str] = set()
-    for prefix in JOB_PREFIXES:
-        keys.update(store.list(prefix.format(id=job.id)))
+    for prefix in job_prefixes(job.id):
+        keys.update(store.list(prefix))
     upload = session.get(Upload, job.upload_id) if job.upload_id else None
     upload_kept = False
     if upload is not None:

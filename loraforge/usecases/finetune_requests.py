@@ -19,7 +19,6 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,7 +37,9 @@ from loraforge.errors import (
 )
 from loraforge.jobstate.outbox import enqueue_job_event
 from loraforge.jobstate.statuses import JobStatus
+from loraforge.storage import keys
 from loraforge.storage.base import ObjectStore
+from loraforge.timestamps import utcnow
 from loraforge.training.presets import resolve_spec
 from loraforge.usecases import quotas
 from loraforge.usecases.payloads import FineTuneCreate, UploadRequest
@@ -275,7 +276,7 @@ def create_upload(
     stem = request.name[: -len(extension)] if request.name.lower().endswith(extension) else request.name
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "dataset"
     file_id = str(uuid.uuid4())
-    key = f"uploads/{user_id}/{file_id}-{safe}{extension}"
+    key = keys.upload_key(user_id, file_id, safe, extension)
     session.add(
         Upload(
             id=file_id,
@@ -296,19 +297,19 @@ def create_upload(
 def record_upload(session: Session, key: str, size: int, sha256: str) -> None:
     """Note that the upload at `key` arrived (local store: the API received it), with its size."""
     session.execute(update(Upload).where(Upload.key == key)
-                    .values(size=size, sha256=sha256, completed_ts=datetime.now(UTC)))
+                    .values(size=size, sha256=sha256, completed_ts=utcnow()))
     session.commit()
 
 
 def _job_of_model_url(session: Session, user_id: str, key: str | None, url: str) -> FineTuneJob | None:
-    parts = key.split("/") if key else []
-    if len(parts) >= 3 and parts[0] == "models":
-        job = session.get(FineTuneJob, parts[1])
+    model = keys.model_job_id(key)
+    if model is not None:
+        job_id, name = model
+        job = session.get(FineTuneJob, job_id)
         if job is None:
             return None
         # The LoRA itself, or one of the files beside it: its ComfyUI copy, an intermediate LoRA.
-        beside = re.fullmatch(rf"{re.escape(job.slug)}(\.comfyui|-step-\d+)\.safetensors", "/".join(parts[2:]))
-        return job if job.cloud_storage_url == url or beside else None
+        return job if job.cloud_storage_url == url or keys.is_model_file_of(job.slug, name) else None
     # Not an object URL of the store (a FAST_FLUX token link): one of the caller's own jobs.
     query = select(FineTuneJob).where(FineTuneJob.user_id == user_id, FineTuneJob.cloud_storage_url == url)
     return session.scalars(query.limit(1)).first()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from loraforge.config import Settings
 from loraforge.db.models import FineTuneJob, Upload
 from loraforge.storage.base import ObjectStore
+from loraforge.timestamps import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ SWEEP_EVERY_MAX_S = 600.0
 
 def expired_before(settings: Settings, now: datetime | None = None) -> datetime:
     """Slots created before this instant (UTC) have expired."""
-    return (now or datetime.now(UTC)) - timedelta(seconds=settings.upload_expiry_s)
+    return (now or utcnow()) - timedelta(seconds=settings.upload_expiry_s)
 
 
 def sweep(sessions: Callable[[], Session], store: ObjectStore, settings: Settings) -> int:

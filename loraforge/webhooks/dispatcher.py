@@ -19,7 +19,6 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +27,7 @@ from loraforge.db.webhook_models import Webhook
 from loraforge.jobstate.lease import db_now, new_owner, owner_is_dead
 from loraforge.metrics import WEBHOOK_DELIVERIES
 from loraforge.net.guard import Resolver, system_resolve
+from loraforge.timestamps import from_unix, iso_seconds
 from loraforge.webhooks import outbox
 from loraforge.webhooks.delivery import AttemptResult, Next, Verdict, attempt, verdict
 
@@ -171,4 +171,4 @@ def _metric_outcome(result: AttemptResult, done: Verdict) -> str:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso_seconds(from_unix(ts))

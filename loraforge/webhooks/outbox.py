@@ -18,11 +18,11 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from loraforge.db.base import utcnow
 from loraforge.db.webhook_models import Webhook, WebhookDispatch, WebhookMessage
 from loraforge.jobstate import outbox as written
 from loraforge.jobstate.lease import db_now
 from loraforge.jobstate.outbox import add_message, test_payload
+from loraforge.timestamps import utcnow
 
 M = WebhookMessage
 PENDING = written.PENDING  # the state a message is written in (jobstate/outbox.py)

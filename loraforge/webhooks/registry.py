@@ -12,7 +12,7 @@ error) and each attempt.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -24,6 +24,7 @@ from loraforge.db.webhook_models import Webhook, WebhookDispatch, WebhookMessage
 from loraforge.errors import ConflictError, NotFoundError, ValidationError
 from loraforge.jobstate.statuses import JobStatus
 from loraforge.net.guard import check_url
+from loraforge.timestamps import from_unix, iso_precise
 from loraforge.webhooks import outbox
 from loraforge.webhooks.signing import new_secret
 
@@ -33,11 +34,11 @@ MAX_URL_LENGTH = 2048
 
 
 def _iso(ts: datetime | None) -> str | None:
-    return ts.isoformat().replace("+00:00", "Z") if ts is not None else None
+    return iso_precise(ts) if ts is not None else None
 
 
 def _iso_unix(ts: float | None) -> str | None:
-    return _iso(datetime.fromtimestamp(ts, UTC)) if ts is not None else None
+    return iso_precise(from_unix(ts)) if ts is not None else None
 
 
 def render(hook: Webhook) -> dict[str, Any]:

@@ -17,11 +17,11 @@ from pathlib import Path, PurePosixPath
 
 from loraforge.config import Settings
 from loraforge.errors import DatasetError, StorageError
+from loraforge.storage import keys
 from loraforge.storage.base import ObjectStore, StoredObject
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINTS = "checkpoints"
 COMPLETE = "_checkpoint_complete"  # written last; keys may not start with a dot
 
 
@@ -68,13 +68,9 @@ def _check_unchanged(url: str, path: Path, expected_sha256: str) -> None:
         )
 
 
-def checkpoint_prefix(job_id: str, step: int) -> str:
-    return f"{CHECKPOINTS}/{job_id}/step-{step}/"
-
-
 def upload_checkpoint(store: ObjectStore, job_id: str, path: Path, step: int) -> str:
     """Copy the checkpoint at `path` (a folder or a file) to storage; return its prefix."""
-    prefix = checkpoint_prefix(job_id, step)
+    prefix = keys.checkpoint_prefix(job_id, step)
     files = [p for p in sorted(path.rglob("*")) if p.is_file()] if path.is_dir() else [path]
     files = [p for p in files if not any(part.startswith(".") for part in p.relative_to(path.parent).parts)]
     for file in files:
@@ -87,22 +83,22 @@ def upload_checkpoint(store: ObjectStore, job_id: str, path: Path, step: int) ->
 
 def prune_checkpoints(store: ObjectStore, job_id: str, keep_step: int | None) -> None:
     """Delete every stored checkpoint of the job except `keep_step` (all of them if None)."""
-    keep = checkpoint_prefix(job_id, keep_step) if keep_step is not None else None
-    for key in store.list(f"{CHECKPOINTS}/{job_id}/"):
+    keep = keys.checkpoint_prefix(job_id, keep_step) if keep_step is not None else None
+    for key in store.list(keys.checkpoints_prefix(job_id)):
         if keep is None or not key.startswith(keep):
             store.delete(key)
 
 
 def restore_checkpoint(store: ObjectStore, job_id: str, step: int, target: Path) -> bool:
     """Copy checkpoint `step` back to `target` (the folder the trainer wrote it to)."""
-    prefix = checkpoint_prefix(job_id, step)
-    keys = store.list(prefix)
-    if prefix + COMPLETE not in keys:
+    prefix = keys.checkpoint_prefix(job_id, step)
+    stored = store.list(prefix)
+    if prefix + COMPLETE not in stored:
         logger.warning("job %s: checkpoint step %d in storage is incomplete; starting over", job_id, step)
         return False
     if target.exists():
         shutil.rmtree(target) if target.is_dir() else target.unlink()
-    for key in keys:
+    for key in stored:
         rel = key[len(prefix):]
         if rel == COMPLETE:
             continue
@@ -111,10 +107,6 @@ def restore_checkpoint(store: ObjectStore, job_id: str, step: int, target: Path)
         store.get_file(key, dest)
     logger.info("job %s: restored checkpoint step %d from storage", job_id, step)
     return True
-
-
-def model_key(job_id: str, slug: str, suffix: str = ".safetensors") -> str:
-    return f"models/{job_id}/{slug}{suffix}"
 
 
 def upload_lora(store: ObjectStore, job_id: str, slug: str, lora_path: Path,
@@ -126,10 +118,10 @@ def upload_lora(store: ObjectStore, job_id: str, slug: str, lora_path: Path,
     """
     if not lora_path.is_file():
         raise StorageError(f"training reported {lora_path} but the file is missing")
-    key = model_key(job_id, slug)
+    key = keys.model_key(job_id, slug)
     stored = store.put_file(key, lora_path)
     if comfy_path is not None and comfy_path.is_file():
-        store.put_file(model_key(job_id, slug, ".comfyui.safetensors"), comfy_path)
+        store.put_file(keys.model_key(job_id, slug, keys.COMFY_SUFFIX), comfy_path)
     if not public:
         return stored, store.object_url(key)
     store.set_public(key, True)

@@ -21,13 +21,10 @@ from loraforge.datasets.report import ReportTooLarge, counts_line, read_report, 
 from loraforge.jobstate import lease
 from loraforge.jobstate.events import record_event
 from loraforge.jobstate.statuses import JobStatus
+from loraforge.storage import keys
 from loraforge.storage.base import ObjectStore
 
 logger = logging.getLogger(__name__)
-
-
-def report_key(job_id: str) -> str:
-    return f"datasets/{job_id}/dataset_report.json"
 
 
 def store_dataset_report(store: ObjectStore, sessions: sessionmaker[Session], job_id: str,
@@ -41,7 +38,7 @@ def store_dataset_report(store: ObjectStore, sessions: sessionmaker[Session], jo
     except (ReportTooLarge, OSError, ValueError, TypeError) as exc:  # our writer caps it: a bug, not the user's
         logger.error("job %s: dataset report not stored: %s", job_id, exc)
         return None
-    store.put_file(report_key(job_id), report_path, content_type="application/json")
+    store.put_file(keys.report_key(job_id), report_path, content_type="application/json")
     with sessions() as session:
         lease.ensure_run(session, job_id).dataset = summary
         session.commit()
@@ -55,5 +52,5 @@ def dataset_details(store: ObjectStore, summary: dict[str, Any] | None, job_id: 
     """The `dataset` field of details: the summary plus a signed link to the whole report."""
     if summary is None:
         return None
-    key = report_key(job_id)
+    key = keys.report_key(job_id)
     return {**summary, "report_url": store.presigned_get(key, link_seconds)}

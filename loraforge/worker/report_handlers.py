@@ -29,6 +29,7 @@ from loraforge.jobstate import lease
 from loraforge.jobstate.events import ProgressWriter, move, record_event
 from loraforge.jobstate.statuses import JobStatus
 from loraforge.metrics import TRAIN_STEP_SECONDS
+from loraforge.storage import keys
 from loraforge.worker import artifacts, training_outputs
 from loraforge.worker.child import protocol
 from loraforge.worker.dataset_report import store_dataset_report
@@ -173,7 +174,7 @@ def begin_deploy(job: JobContext, status: JobStatus) -> None:
     local = job.work_dir / "deploy" / f"{job.slug}.safetensors"
     local.parent.mkdir(parents=True, exist_ok=True)
     # Deploy what storage holds, not the trainer's copy: that proves the stored file works.
-    job.worker.store.get_file(artifacts.model_key(job.job_id, job.slug), local)
+    job.worker.store.get_file(keys.model_key(job.job_id, job.slug), local)
     if not job.child.send(protocol.Deploy(local)):
         raise StorageError("the job's process ended before the deploy check could start")
 

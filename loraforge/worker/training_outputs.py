@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from loraforge.db.training_models import JobArtifact, LossPoint
+from loraforge.storage import keys
 from loraforge.storage.base import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -29,14 +30,6 @@ SAMPLE, INTERMEDIATE = "sample", "intermediate"
 MAX_LOSS_POINTS = 500
 LINK_SECONDS = 3600  # as file/download: the seeds promise links valid for one hour
 FLUSH_POINTS = 200  # loss points buffered before a write, whatever the interval
-
-
-def sample_key(job_id: str, step: int, index: int) -> str:
-    return f"samples/{job_id}/step-{step}/{index}.png"
-
-
-def intermediate_key(job_id: str, slug: str, step: int) -> str:
-    return f"models/{job_id}/{slug}-step-{step}.safetensors"
 
 
 def _record(sessions: sessionmaker[Session], row: JobArtifact) -> None:
@@ -48,7 +41,7 @@ def _record(sessions: sessionmaker[Session], row: JobArtifact) -> None:
 def store_sample(store: ObjectStore, sessions: sessionmaker[Session], job_id: str, step: int, index: int,
                  prompt: str, path: Path) -> str:
     """Upload one sample image and record it; returns its key."""
-    key = sample_key(job_id, step, index)
+    key = keys.sample_key(job_id, step, index)
     store.put_file(key, Path(path), content_type="image/png")
     _record(sessions, JobArtifact(job_id=job_id, kind=SAMPLE, step=step, index=index, prompt=prompt, key=key))
     return key
@@ -57,7 +50,7 @@ def store_sample(store: ObjectStore, sessions: sessionmaker[Session], job_id: st
 def store_intermediate(store: ObjectStore, sessions: sessionmaker[Session], job_id: str, slug: str, step: int,
                        path: Path) -> str:
     """Upload one intermediate LoRA and record it; returns its key."""
-    key = intermediate_key(job_id, slug, step)
+    key = keys.intermediate_key(job_id, slug, step)
     store.put_file(key, Path(path))
     _record(sessions, JobArtifact(job_id=job_id, kind=INTERMEDIATE, step=step, index=0, key=key))
     return key
@@ -127,8 +120,8 @@ def listed_outputs(session: Session, store: ObjectStore, job: dict[str, Any]) ->
 
 # Which file each tool should load, and what it does with alpha (see export.py).
 FILE_FORMATS = (
-    ("diffusers", ".safetensors", "diffusers / peft: pipe.load_lora_weights(path)"),
-    ("comfyui", ".comfyui.safetensors", "ComfyUI: LoraLoader / LoraLoaderModelOnly (kohya keys)"),
+    ("diffusers", keys.LORA_SUFFIX, "diffusers / peft: pipe.load_lora_weights(path)"),
+    ("comfyui", keys.COMFY_SUFFIX, "ComfyUI: LoraLoader / LoraLoaderModelOnly (kohya keys)"),
 )
 
 
@@ -137,7 +130,7 @@ def _files(store: ObjectStore, job: dict[str, Any]) -> list[dict[str, str]]:
         return []
     files = []
     for fmt, suffix, tool in FILE_FORMATS:
-        key = f"models/{job['id']}/{job['slug']}{suffix}"
+        key = keys.model_key(job["id"], job["slug"], suffix)
         files.append({"format": fmt, "for": tool, "url": store.presigned_get(key, LINK_SECONDS),
                       "cloud_storage_url": store.object_url(key)})
     return files

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from loraforge.usecases.delete import JOB_PREFIXES
+from loraforge.storage.keys import job_prefixes
 from tests.e2e.flow import TERMINAL, image_zip, pipeline_settings, submit_body, wait_for
 from tests.e2e.pipeline_http import details, submit, upload
 
@@ -18,7 +18,7 @@ SHARED_BACKENDS = pytest.mark.parametrize(("database_url", "storage_kind"), [("p
 
 
 def stored(api, job_id: str) -> list[str]:
-    return [key for prefix in JOB_PREFIXES for key in api.app.state.store.list(prefix.format(id=job_id))]
+    return [key for prefix in job_prefixes(job_id) for key in api.app.state.store.list(prefix)]
 
 
 def delete(api, job_id: str, key: str | None = None):  # -> httpx.Response

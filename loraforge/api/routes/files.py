@@ -29,7 +29,7 @@ from starlette.requests import ClientDisconnect
 
 from loraforge.api.bodies import declared_length
 from loraforge.errors import ForbiddenError, NotFoundError, PayloadTooLargeError, ValidationError
-from loraforge.storage import LocalStore, signing, validate_key
+from loraforge.storage import LocalStore, keys, signing, validate_key
 from loraforge.storage.atomic import format_bytes
 from loraforge.usecases import finetune_requests as jobs
 from loraforge.usecases import quotas
@@ -43,12 +43,6 @@ REDIRECT_EXPIRY_S = 300
 NOT_FOUND = "no such file, or it is private: get a time-limited link from /finetune/request/file/download"
 
 
-def _upload_owner(key: str) -> str | None:
-    """The user id of a dataset upload's key (`uploads/{user}/...`), else None."""
-    parts = key.split("/")
-    return parts[1] if len(parts) >= 3 and parts[0] == "uploads" else None
-
-
 async def _in_session(request: Request, work: Callable[[Session], T]) -> T:
     def run() -> T:
         with request.app.state.sessionmaker() as session:
@@ -59,9 +53,9 @@ async def _in_session(request: Request, work: Callable[[Session], T]) -> T:
 
 def served_as(key: str) -> tuple[str, bool]:
     """(media type, inline?) that `key` is served with, whatever type it was stored with."""
-    if key.startswith("uploads/"):
+    if keys.is_upload(key):
         return "application/zip", False
-    if key.startswith("samples/") and key.endswith(".png"):
+    if keys.is_sample_image(key):
         return "image/png", True
     return "application/octet-stream", False
 
@@ -102,7 +96,7 @@ async def upload(key: str, request: Request) -> Response:
     declared = declared_length(request)
     if declared is not None and declared > cap:
         raise PayloadTooLargeError(f"the upload is {format_bytes(declared)}, over the {format_bytes(cap)} limit")
-    owner = _upload_owner(key)
+    owner = keys.upload_owner(key)
     left = cap if owner is None else await _in_session(
         request, lambda s: quotas.upload_bytes_left(s, settings, owner, key))
     if left < cap and declared is not None and declared > left:
