@@ -29,7 +29,6 @@ class JobRun(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey(JOB_FK, ondelete="CASCADE"), primary_key=True)
     lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)
     lease_expires_at: Mapped[float | None] = mapped_column(Float, default=None)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     step: Mapped[int | None] = mapped_column(Integer, default=None)
     total_steps: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -37,7 +36,6 @@ class JobRun(Base):
     eta_seconds: Mapped[float | None] = mapped_column(Float, default=None)
     checkpoint_step: Mapped[int | None] = mapped_column(Integer, default=None)
     checkpoint_dir: Mapped[str | None] = mapped_column(String(500), default=None)  # relative to out_dir
-    lora_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     # Unix seconds of the last hand-over to the queue, and how many there were (republishing backs off).
     published_at: Mapped[float | None] = mapped_column(Float, default=None)
     publish_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

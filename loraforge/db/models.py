@@ -53,11 +53,9 @@ class Upload(Base):
     key: Mapped[str] = mapped_column(String(512), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     extension: Mapped[str] = mapped_column(String(16))
-    public: Mapped[bool] = mapped_column(Boolean, default=False)
     size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_ts: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    completed_ts: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class FineTuneJob(Base):

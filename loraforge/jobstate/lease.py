@@ -110,7 +110,7 @@ def acquire(session: Session, job_id: str, owner: str, seconds: float) -> bool:
     result = session.execute(
         update(JobRun)
         .where(JobRun.job_id == job_id, free)
-        .values(lease_owner=owner, lease_expires_at=now + seconds, attempts=JobRun.attempts + 1)
+        .values(lease_owner=owner, lease_expires_at=now + seconds)
         .execution_options(synchronize_session=False)
     )
     session.commit()

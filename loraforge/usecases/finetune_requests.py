@@ -39,7 +39,6 @@ from loraforge.jobstate.outbox import enqueue_job_event
 from loraforge.jobstate.statuses import JobStatus
 from loraforge.storage import keys
 from loraforge.storage.base import ObjectStore
-from loraforge.timestamps import utcnow
 from loraforge.training.presets import resolve_spec
 from loraforge.usecases import quotas
 from loraforge.usecases.payloads import FineTuneCreate, UploadRequest
@@ -284,7 +283,6 @@ def create_upload(
             key=key,
             name=request.name,
             extension=extension,
-            public=request.public,
         )
     )
     session.commit()
@@ -297,7 +295,7 @@ def create_upload(
 def record_upload(session: Session, key: str, size: int, sha256: str) -> None:
     """Note that the upload at `key` arrived (local store: the API received it), with its size."""
     session.execute(update(Upload).where(Upload.key == key)
-                    .values(size=size, sha256=sha256, completed_ts=utcnow()))
+                    .values(size=size, sha256=sha256))
     session.commit()
 
 

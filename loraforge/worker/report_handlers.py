@@ -152,11 +152,10 @@ def on_note(job: JobContext, msg: protocol.Note) -> None:
 
 
 def on_trained(job: JobContext, msg: protocol.Trained) -> None:
-    """Store the LoRA, record its sha256, TRAINING_COMPLETED, then hand it to the deploy check."""
+    """Store the LoRA, TRAINING_COMPLETED with its sha256 and size, then hand it to the deploy check."""
     job.check_lease()  # the LoRA key is fixed: a stale worker must not overwrite the holder's file
     stored, url = artifacts.upload_lora(job.worker.store, job.job_id, job.slug, msg.lora_path, msg.comfy_path,
                                         public=job.base_model == "FAST_FLUX")
-    job.record_run(lora_sha256=stored.sha256)
     loop = msg.loop_seconds
     job.move(S.TRAINING_COMPLETED, cloud_storage_url=url,
              model_information={"sha256": stored.sha256, "size": stored.size, "steps": msg.steps,
