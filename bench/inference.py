@@ -50,7 +50,7 @@ def cpu_bench(args: argparse.Namespace) -> dict[str, Any]:
     from loraforge.inference.adapters import load_adapter
     from loraforge.inference.request import GenerationRequest
     from loraforge.inference.runner import InferenceRunner
-    from loraforge.training.loading import ensure_tiny_models, load_pipeline
+    from loraforge.training.loading import dtype_for, ensure_tiny_models, read_pipeline
     from tests.inference.conftest import write_random_lora
 
     work = Path(tempfile.mkdtemp(prefix="bench-inference-"))
@@ -62,7 +62,7 @@ def cpu_bench(args: argparse.Namespace) -> dict[str, Any]:
     reload_s = []
     for i in range(args.repeats):
         started = time.perf_counter()
-        pipe = load_pipeline(family, str(model_dir), device="cpu")
+        pipe = read_pipeline(family, str(model_dir), dtype_for("cpu"))
         load_adapter(pipe, loras[i % 2], "bench", base_model=base_model)
         reload_s.append(time.perf_counter() - started)
         del pipe

@@ -5,9 +5,8 @@ checks the move against the transition table in statuses.py, applies it with a c
 (so a cancel and a worker racing on the same job cannot both win), and appends a timestamped
 `JobEvent` and the webhook message of the change (the outbox, jobstate/outbox.py) in the same
 transaction, so a crash can never keep one and lose the other. `ProgressWriter` turns the trainer's progress callback into
-throttled writes of `{step, total_steps, loss, eta_seconds}`; `events_of` renders a
-job's log, and `job_details` reads a job with both in one round trip (the details
-endpoint's hot path).
+throttled writes of `{step, total_steps, loss, eta_seconds}`; `job_details` reads a job with its
+event log and progress in one round trip (the details endpoint's hot path).
 """
 
 from __future__ import annotations
@@ -88,11 +87,6 @@ def _progress(
     if total_steps is None:
         return None
     return {"step": step, "total_steps": total_steps, "loss": loss, "eta_seconds": eta}
-
-
-def events_of(session: Session, job_id: str) -> list[dict[str, Any]]:
-    rows = session.execute(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).scalars()
-    return [_event(e.status, e.created_at, e.message) for e in rows]
 
 
 _JOBS, _RUNS, _EVENTS = FineTuneJob.__table__, JobRun.__table__, JobEvent.__table__

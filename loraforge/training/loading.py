@@ -105,9 +105,3 @@ def read_pipeline(family: Family, model_ref: str, dtype: Any, **kwargs: Any) -> 
         raise TrainingError(f"could not load base model {model_ref!r}: {exc}") from exc
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-def load_pipeline(family: Family, model_ref: str, device: str | None = None, **kwargs: Any) -> Any:
-    """Load the diffusers pipeline for `family` from `model_ref` onto `device` (auto by default)."""
-    device = device or default_device()
-    return read_pipeline(family, model_ref, dtype_for(device), **kwargs).to(device)

@@ -15,7 +15,7 @@ from loraforge.db.migrate import upgrade
 from loraforge.db.models import FineTuneJob, User
 from loraforge.errors import ConflictError
 from loraforge.jobstate import lease
-from loraforge.jobstate.events import events_of, move
+from loraforge.jobstate.events import job_details, move
 from loraforge.jobstate.statuses import JobStatus
 
 
@@ -78,7 +78,7 @@ def test_status_moves_follow_the_table_and_are_recorded_with_timestamps(sessions
         move(session, job_id, JobStatus.FAILED, error_message="bad data")
         with pytest.raises(ConflictError):
             move(session, job_id, JobStatus.TRAINING_INITIATED)
-        events = events_of(session, job_id)
+        events = job_details(session, job_id)[1]  # as details shows them
     assert [e["status"] for e in events] == ["DATA_PROCESSING", "FAILED"]
     assert all(e["timestamp"].endswith("Z") for e in events)
 
@@ -94,7 +94,7 @@ def test_a_worker_that_lost_its_lease_cannot_move_the_job(sessions) -> None:
         with pytest.raises(lease.LeaseLost):
             lease.check_held(session, job_id, "a/x/1/1")
         move(session, job_id, JobStatus.TRAINING_INITIATED, owner="b/x/2/2")
-        events = events_of(session, job_id)
+        events = job_details(session, job_id)[1]  # as details shows them
     assert [e["status"] for e in events] == ["DATA_PROCESSING", "TRAINING_INITIATED"]
 
 

@@ -12,7 +12,7 @@ import torch
 
 from loraforge.config import Settings
 from loraforge.errors import TrainingError, ValidationError
-from loraforge.training.loading import family_of, load_pipeline, resolve_model_ref
+from loraforge.training.loading import dtype_for, family_of, read_pipeline, resolve_model_ref
 from loraforge.training.tokenizers import QWEN_TEMPLATE_DROP, qwen_template_prefix_length
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,10 +61,11 @@ def test_model_ref_prefers_explicit_then_setting_then_tiny_default(tiny_models: 
     assert resolve_model_ref("FLUX", settings, explicit="/x/flux") == "/x/flux"
     assert resolve_model_ref("FAST_FLUX", settings) == "black-forest-labs/FLUX.1-dev"
     tiny = Settings(data_dir=tmp_path, model_qwen=str(tiny_models / "qwen-image"))
-    pipe = load_pipeline("qwen", resolve_model_ref("QWEN", tiny), device="cpu")
+    # as the trainer and the inference runner read it: on the CPU in fp32
+    pipe = read_pipeline("qwen", resolve_model_ref("QWEN", tiny), dtype_for("cpu"))
     assert pipe.transformer.dtype == torch.float32
 
 
 def test_loading_a_folder_that_is_not_a_pipeline_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="model_index.json"):
-        load_pipeline("flux", str(tmp_path), device="cpu")
+        read_pipeline("flux", str(tmp_path), dtype_for("cpu"))
