@@ -21,10 +21,11 @@ def from_unix(ts: float) -> datetime:
 
 
 def iso_seconds(value: datetime) -> str:
-    """`2025-01-01T00:00:00Z` (isoformat: several times faster than strftime, and list renders 200)."""
+    """`2025-01-01T00:00:00Z`. isoformat is several times faster than strftime, and list renders
+    200 of these a call; its first 19 characters are the same with or without an offset."""
     if value.utcoffset():
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+    return value.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def iso_precise(value: datetime) -> str:

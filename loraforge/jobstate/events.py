@@ -5,8 +5,7 @@ checks the move against the transition table in statuses.py, applies it with a c
 (so a cancel and a worker racing on the same job cannot both win), and appends a timestamped
 `JobEvent` and the webhook message of the change (the outbox, jobstate/outbox.py) in the same
 transaction, so a crash can never keep one and lose the other. `ProgressWriter` turns the trainer's progress callback into
-throttled writes of `{step, total_steps, loss, eta_seconds}`; `job_details` reads a job with its
-event log and progress in one round trip (the details endpoint's hot path).
+throttled writes of `{step, total_steps, loss, eta_seconds}`; jobstate.details reads them back.
 """
 
 from __future__ import annotations
@@ -14,10 +13,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, bindparam, exists, select, update
+from sqlalchemy import CursorResult, exists, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from loraforge.db.job_models import JobEvent, JobRun
@@ -26,7 +24,7 @@ from loraforge.errors import ConflictError, NotFoundError
 from loraforge.jobstate.lease import LeaseLost, ensure_run, holds
 from loraforge.jobstate.outbox import enqueue_job_event
 from loraforge.jobstate.statuses import JobStatus, check_transition
-from loraforge.timestamps import iso_precise, utcnow
+from loraforge.timestamps import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -75,69 +73,6 @@ def record_event(session: Session, job_id: str, status: str, message: str | None
     """Append an event without a status change (the initial REQUESTED, a resume note)."""
     session.add(JobEvent(job_id=job_id, status=status, message=message))
     session.commit()
-
-
-def _event(status: str, created_at: datetime, message: str | None) -> dict[str, Any]:
-    return {"status": status, "timestamp": iso_precise(created_at), "message": message}
-
-
-def _progress(
-    step: int | None, total_steps: int | None, loss: float | None, eta: float | None
-) -> dict[str, Any] | None:
-    if total_steps is None:
-        return None
-    return {"step": step, "total_steps": total_steps, "loss": loss, "eta_seconds": eta}
-
-
-_JOBS, _RUNS, _EVENTS = FineTuneJob.__table__, JobRun.__table__, JobEvent.__table__
-# The job's columns, then its run's progress and one event per row (labels keep names apart).
-_DETAILS = (
-    select(
-        _JOBS,
-        _RUNS.c.step.label("_run_step"),
-        _RUNS.c.total_steps.label("_run_total_steps"),
-        _RUNS.c.loss.label("_run_loss"),
-        _RUNS.c.eta_seconds.label("_run_eta_seconds"),
-        _RUNS.c.dataset.label("_run_dataset"),
-        _EVENTS.c.status.label("_event_status"),
-        _EVENTS.c.created_at.label("_event_created_at"),
-        _EVENTS.c.message.label("_event_message"),
-    )
-    .select_from(
-        _JOBS.outerjoin(_RUNS, _RUNS.c.job_id == _JOBS.c.id).outerjoin(
-            _EVENTS, _EVENTS.c.job_id == _JOBS.c.id
-        )
-    )
-    .where(_JOBS.c.id == bindparam("job_id"))
-    .order_by(_EVENTS.c.id)
-)
-_JOB_COLUMNS = tuple(c.name for c in _JOBS.columns)
-
-
-def job_details(
-    session: Session, job_id: str
-) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None] | None:
-    """(job columns, events, progress) of `job_id` in one query, or None when there is no such job.
-
-    One LEFT JOIN instead of three lookups: each round trip to the database is a thread wake-up
-    and a trip through the driver, which under load costs far more than the rows themselves.
-    Core on the session's connection skips the ORM's statement machinery (nothing is an entity).
-    """
-    rows = session.connection().execute(_DETAILS, {"job_id": job_id}).all()
-    if not rows:
-        return None
-    first = rows[0]._mapping
-    job = {name: first[name] for name in _JOB_COLUMNS}
-    job["dataset"] = first["_run_dataset"]  # the dataset report's summary, once prepared
-    events = [
-        _event(r._event_status, r._event_created_at, r._event_message)
-        for r in rows
-        if r._event_status is not None
-    ]
-    progress = _progress(
-        first["_run_step"], first["_run_total_steps"], first["_run_loss"], first["_run_eta_seconds"]
-    )
-    return job, events, progress
 
 
 class ProgressWriter:

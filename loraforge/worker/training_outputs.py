@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,13 +105,9 @@ def loss_history(session: Session, job_id: str, max_points: int = MAX_LOSS_POINT
             for step, loss, lr, seconds in session.execute(query)]
 
 
-def listed_outputs(session: Session, store: ObjectStore, job: dict[str, Any]) -> dict[str, Any]:
-    """Details' `samples`, `checkpoints` and `files` for the job row `job`, links signed for an hour."""
-    rows = session.execute(
-        select(JobArtifact.kind, JobArtifact.step, JobArtifact.index, JobArtifact.prompt, JobArtifact.key)
-        .where(JobArtifact.job_id == job["id"])
-        .order_by(JobArtifact.step, JobArtifact.kind, JobArtifact.index)
-    ).all()
+def listed_outputs(store: ObjectStore, job: dict[str, Any], rows: Sequence[Any]) -> dict[str, Any]:
+    """Details' `samples`, `checkpoints` and `files` for the job row `job`, links signed for an hour;
+    `rows` are its artifacts (kind, step, index, prompt, key) by step, kind, index (jobstate.details)."""
     samples = [{"step": r.step, "index": r.index, "prompt": r.prompt, "url": store.presigned_get(r.key, LINK_SECONDS)}
                for r in rows if r.kind == SAMPLE]
     checkpoints = [{"step": r.step, "url": store.presigned_get(r.key, LINK_SECONDS),

@@ -9,22 +9,13 @@ import uuid
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from loraforge.db.base import make_engine, make_sessionmaker
 from loraforge.db.job_models import JobRun
-from loraforge.db.migrate import upgrade
 from loraforge.db.models import FineTuneJob, User
 from loraforge.errors import ConflictError
 from loraforge.jobstate import lease
-from loraforge.jobstate.events import job_details, move
+from loraforge.jobstate.details import job_details
+from loraforge.jobstate.events import move
 from loraforge.jobstate.statuses import JobStatus
-
-
-@pytest.fixture
-def sessions(database_url: str) -> sessionmaker[Session]:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
 
 
 def _job(sessions: sessionmaker[Session]) -> str:

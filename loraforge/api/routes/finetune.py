@@ -24,7 +24,7 @@ from loraforge.api.deps import CurrentUser, SettingsDep
 from loraforge.api.openapi import inline_schema
 from loraforge.api.responses import JsonResponse
 from loraforge.fields import check_known
-from loraforge.jobstate.events import job_details
+from loraforge.jobstate.details import JobDetails, job_details
 from loraforge.usecases import finetune_requests as jobs
 from loraforge.worker import training_outputs
 from loraforge.worker.dataset_report import dataset_details
@@ -86,7 +86,7 @@ async def submit(request: Request, caller: CurrentUser, settings: SettingsDep) -
     return JsonResponse({"status": job.status, "request_id": job.id, "finetune_id": job.id, "name": job.name})
 
 
-def _visible_job(session: Session, user_id: str, request_id: str) -> tuple[Any, ...]:
+def _visible_job(session: Session, user_id: str, request_id: str) -> JobDetails:
     found = job_details(session, request_id)
     if found is None or (found[0]["user_id"] != user_id and not found[0]["segmind_public"]):
         raise jobs.job_not_found(request_id)
@@ -95,13 +95,13 @@ def _visible_job(session: Session, user_id: str, request_id: str) -> tuple[Any, 
 
 def _render_details(session: Session, store: Any, user_id: str, request_id: str) -> dict[str, Any]:
     """The seed's fields plus the pipeline's: events, progress, model_information, samples and files."""
-    job, events, progress = _visible_job(session, user_id, request_id)
+    job, events, progress, artifacts = _visible_job(session, user_id, request_id)
     body = {
         **schemas.render_details(job),
         "events": events,
         "progress": progress,
         "model_information": job["model_information"] or {},
-        **training_outputs.listed_outputs(session, store, job),
+        **training_outputs.listed_outputs(store, job, artifacts),
         "dataset": dataset_details(store, job.get("dataset"), job["id"], training_outputs.LINK_SECONDS),
     }
     if job["user_id"] != user_id:
