@@ -11,6 +11,7 @@ included, on every row.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -31,7 +32,7 @@ class Artifact(NamedTuple):
 
     kind: str
     step: int
-    index: int
+    index: int  # type: ignore[assignment]  # the image's place in its step; shadows tuple.index, never called on it
     prompt: str | None
     key: str
 
@@ -57,7 +58,7 @@ _AT = {name: i for i, name in enumerate(_ALL)}
 _JOB_END, _RUN_END = len(_JOB_PART), len(_JOB_PART) + len(_RUN_PART)
 
 
-def _branch(present: dict[str, ColumnElement[Any]]) -> Select[Any]:
+def _branch(present: Mapping[str, ColumnElement[Any]]) -> Select[Any]:
     # The other parts' columns are NULLs cast to their type: PostgreSQL types each UNION pair in
     # turn and would take two untyped NULLs for text, which a timestamp or JSON cannot then join.
     return select(*(present[name].label(name) if name in present else cast(null(), column.type).label(name)
