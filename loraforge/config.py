@@ -20,7 +20,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from loraforge.errors import ConfigError
-from loraforge.fields import closest
+from loraforge.hints import closest
 
 MB = 1024 * 1024
 _DEVICE = re.compile(r"cpu|cuda(:\d{1,2})?")

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from loraforge.errors import PayloadTooLargeError, ValidationError
-from loraforge.fields import check_known
+from loraforge.hints import check_known
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # No request of this API nests deeper than advance_parameters' few levels.

@@ -144,8 +144,3 @@ def revoke_key(session: Session, name_or_prefix: str) -> list[str]:
     session.commit()
     return [k.prefix for k in keys]
 
-
-def count_keys(session: Session) -> int:
-    from sqlalchemy import func
-
-    return int(session.scalar(select(func.count()).select_from(ApiKey)) or 0)

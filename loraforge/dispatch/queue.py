@@ -55,10 +55,6 @@ class EmbeddedQueue:
         self._items.put(None)
         self._thread.join(timeout)
 
-    def idle(self) -> bool:
-        with self._lock:
-            return not self._pending
-
     def _loop(self) -> None:
         if self._warmup is not None:
             try:

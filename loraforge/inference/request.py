@@ -19,7 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from loraforge.config import Settings
 from loraforge.errors import ValidationError
-from loraforge.fields import check_known
+from loraforge.hints import check_known
 
 SIZE_MULTIPLE = 16  # VAE scale 8 x 2x2 latent packing, the same for FLUX and Qwen-Image
 MIN_SIDE = 64

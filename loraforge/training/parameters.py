@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
-from loraforge.fields import closest
+from loraforge.hints import closest
 
 ADVANCE_MARK = "advance_parameter"
 
@@ -49,7 +49,7 @@ def base_type(annotation: Any) -> Any:
 
 
 def unknown_key(key: Any, known: list[str], hints: dict[str, str] | None = None) -> PydanticCustomError:
-    """The error for an unknown `key`: its name and the closest of `known` (loraforge.fields.closest)."""
+    """The error for an unknown `key`: its name and the closest of `known` (loraforge.hints.closest)."""
     text = str(key)
     match = closest(text, known, hints)
     hint = f"did you mean {match}?" if match else "known keys: " + ", ".join(sorted(known))

@@ -18,7 +18,7 @@ LOCAL = pytest.mark.parametrize(("database_url", "storage_kind"), [("sqlite", "l
 
 @LOCAL
 def test_delete_removes_the_jobs_folders_from_local_storage(app_client: ApiClient) -> None:
-    store = app_client.app.state.store
+    store = app_client.app.state.services.store
     job_id = submit_job(app_client)["request_id"]
     kept = submit_job(app_client)["request_id"]  # another job's folders stay
     for job in (job_id, kept):  # what a worker stores for a job

@@ -33,13 +33,13 @@ def public_model(api: ApiClient, lora: Path) -> str:
     job_id = str(uuid.uuid4())
     slug = f"model-{job_id[:8]}"
     key = f"models/{job_id}/{slug}.safetensors"
-    api.app.state.store.put_file(key, lora)
-    with api.app.state.sessionmaker() as session:
+    api.app.state.services.store.put_file(key, lora)
+    with api.app.state.services.sessions() as session:
         session.add(FineTuneJob(
             id=job_id, user_id=user_id_for_key(session, api.key), name=slug,
             data_source_path="https://example.com/data.zip", instance_prompt="a photo of sks", trigger_word="sks",
             base_model="FLUX", machine_type="NVIDIA_H100", train_type="LORA", segmind_public=True,
-            status="AVAILABLE", slug=slug, cloud_storage_url=api.app.state.store.object_url(key),
+            status="AVAILABLE", slug=slug, cloud_storage_url=api.app.state.services.store.object_url(key),
             source_type="AWS_S3", advance_parameters={}, model_information={},
         ))
         session.commit()
@@ -61,7 +61,7 @@ def test_v1_and_v2_share_the_keys_quota_and_the_generation_queue(
     api = make_app_client(model_flux=str(tiny_models / TINY_NAMES["flux"]), quota_generations=1,
                           inference_queue_size=1)
     slug = public_model(api, write_random_lora(tiny_models / TINY_NAMES["flux"], "flux", 1, tmp_path / "lora"))
-    queue = api.app.state.generation
+    queue = api.app.state.services.generation.queue
     second_key, third_key = api.new_key("second"), api.new_key("third")
 
     def post(route: str, key: str | None = None, **fields: object):  # -> httpx.Response

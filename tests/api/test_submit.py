@@ -32,7 +32,7 @@ def test_submit_records_the_size_and_sha256_of_the_upload(app_client: ApiClient)
     from tests.api.seed_requests import tiny_zip
 
     answer = submit_job(app_client)
-    with app_client.app.state.sessionmaker() as session:
+    with app_client.app.state.services.sessions() as session:
         job = session.get(FineTuneJob, answer["request_id"])
         assert job is not None and job.upload_id is not None
         upload = session.get(Upload, job.upload_id)
@@ -42,8 +42,11 @@ def test_submit_records_the_size_and_sha256_of_the_upload(app_client: ApiClient)
 
 
 def test_submit_calls_the_on_submitted_hook_with_the_job_id(app_client: ApiClient) -> None:
+    import dataclasses
+
     seen: list[str] = []
-    app_client.app.state.on_submitted = seen.append
+    services = app_client.app.state.services
+    app_client.app.state.services = dataclasses.replace(services, on_submitted=seen.append)
     answer = submit_job(app_client)
     assert seen == [answer["request_id"]]
 

@@ -54,17 +54,17 @@ def test_presigned_url_keeps_hostile_names_inside_the_callers_folder(app_client:
         headers=app_client.headers(),
         json={"name": "../../etc/passwd"},
     )
-    key = app_client.app.state.store.key_from_url(answer.json()["s3_url"])
+    key = app_client.app.state.services.store.key_from_url(answer.json()["s3_url"])
     assert key.startswith("uploads/") and ".." not in key
 
 
 def _finish_job(api: ApiClient, request_id: str) -> str:
     """Stand in for the pipeline's last step: store a model file and record its URL."""
-    store = api.app.state.store
+    store = api.app.state.services.store
     key = f"models/{request_id}/model.safetensors"
     store.put_bytes(key, b"weights")
     url = store.object_url(key)
-    with api.app.state.sessionmaker() as session:
+    with api.app.state.services.sessions() as session:
         job = session.get(FineTuneJob, request_id)
         assert job is not None
         job.status, job.cloud_storage_url = "AVAILABLE", url
@@ -104,10 +104,10 @@ def test_file_download_answers_a_signed_text_link_for_a_private_model(app_client
 def test_file_download_answers_a_plain_public_link_for_a_fast_flux_model(app_client: ApiClient) -> None:
     job = submit_job(app_client, body=FAST_FLUX_SUBMIT)
     _finish_job(app_client, job["request_id"])
-    store = app_client.app.state.store
+    store = app_client.app.state.services.store
     key = f"models/{job['request_id']}/model.safetensors"
     url = store.public_url(key)  # what the pipeline records for FAST_FLUX
-    with app_client.app.state.sessionmaker() as session:
+    with app_client.app.state.services.sessions() as session:
         row = session.get(FineTuneJob, job["request_id"])
         assert row is not None
         row.cloud_storage_url = url
@@ -122,7 +122,7 @@ def test_file_download_answers_a_plain_public_link_for_a_fast_flux_model(app_cli
 def test_file_download_hands_back_the_pipelines_fast_flux_token_link(app_client: ApiClient) -> None:
     job = submit_job(app_client, body=FAST_FLUX_SUBMIT)
     token_link = f"{app_client.settings.public_url}/models/public/some-token/fastfluxtest1.safetensors"
-    with app_client.app.state.sessionmaker() as session:
+    with app_client.app.state.services.sessions() as session:
         row = session.get(FineTuneJob, job["request_id"])
         assert row is not None
         row.status, row.cloud_storage_url = "AVAILABLE", token_link
@@ -160,17 +160,17 @@ def test_making_a_model_public_makes_its_weights_downloadable_without_a_key(app_
         app_client.client.put(f"{BASE}/access-update", headers=app_client.headers(), data=form).status_code
         == 200
     )
-    assert not app_client.app.state.store.is_public(app_client.app.state.store.key_from_url(url))
+    assert not app_client.app.state.services.store.is_public(app_client.app.state.services.store.key_from_url(url))
 
 
 def test_making_a_fast_flux_model_private_keeps_its_key_less_link_working(app_client: ApiClient) -> None:
     job = submit_job(app_client, body=FAST_FLUX_SUBMIT)
     _finish_job(app_client, job["request_id"])
-    store = app_client.app.state.store
+    store = app_client.app.state.services.store
     key = f"models/{job['request_id']}/model.safetensors"
     store.set_public(key, True)  # as the pipeline does for FAST_FLUX weights
     url = store.public_url(key)
-    with app_client.app.state.sessionmaker() as session:
+    with app_client.app.state.services.sessions() as session:
         row = session.get(FineTuneJob, job["request_id"])
         assert row is not None
         row.cloud_storage_url = url

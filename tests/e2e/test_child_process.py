@@ -252,7 +252,7 @@ def test_a_worker_whose_lease_was_taken_over_cannot_change_the_job(warm_api: Api
     api = warm_api
     job_id, watcher = _training_job(api)
     # Another worker takes the job over (as after our lease expired while we were paused).
-    with api.app.state.sessionmaker() as session:
+    with api.app.state.services.sessions() as session:
         session.execute(update(JobRun).where(JobRun.job_id == job_id)
                         .values(lease_owner="other-host/boot/1/new", lease_expires_at=time.time() + 3600))
         session.commit()

@@ -107,7 +107,7 @@ def test_a_job_lists_its_sample_sets_intermediate_loras_and_loss_history(make_ap
 def test_a_long_loss_history_comes_back_as_at_most_500_span_means(make_app_client) -> None:
     api = make_app_client()
     job_id = submit(api, submit_body(upload(api, image_zip(count=1))))
-    recorder = LossRecorder(api.app.state.sessionmaker, job_id, interval_s=60)
+    recorder = LossRecorder(api.app.state.services.sessions, job_id, interval_s=60)
     for step in range(1, 1201):
         recorder(SimpleNamespace(step=step, total_steps=1200, loss=float(step % 2), lr=1e-4, step_seconds=0.5))
     r = api.client.get("/finetune/request/metrics", params={"request_id": job_id}, headers=api.headers())

@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from loraforge.api.routes.generate import app_runner
 from loraforge.db.accounts import user_id_for_key
 from loraforge.db.models import FineTuneJob
 from loraforge.inference.deploy import deploy
@@ -38,9 +37,9 @@ def add_model(api: ApiClient, lora: Path | None, *, key: str | None = None, base
     slug = f"model-{job_id[:8]}"
     url = None
     if lora is not None:
-        url = api.app.state.store.object_url(f"models/{job_id}/{slug}.safetensors")
-        api.app.state.store.put_file(f"models/{job_id}/{slug}.safetensors", lora)
-    with api.app.state.sessionmaker() as session:
+        url = api.app.state.services.store.object_url(f"models/{job_id}/{slug}.safetensors")
+        api.app.state.services.store.put_file(f"models/{job_id}/{slug}.safetensors", lora)
+    with api.app.state.services.sessions() as session:
         session.add(FineTuneJob(
             id=job_id, user_id=user_id_for_key(session, key or api.key), name=slug,
             data_source_path="https://example.com/data.zip", instance_prompt="a photo of sks",
@@ -53,7 +52,7 @@ def add_model(api: ApiClient, lora: Path | None, *, key: str | None = None, base
 
 
 def job_id_of(api: ApiClient, slug: str) -> str:
-    with api.app.state.sessionmaker() as session:
+    with api.app.state.services.sessions() as session:
         return session.scalar(select(FineTuneJob.id).where(FineTuneJob.slug == slug))
 
 
@@ -71,7 +70,7 @@ def test_a_deployed_model_answers_a_decodable_image_and_the_same_seed_gives_the_
 ) -> None:
     lora = lora_writer("flux", 1)
     slug = add_model(api, lora)
-    deploy(app_runner(api.app), base_model="FLUX", lora_path=lora, slug=slug)  # as the job pipeline does
+    deploy(api.app.state.services.generation.runner.get(), base_model="FLUX", lora_path=lora, slug=slug)  # as the job pipeline does
     details = api.client.get("/finetune/request/details", params={"request_id": job_id_of(api, slug)},
                              headers=api.headers()).json()["finetune"]
     assert details["inference_api_url"] == f"http://testserver/v1/{slug}"
@@ -92,7 +91,8 @@ def test_a_deployed_model_answers_a_decodable_image_and_the_same_seed_gives_the_
                                                      "num_inference_steps": 2}, headers=api.headers())
     assert unseeded.status_code == 200 and unseeded.headers["x-seed"].isdigit()
     # The stored copy has the deployed file's content: the warm adapter served every request.
-    assert (api.app.state.runner.base_loads, api.app.state.runner.lora_loads) == (1, 1)
+    runner = api.app.state.services.generation.runner.current
+    assert (runner.base_loads, runner.lora_loads) == (1, 1)
 
 
 def test_lora_strength_changes_the_image_and_two_loras_alternate_without_reloading_the_base(
@@ -101,7 +101,7 @@ def test_lora_strength_changes_the_image_and_two_loras_alternate_without_reloadi
     first, second = add_model(api, lora_writer("flux", 1)), add_model(api, lora_writer("flux", 2))
     images = [decode(post(api, slug).content) for slug in (first, second, first, second)]
     off = decode(post(api, first, lora_strength=0.0).content)
-    runner = api.app.state.runner
+    runner = api.app.state.services.generation.runner.current
     assert (runner.base_loads, runner.lora_loads) == (1, 2)
     assert np.array_equal(images[0], images[2]) and np.array_equal(images[1], images[3])
     assert np.abs(images[0] - images[1]).max() > 0
@@ -163,7 +163,7 @@ def test_bad_parameters_are_400_with_an_error_naming_the_field(api: ApiClient, l
     json_as_form = api.client.post(f"/v1/{slug}", content=b'{"prompt": "a cat", "width": 100}',  # curl -d
                                    headers=api.headers() | {"content-type": "application/x-www-form-urlencoded"})
     assert json_as_form.json()["error"].startswith("width: "), json_as_form.text
-    runner = getattr(api.app.state, "runner", None)
+    runner = api.app.state.services.generation.runner.current
     assert runner is None or runner.base_loads == 0  # refused before any model was loaded
 
 
@@ -171,7 +171,7 @@ def test_a_model_file_that_differs_from_its_recorded_sha256_is_refused(
     api: ApiClient, lora_writer: LoraWriter
 ) -> None:
     slug = add_model(api, lora_writer("flux", 1))
-    with api.app.state.sessionmaker() as session:
+    with api.app.state.services.sessions() as session:
         job = session.scalar(select(FineTuneJob).where(FineTuneJob.slug == slug))
         job.model_information = {"sha256": "0" * 64}
         session.commit()

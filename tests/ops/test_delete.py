@@ -18,7 +18,7 @@ SHARED_BACKENDS = pytest.mark.parametrize(("database_url", "storage_kind"), [("p
 
 
 def stored(api, job_id: str) -> list[str]:
-    return [key for prefix in job_prefixes(job_id) for key in api.app.state.store.list(prefix)]
+    return [key for prefix in job_prefixes(job_id) for key in api.app.state.services.store.list(prefix)]
 
 
 def delete(api, job_id: str, key: str | None = None):  # -> httpx.Response
@@ -28,7 +28,7 @@ def delete(api, job_id: str, key: str | None = None):  # -> httpx.Response
 @SHARED_BACKENDS
 def test_delete_stops_a_running_job_and_removes_what_it_stored(make_app_client, tiny_models) -> None:
     api = make_app_client(**pipeline_settings(tiny_models, checkpoint_every=2))
-    store = api.app.state.store
+    store = api.app.state.services.store
     s3_url = upload(api, image_zip())
     upload_key = store.key_from_url(s3_url)
     running = submit(api, submit_body(s3_url, steps=5000))

@@ -41,7 +41,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def served(live_server: LiveServer, storage_kind: str) -> Served:
     """The real app (create_app) under uvicorn; its cap lowered so over-cap bodies stay small."""
     live_server.settings.max_upload_bytes = CAP
-    return Served(live_server.settings, live_server.app.state.store, storage_kind)
+    return Served(live_server.settings, live_server.app.state.services.store, storage_kind)
 
 
 def _seed_curl_put(path: Path, url: str) -> int:

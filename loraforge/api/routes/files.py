@@ -18,16 +18,13 @@ Sample PNGs, which only the worker writes, are shown inline for the console.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import TypeVar
 
-from anyio import to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
-from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect
 
 from loraforge.api.bodies import declared_length
+from loraforge.api.deps import ServicesDep
 from loraforge.errors import ForbiddenError, NotFoundError, PayloadTooLargeError, ValidationError
 from loraforge.storage import LocalStore, keys, signing, validate_key
 from loraforge.storage.atomic import format_bytes
@@ -37,18 +34,11 @@ from loraforge.usecases import quotas
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["files"])
-T = TypeVar("T")
 
 REDIRECT_EXPIRY_S = 300
 NOT_FOUND = "no such file, or it is private: get a time-limited link from /finetune/request/file/download"
 
 
-async def _in_session(request: Request, work: Callable[[Session], T]) -> T:
-    def run() -> T:
-        with request.app.state.sessionmaker() as session:
-            return work(session)
-
-    return await to_thread.run_sync(run, limiter=request.app.state.db_limiter)
 
 
 def served_as(key: str) -> tuple[str, bool]:
@@ -85,8 +75,8 @@ def _check_upload_headers(request: Request, grant: signing.SignedGrant) -> str |
 
 
 @router.put("/files/{key:path}", include_in_schema=False)
-async def upload(key: str, request: Request) -> Response:
-    store, settings = request.app.state.store, request.app.state.settings
+async def upload(key: str, request: Request, services: ServicesDep) -> Response:
+    store, settings = services.store, services.settings
     if not isinstance(store, LocalStore):
         raise NotFoundError("uploads go straight to S3 with this service's storage; use the presigned_url")
     validate_key(key)
@@ -97,8 +87,8 @@ async def upload(key: str, request: Request) -> Response:
     if declared is not None and declared > cap:
         raise PayloadTooLargeError(f"the upload is {format_bytes(declared)}, over the {format_bytes(cap)} limit")
     owner = keys.upload_owner(key)
-    left = cap if owner is None else await _in_session(
-        request, lambda s: quotas.upload_bytes_left(s, settings, owner, key))
+    left = cap if owner is None else await services.run_db(
+        lambda s: quotas.upload_bytes_left(s, settings, owner, key))
     if left < cap and declared is not None and declared > left:
         raise quotas.upload_over_quota(settings, left)
     try:
@@ -113,14 +103,14 @@ async def upload(key: str, request: Request) -> Response:
             raise quotas.upload_over_quota(settings, left) from None
         raise
     if owner is not None:
-        await _in_session(request, lambda s: jobs.record_upload(s, key, out.size, out.sha256))
+        await services.run_db(lambda s: jobs.record_upload(s, key, out.size, out.sha256))
     logger.info("stored upload %s (%d bytes, sha256 %s)", key, out.size, out.sha256)
     return Response(status_code=200, headers={"ETag": f'"{out.sha256}"', "x-loraforge-sha256": out.sha256})
 
 
 @router.api_route("/files/{key:path}", methods=["GET", "HEAD"], include_in_schema=False)
-def download(key: str, request: Request) -> Response:
-    store = request.app.state.store
+def download(key: str, request: Request, services: ServicesDep) -> Response:
+    store = services.store
     validate_key(key)
     signed = "signature" in request.query_params
     if signed:

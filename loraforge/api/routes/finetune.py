@@ -8,11 +8,10 @@ send JSON on GET and forms on GET/PUT; `openapi_extra` documents those bodies tr
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -20,10 +19,10 @@ from starlette.concurrency import run_in_threadpool
 
 from loraforge.api import schemas
 from loraforge.api.bodies import read_fields
-from loraforge.api.deps import CurrentUser, SettingsDep
+from loraforge.api.deps import CurrentUser, ServicesDep
 from loraforge.api.openapi import inline_schema
 from loraforge.api.responses import JsonResponse
-from loraforge.fields import check_known
+from loraforge.hints import check_known
 from loraforge.jobstate.details import JobDetails, job_details
 from loraforge.usecases import finetune_requests as jobs
 from loraforge.worker import training_outputs
@@ -33,26 +32,10 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/finetune/request", tags=["finetune"])
 
-T = TypeVar("T")
-
 
 def _body_doc(model: type[BaseModel], *media_types: str) -> dict[str, Any]:
     schema = inline_schema(model)
     return {"requestBody": {"required": True, "content": {m: {"schema": schema} for m in media_types}}}
-
-
-async def _in_session(app: FastAPI, work: Callable[[Session], T], readonly: bool = False) -> T:
-    """Run `work(session)` in a worker thread so database I/O never blocks the event loop.
-
-    Read-only work uses the autocommit sessions: one round trip per query, no BEGIN/ROLLBACK.
-    """
-    factory = app.state.read_sessionmaker if readonly else app.state.sessionmaker
-
-    def run() -> T:
-        with factory() as session:
-            return work(session)
-
-    return await to_thread.run_sync(run, limiter=app.state.db_limiter)
 
 
 @router.post(
@@ -61,28 +44,27 @@ async def _in_session(app: FastAPI, work: Callable[[Session], T], readonly: bool
     response_model=schemas.SubmitPublic,
     openapi_extra=_body_doc(schemas.FineTuneCreate, "application/json"),
 )
-async def submit(request: Request, caller: CurrentUser, settings: SettingsDep) -> JsonResponse:
+async def submit(request: Request, caller: CurrentUser, services: ServicesDep) -> JsonResponse:
+    settings = services.settings
     payload = schemas.validate_payload(
         schemas.FineTuneCreate, await read_fields(request, settings.max_request_bytes)
     )
-    store = request.app.state.store
+    store = services.store
     # network and store reads holding no database slot (a slow dataset host or a large upload to
     # hash must not stall other requests); then one short transaction
     key = await run_in_threadpool(jobs.check_submit, store, settings, payload)
     facts = None
     if key is None:
-        with request.app.state.probe_slots.hold(caller.user_id):  # the key's `probes` quota
+        with services.probe_slots.hold(caller.user_id):  # the key's `probes` quota
             await to_thread.run_sync(jobs.probe_source, settings, payload.data_source_path,
-                                     limiter=request.app.state.probe_limiter)
+                                     limiter=services.probe_limiter)
     else:
-        await _in_session(request.app, lambda s: jobs.owned_upload(s, settings, caller.user_id, key),
+        await services.run_db(lambda s: jobs.owned_upload(s, settings, caller.user_id, key),
                           readonly=True)
         facts = await run_in_threadpool(jobs.check_upload_object, store, settings, key)
-    job = await _in_session(
-        request.app, lambda s: jobs.submit(s, store, settings, caller.user_id, payload, facts))
-    hook = getattr(request.app.state, "on_submitted", None)
-    if hook is not None:
-        await run_in_threadpool(hook, job.id)
+    job = await services.run_db(
+        lambda s: jobs.submit(s, store, settings, caller.user_id, payload, facts))
+    await run_in_threadpool(services.on_submitted, job.id)
     return JsonResponse({"status": job.status, "request_id": job.id, "finetune_id": job.id, "name": job.name})
 
 
@@ -121,16 +103,17 @@ def _render_details(session: Session, store: Any, user_id: str, request_id: str)
 async def details(
     request: Request,
     caller: CurrentUser,
-    settings: SettingsDep,
+    services: ServicesDep,
     request_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> JsonResponse:
+    settings = services.settings
     check_known(request.query_params, ("request_id",))
     fields = await read_fields(request, settings.max_request_bytes, known=schemas.DetailsRequest.model_fields)
     if request_id is not None and "request_id" not in fields:
         fields["request_id"] = request_id
     wanted = schemas.validate_payload(schemas.DetailsRequest, fields).request_id
-    store = request.app.state.store
-    body = await _in_session(request.app, lambda s: _render_details(s, store, caller.user_id, wanted),
+    store = services.store
+    body = await services.run_db(lambda s: _render_details(s, store, caller.user_id, wanted),
                              readonly=True)
     available = body["status"] == "AVAILABLE"
     body["inference_api_url"] = f"{settings.public_url}/v1/{body['slug']}" if available else None
@@ -142,7 +125,7 @@ async def details(
     summary="Loss history of a fine-tune request: [{step, loss, lr, step_seconds}], at most 500 points",
 )
 async def metrics(
-    request: Request, caller: CurrentUser, request_id: Annotated[str, Query(min_length=1, max_length=64)]
+    request: Request, caller: CurrentUser, services: ServicesDep, request_id: Annotated[str, Query(min_length=1, max_length=64)]
 ) -> JsonResponse:
     check_known(request.query_params, ("request_id",))
 
@@ -150,7 +133,7 @@ async def metrics(
         job = _visible_job(session, caller.user_id, request_id)[0]
         return {"request_id": job["id"], "loss_history": training_outputs.loss_history(session, job["id"])}
 
-    return JsonResponse(await _in_session(request.app, read, readonly=True))
+    return JsonResponse(await services.run_db(read, readonly=True))
 
 
 @router.get(
@@ -159,12 +142,12 @@ async def metrics(
 async def list_requests(
     request: Request,
     caller: CurrentUser,
+    services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=jobs.LIST_LIMIT_MAX)] = 100,
     offset: Annotated[int, Query(ge=0, le=jobs.LIST_OFFSET_MAX)] = 0,
 ) -> JsonResponse:
     check_known(request.query_params, ("limit", "offset"))  # a typo such as ?limt=5 is refused, not ignored
-    rows = await _in_session(
-        request.app,
+    rows = await services.run_db(
         lambda s: [schemas.render_list_row(j) for j in jobs.list_jobs(s, caller.user_id, limit, offset)],
         readonly=True,
     )
@@ -177,7 +160,8 @@ async def list_requests(
     response_model=schemas.UploadPublic,
     openapi_extra=_body_doc(schemas.UploadRequest, "application/json"),
 )
-async def upload_url(request: Request, caller: CurrentUser, settings: SettingsDep) -> JsonResponse:
+async def upload_url(request: Request, caller: CurrentUser, services: ServicesDep) -> JsonResponse:
+    settings = services.settings
     check_known(request.query_params, schemas.UploadRequest.model_fields)
     fields = await read_fields(request, settings.max_request_bytes, known=schemas.UploadRequest.model_fields)
     # Browsers cannot send a body on GET: the query string carries the same fields for them.
@@ -185,9 +169,9 @@ async def upload_url(request: Request, caller: CurrentUser, settings: SettingsDe
         if name not in fields and name in request.query_params:
             fields[name] = request.query_params[name]
     wanted = schemas.validate_payload(schemas.UploadRequest, fields)
-    store = request.app.state.store
-    presigned, s3_url = await _in_session(
-        request.app, lambda s: jobs.create_upload(s, store, settings, caller.user_id, wanted)
+    store = services.store
+    presigned, s3_url = await services.run_db(
+        lambda s: jobs.create_upload(s, store, settings, caller.user_id, wanted)
     )
     return JsonResponse({"presigned_url": presigned, "s3_url": s3_url})
 
@@ -199,14 +183,13 @@ async def upload_url(request: Request, caller: CurrentUser, settings: SettingsDe
         schemas.AccessUpdateRequest, "application/x-www-form-urlencoded", "multipart/form-data"
     ),
 )
-async def access_update(request: Request, caller: CurrentUser, settings: SettingsDep) -> JsonResponse:
+async def access_update(request: Request, caller: CurrentUser, services: ServicesDep) -> JsonResponse:
     wanted = schemas.validate_payload(
         schemas.AccessUpdateRequest,
-        await read_fields(request, settings.max_request_bytes, known=schemas.AccessUpdateRequest.model_fields),
+        await read_fields(request, services.settings.max_request_bytes, known=schemas.AccessUpdateRequest.model_fields),
     )
-    store = request.app.state.store
-    job = await _in_session(
-        request.app,
+    store = services.store
+    job = await services.run_db(
         lambda s: jobs.update_access(s, store, caller.user_id, wanted.request_id, wanted.segmind_public),
     )
     return JsonResponse({"request_id": job.id, "segmind_public": job.segmind_public})
@@ -220,14 +203,15 @@ async def access_update(request: Request, caller: CurrentUser, settings: Setting
         schemas.DownloadRequest, "application/x-www-form-urlencoded", "multipart/form-data"
     ),
 )
-async def file_download(request: Request, caller: CurrentUser, settings: SettingsDep) -> PlainTextResponse:
+async def file_download(request: Request, caller: CurrentUser, services: ServicesDep) -> PlainTextResponse:
+    settings = services.settings
     check_known(request.query_params, schemas.DownloadRequest.model_fields)
     fields = await read_fields(request, settings.max_request_bytes, known=schemas.DownloadRequest.model_fields)
     if "cloud_storage_url" not in fields and "cloud_storage_url" in request.query_params:
         fields["cloud_storage_url"] = request.query_params["cloud_storage_url"]
     wanted = schemas.validate_payload(schemas.DownloadRequest, fields)
-    store = request.app.state.store
-    link = await _in_session(
-        request.app, lambda s: jobs.download_link(s, store, caller.user_id, wanted.cloud_storage_url)
+    store = services.store
+    link = await services.run_db(
+        lambda s: jobs.download_link(s, store, caller.user_id, wanted.cloud_storage_url)
     )
     return PlainTextResponse(link)

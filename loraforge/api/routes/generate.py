@@ -8,50 +8,28 @@ is 409 naming its status). A request whose width x height x steps is over
 LORAFORGE_INFERENCE_MAX_PIXEL_STEPS is a 400 naming the fields; one over the key's generations
 quota a 429. The answer is the image bytes with their media type, or
 `{"image": "<base64>"}` with `base64: true`, and the seed used in `X-Seed`. The generation itself
-runs on the app's own generation queue (loraforge.inference.queue), never in the shared thread
-pool: when LORAFORGE_INFERENCE_QUEUE_SIZE requests already wait, or one waited
+runs on the app's own generation queue (loraforge.inference.queue, opened and closed with the
+app's services), never in the shared thread pool: when LORAFORGE_INFERENCE_QUEUE_SIZE requests already wait, or one waited
 LORAFORGE_INFERENCE_WAIT_S for a device held by training, the answer is 503 with `Retry-After`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
-from anyio import to_thread
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from loraforge.api.bodies import read_json
-from loraforge.api.deps import CurrentUser, SettingsDep, StoreDep
+from loraforge.api.deps import CurrentUser, ServicesDep
 from loraforge.api.responses import JsonResponse
 from loraforge.inference.encoding import MEDIA_TYPES
-from loraforge.inference.queue import GenerationQueue
 from loraforge.inference.request import EMPTY_BODY, parse_request
 from loraforge.inference.serving import generate_for
-from loraforge.inference.shared import runner_for
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["generation"])
-
-
-def app_runner(app: FastAPI) -> Any:
-    """The app's InferenceRunner, made on first use (released while a job of this process trains)."""
-    return runner_for(app.state, app.state.settings)
-
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The app's generation queue, closed (waiting requests answered 503) at shutdown."""
-    settings = app.state.settings
-    app.state.generation = GenerationQueue(settings.inference_queue_size, settings.inference_wait_s)
-    try:
-        yield
-    finally:
-        await to_thread.run_sync(app.state.generation.close)
 
 
 @router.post(
@@ -60,11 +38,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "application/json": {}}},
                503: {"description": "the generation queue is full; retry after `Retry-After` seconds"}},
 )
-async def generate(slug: str, request: Request, caller: CurrentUser, settings: SettingsDep,
-                   store: StoreDep) -> Response:
+async def generate(slug: str, request: Request, caller: CurrentUser, services: ServicesDep) -> Response:
+    settings = services.settings
     body = await read_json(request, settings.max_request_bytes, empty=EMPTY_BODY)
     params = parse_request(body, settings).with_seed()
-    result = await generate_for(request.app.state, settings, store, slug=slug, user_id=caller.user_id,
+    result = await generate_for(services.generation, services.run_db, slug=slug, user_id=caller.user_id,
                                 params=params)
     headers = {"X-Seed": str(params.seed)}
     if params.base64:

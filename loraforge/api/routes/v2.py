@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from loraforge.api.bodies import read_json
-from loraforge.api.deps import CurrentUser, SettingsDep, StoreDep
+from loraforge.api.deps import CurrentUser, ServicesDep, StoreDep
 from loraforge.api.responses import JsonResponse
 from loraforge.errors import NotFoundError
 from loraforge.inference.request import EMPTY_BODY, parse_request
@@ -54,14 +54,14 @@ def _sweep(store: ObjectStore, user_id: str, now: float) -> None:
 
 @router.post("/v2/{slug}", summary="Generate an image (Segmind v2: answers request_id, status_url, response_url)",
              responses={503: {"description": "the generation queue is full; retry after `Retry-After` seconds"}})
-async def submit(slug: str, request: Request, caller: CurrentUser, settings: SettingsDep,
-                 store: StoreDep) -> JsonResponse:
+async def submit(slug: str, request: Request, caller: CurrentUser, services: ServicesDep) -> JsonResponse:
+    settings, store = services.settings, services.store
     body = await read_json(request, settings.max_request_bytes, empty=EMPTY_BODY)
     params = parse_request(body, settings).with_seed()
     asked_format = params.image_format
     params = params.model_copy(update={"base64": True})  # the stored answer carries the image as text
     started = time.monotonic()
-    image = await generate_for(request.app.state, settings, store, slug=slug, user_id=caller.user_id,
+    image = await generate_for(services.generation, services.run_db, slug=slug, user_id=caller.user_id,
                                params=params)
     now = time.time()
     request_id = f"{int(now)}-{uuid.uuid4().hex}"
