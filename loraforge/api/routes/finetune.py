@@ -1,7 +1,8 @@
 """The seed endpoints under /finetune/request: submit, details, list, upload URL, access, download.
 
-Handlers only parse (see loraforge.api.bodies), authenticate, call loraforge.usecases.finetune_requests in a
-worker thread with a short-lived session, and render. Bodies are read by hand because the seeds
+Handlers only parse (see loraforge.api.bodies), authenticate, call loraforge.usecases (submit's
+steps are loraforge.usecases.submit) with a short-lived session on a database thread
+(`services.run_db`), and render. Bodies are read by hand because the seeds
 send JSON on GET and forms on GET/PUT; `openapi_extra` documents those bodies truthfully.
 """
 
@@ -10,12 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from anyio import to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from loraforge.api import schemas
 from loraforge.api.bodies import read_fields
@@ -25,6 +24,7 @@ from loraforge.api.responses import JsonResponse
 from loraforge.hints import check_known
 from loraforge.jobstate.details import JobDetails, job_details
 from loraforge.usecases import finetune_requests as jobs
+from loraforge.usecases.submit import submit_request
 from loraforge.worker import training_outputs
 from loraforge.worker.dataset_report import dataset_details
 
@@ -49,22 +49,7 @@ async def submit(request: Request, caller: CurrentUser, services: ServicesDep) -
     payload = schemas.validate_payload(
         schemas.FineTuneCreate, await read_fields(request, settings.max_request_bytes)
     )
-    store = services.store
-    # network and store reads holding no database slot (a slow dataset host or a large upload to
-    # hash must not stall other requests); then one short transaction
-    key = await run_in_threadpool(jobs.check_submit, store, settings, payload)
-    facts = None
-    if key is None:
-        with services.probe_slots.hold(caller.user_id):  # the key's `probes` quota
-            await to_thread.run_sync(jobs.probe_source, settings, payload.data_source_path,
-                                     limiter=services.probe_limiter)
-    else:
-        await services.run_db(lambda s: jobs.owned_upload(s, settings, caller.user_id, key),
-                          readonly=True)
-        facts = await run_in_threadpool(jobs.check_upload_object, store, settings, key)
-    job = await services.run_db(
-        lambda s: jobs.submit(s, store, settings, caller.user_id, payload, facts))
-    await run_in_threadpool(services.on_submitted, job.id)
+    job = await submit_request(services, caller.user_id, payload)
     return JsonResponse({"status": job.status, "request_id": job.id, "finetune_id": job.id, "name": job.name})
 
 
