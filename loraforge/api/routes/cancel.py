@@ -6,11 +6,13 @@ at the next training step (poll details until the status is CANCELLED).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from loraforge.api.bodies import read_fields
+from loraforge.api.bodies import body_fields
 from loraforge.api.deps import CurrentUser, ServicesDep
 from loraforge.usecases.cancel import request_cancel
 
@@ -18,8 +20,8 @@ router = APIRouter(prefix="/finetune/request", tags=["finetune"])
 
 
 @router.post("/cancel", summary="Cancel a fine-tune request: JSON {request_id}")
-async def cancel(request: Request, caller: CurrentUser, services: ServicesDep) -> JSONResponse:
-    fields = await read_fields(request, services.settings.max_request_bytes, known=("request_id",))
+async def cancel(caller: CurrentUser, services: ServicesDep,
+                 fields: Annotated[dict[str, Any], Depends(body_fields("request_id"))]) -> JSONResponse:
 
     def work(session: Session) -> tuple[str, str]:
         job, _done = request_cancel(session, caller.user_id, fields.get("request_id"))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 
-from loraforge.api.bodies import read_fields
+from loraforge.api.bodies import body_fields
 from loraforge.api.deps import CurrentUser, ServicesDep
 from loraforge.api.responses import JsonResponse
 from loraforge.errors import ConflictError
@@ -32,9 +33,9 @@ DELETE_WAIT_S = 30.0
         "type": "object", "required": ["request_id"], "additionalProperties": False,
         "properties": {"request_id": {"type": "string", "maxLength": 64}}}}}}},
 )
-async def delete_request(request: Request, caller: CurrentUser, services: ServicesDep) -> JsonResponse:
+async def delete_request(caller: CurrentUser, services: ServicesDep,
+                         fields: Annotated[dict[str, Any], Depends(body_fields("request_id"))]) -> JsonResponse:
     settings = services.settings
-    fields = await read_fields(request, settings.max_request_bytes, known=("request_id",))
     request_id = await services.run_db(lambda s: deletion.owned(s, caller.user_id, fields.get("request_id")).id)
     stopped = await services.run_db(lambda s: deletion.cancel_if_running(s, caller.user_id, request_id))
     deadline = time.monotonic() + DELETE_WAIT_S

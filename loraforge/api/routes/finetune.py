@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from loraforge.api import schemas
-from loraforge.api.bodies import read_fields
+from loraforge.api.bodies import body_model
 from loraforge.api.deps import CurrentUser, ServicesDep
 from loraforge.api.openapi import inline_schema
 from loraforge.api.responses import JsonResponse
@@ -33,6 +33,20 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/finetune/request", tags=["finetune"])
 
 
+def _details_query(request_id: Annotated[str | None, Query(max_length=64)] = None) -> None:
+    """Declares details' ?request_id= for the OpenAPI document; body_model reads its value."""
+
+
+# Each body read as the seeds send it; details, upload URL and download also take their fields
+# as a query string (browsers cannot send a GET body). Submit's unknown fields are the model's to refuse.
+SubmitBody = Annotated[schemas.FineTuneCreate, Depends(body_model(schemas.FineTuneCreate, known=False))]
+DetailsBody = Annotated[schemas.DetailsRequest, Depends(
+    body_model(schemas.DetailsRequest, query=True, declared=_details_query))]
+UploadBody = Annotated[schemas.UploadRequest, Depends(body_model(schemas.UploadRequest, query=True))]
+AccessUpdateBody = Annotated[schemas.AccessUpdateRequest, Depends(body_model(schemas.AccessUpdateRequest))]
+DownloadBody = Annotated[schemas.DownloadRequest, Depends(body_model(schemas.DownloadRequest, query=True))]
+
+
 def _body_doc(model: type[BaseModel], *media_types: str) -> dict[str, Any]:
     schema = inline_schema(model)
     return {"requestBody": {"required": True, "content": {m: {"schema": schema} for m in media_types}}}
@@ -44,11 +58,7 @@ def _body_doc(model: type[BaseModel], *media_types: str) -> dict[str, Any]:
     response_model=schemas.SubmitPublic,
     openapi_extra=_body_doc(schemas.FineTuneCreate, "application/json"),
 )
-async def submit(request: Request, caller: CurrentUser, services: ServicesDep) -> JsonResponse:
-    settings = services.settings
-    payload = schemas.validate_payload(
-        schemas.FineTuneCreate, await read_fields(request, settings.max_request_bytes)
-    )
+async def submit(caller: CurrentUser, services: ServicesDep, payload: SubmitBody) -> JsonResponse:
     job = await submit_request(services, caller.user_id, payload)
     return JsonResponse({"status": job.status, "request_id": job.id, "finetune_id": job.id, "name": job.name})
 
@@ -85,21 +95,9 @@ def _render_details(session: Session, store: Any, user_id: str, request_id: str)
     response_model=schemas.DetailsPublic,
     openapi_extra=_body_doc(schemas.DetailsRequest, "application/json"),
 )
-async def details(
-    request: Request,
-    caller: CurrentUser,
-    services: ServicesDep,
-    request_id: Annotated[str | None, Query(max_length=64)] = None,
-) -> JsonResponse:
-    settings = services.settings
-    check_known(request.query_params, ("request_id",))
-    fields = await read_fields(request, settings.max_request_bytes, known=schemas.DetailsRequest.model_fields)
-    if request_id is not None and "request_id" not in fields:
-        fields["request_id"] = request_id
-    wanted = schemas.validate_payload(schemas.DetailsRequest, fields).request_id
-    store = services.store
-    body = await services.run_db(lambda s: _render_details(s, store, caller.user_id, wanted),
-                             readonly=True)
+async def details(caller: CurrentUser, services: ServicesDep, fields: DetailsBody) -> JsonResponse:
+    settings, store, wanted = services.settings, services.store, fields.request_id
+    body = await services.run_db(lambda s: _render_details(s, store, caller.user_id, wanted), readonly=True)
     available = body["status"] == "AVAILABLE"
     body["inference_api_url"] = f"{settings.public_url}/v1/{body['slug']}" if available else None
     return JsonResponse({"finetune": body})
@@ -145,16 +143,8 @@ async def list_requests(
     response_model=schemas.UploadPublic,
     openapi_extra=_body_doc(schemas.UploadRequest, "application/json"),
 )
-async def upload_url(request: Request, caller: CurrentUser, services: ServicesDep) -> JsonResponse:
-    settings = services.settings
-    check_known(request.query_params, schemas.UploadRequest.model_fields)
-    fields = await read_fields(request, settings.max_request_bytes, known=schemas.UploadRequest.model_fields)
-    # Browsers cannot send a body on GET: the query string carries the same fields for them.
-    for name in ("name", "extension", "public"):
-        if name not in fields and name in request.query_params:
-            fields[name] = request.query_params[name]
-    wanted = schemas.validate_payload(schemas.UploadRequest, fields)
-    store = services.store
+async def upload_url(caller: CurrentUser, services: ServicesDep, wanted: UploadBody) -> JsonResponse:
+    settings, store = services.settings, services.store
     presigned, s3_url = await services.run_db(
         lambda s: jobs.create_upload(s, store, settings, caller.user_id, wanted)
     )
@@ -168,11 +158,7 @@ async def upload_url(request: Request, caller: CurrentUser, services: ServicesDe
         schemas.AccessUpdateRequest, "application/x-www-form-urlencoded", "multipart/form-data"
     ),
 )
-async def access_update(request: Request, caller: CurrentUser, services: ServicesDep) -> JsonResponse:
-    wanted = schemas.validate_payload(
-        schemas.AccessUpdateRequest,
-        await read_fields(request, services.settings.max_request_bytes, known=schemas.AccessUpdateRequest.model_fields),
-    )
+async def access_update(caller: CurrentUser, services: ServicesDep, wanted: AccessUpdateBody) -> JsonResponse:
     store = services.store
     job = await services.run_db(
         lambda s: jobs.update_access(s, store, caller.user_id, wanted.request_id, wanted.segmind_public),
@@ -188,13 +174,7 @@ async def access_update(request: Request, caller: CurrentUser, services: Service
         schemas.DownloadRequest, "application/x-www-form-urlencoded", "multipart/form-data"
     ),
 )
-async def file_download(request: Request, caller: CurrentUser, services: ServicesDep) -> PlainTextResponse:
-    settings = services.settings
-    check_known(request.query_params, schemas.DownloadRequest.model_fields)
-    fields = await read_fields(request, settings.max_request_bytes, known=schemas.DownloadRequest.model_fields)
-    if "cloud_storage_url" not in fields and "cloud_storage_url" in request.query_params:
-        fields["cloud_storage_url"] = request.query_params["cloud_storage_url"]
-    wanted = schemas.validate_payload(schemas.DownloadRequest, fields)
+async def file_download(caller: CurrentUser, services: ServicesDep, wanted: DownloadBody) -> PlainTextResponse:
     store = services.store
     link = await services.run_db(
         lambda s: jobs.download_link(s, store, caller.user_id, wanted.cloud_storage_url)

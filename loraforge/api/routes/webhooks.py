@@ -13,11 +13,11 @@ import asyncio
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from loraforge.api.bodies import read_fields
+from loraforge.api.bodies import body_fields
 from loraforge.api.deps import CurrentUser, ServicesDep
 from loraforge.errors import ConflictError, NotFoundError
 from loraforge.hints import check_known
@@ -35,18 +35,18 @@ async def get_webhooks(request: Request, caller: CurrentUser, services: Services
 
 
 @router.post("/add", summary="Register your fine-tune webhook: {webhook_url, event: {types: [...]}}")
-async def add_webhook(request: Request, caller: CurrentUser, services: ServicesDep) -> JSONResponse:
+async def add_webhook(caller: CurrentUser, services: ServicesDep,
+                      fields: Annotated[dict[str, Any], Depends(body_fields("webhook_url", "event"))]) -> JSONResponse:
     settings = services.settings
-    fields = await read_fields(request, settings.max_request_bytes, known=("webhook_url", "event"))
     hook = await services.run_db(lambda s: registry.render(
         registry.add(s, settings, caller.user_id, fields.get("webhook_url"), fields.get("event"))))
     return JSONResponse(hook)
 
 
 @router.post("/update", summary="Change a webhook's URL and/or event types: {webhook_id, webhook_url, event}")
-async def update_webhook(request: Request, caller: CurrentUser, services: ServicesDep) -> JSONResponse:
+async def update_webhook(caller: CurrentUser, services: ServicesDep, fields: Annotated[
+        dict[str, Any], Depends(body_fields("webhook_id", "webhook_url", "event"))]) -> JSONResponse:
     settings = services.settings
-    fields = await read_fields(request, settings.max_request_bytes, known=("webhook_id", "webhook_url", "event"))
     hook = await services.run_db(lambda s: registry.render(registry.update(
         s, settings, caller.user_id, fields.get("webhook_id"), fields.get("webhook_url"), fields.get("event"))))
     return JSONResponse(hook)
@@ -70,9 +70,9 @@ async def dispatch_logs(request: Request, caller: CurrentUser, services: Service
 
 
 @router.post("/test", summary="Send a sample payload to your active webhook now ({webhook_id} optional)")
-async def test_webhook(request: Request, caller: CurrentUser, services: ServicesDep) -> JSONResponse:
+async def test_webhook(caller: CurrentUser, services: ServicesDep,
+                       fields: Annotated[dict[str, Any], Depends(body_fields("webhook_id"))]) -> JSONResponse:
     settings = services.settings
-    fields = await read_fields(request, settings.max_request_bytes, known=("webhook_id",))
     wanted = fields.get("webhook_id")
 
     def pick(session: Session) -> Any:
