@@ -1,1 +1,1 @@
-"""HTTP routes, one module per resource, each exposing `router` (and optionally `lifespan(app)`)."""
+"""HTTP routes, one module per resource or operation, each exposing `router`; create_app lists them."""
