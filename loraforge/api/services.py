@@ -108,7 +108,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         sweeper = asyncio.create_task(upload_expiry.run_periodically(database.sessions, store, settings))
         stack.callback(sweeper.cancel)
         queue = GenerationQueue(settings.inference_queue_size, settings.inference_wait_s)
-        stack.push_async_callback(to_thread.run_sync, queue.close)  # waiting requests are answered 503
+        stack.push_async_callback(to_thread.run_sync, lambda: queue.close())  # waiting requests are answered 503
         runtime = JobRuntime(settings, database.sessions, store)
         await to_thread.run_sync(runtime.start)
         stack.push_async_callback(to_thread.run_sync, runtime.stop)

@@ -54,7 +54,7 @@ async def generate_for(generation: Generation, run_db: RunDb, *, slug: str, user
     check_limits(params, generation.settings, base_model=model.base_model)  # with the model's default steps
     with generation.slots.hold(user_id):
         future = generation.queue.submit(partial(_render, generation, model, params))
-        return await asyncio.wrap_future(future)  # type: ignore[no-any-return]
+        return await asyncio.wrap_future(future)
 
 
 def _render(generation: Generation, model: DeployedModel, params: GenerationRequest, deadline: float) -> bytes | str:

@@ -18,6 +18,7 @@ Sample PNGs, which only the worker writes, are shown inline for the console.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, cast
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
@@ -30,6 +31,9 @@ from loraforge.storage import LocalStore, keys, signing, validate_key
 from loraforge.storage.atomic import format_bytes
 from loraforge.usecases import finetune_requests as jobs
 from loraforge.usecases import quotas
+
+if TYPE_CHECKING:
+    from loraforge.storage.s3 import S3Store
 
 logger = logging.getLogger(__name__)
 
@@ -121,9 +125,10 @@ def download(key: str, request: Request, services: ServicesDep) -> Response:
         raise NotFoundError(NOT_FOUND)
     media_type, inline = served_as(key)
     if not isinstance(store, LocalStore):
+        s3 = cast("S3Store", store)  # the one other backend; imported for the checker only (boto3 is slow)
         if request.method == "HEAD":
-            return RedirectResponse(store.presigned_head(key, REDIRECT_EXPIRY_S), status_code=307)
-        link = store.presigned_get(key, REDIRECT_EXPIRY_S, media_type=media_type,
+            return RedirectResponse(s3.presigned_head(key, REDIRECT_EXPIRY_S), status_code=307)
+        link = s3.presigned_get(key, REDIRECT_EXPIRY_S, media_type=media_type,
                                    disposition=_disposition(key, inline))
         return RedirectResponse(link, status_code=307)
     headers = {"X-Content-Type-Options": "nosniff", "Content-Disposition": _disposition(key, inline)}
