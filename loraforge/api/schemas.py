@@ -19,7 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 from loraforge.errors import ValidationError, describe_errors
 from loraforge.timestamps import iso_seconds
 
-# What submit and upload accept is the domain's contract (jobs/); the routes read it from here.
+# What submit and upload accept is the domain's contract (usecases/payloads.py); the routes read it from here.
 from loraforge.usecases import payloads
 
 FineTuneCreate = payloads.FineTuneCreate
