@@ -40,7 +40,7 @@ from loraforge.db.base import make_engine, make_sessionmaker
 from loraforge.db.migrate import upgrade
 from loraforge.db.models import FineTuneJob
 from tests.fixtures.databases import create_postgres_database, drop_postgres_database
-from tests.serving import loraforge_env, wait_healthy
+from tests.support.serving import loraforge_env, wait_healthy
 
 TOTAL_JOBS = 10_000
 USERS = 20

@@ -51,7 +51,7 @@ def cpu_bench(args: argparse.Namespace) -> dict[str, Any]:
     from loraforge.inference.request import GenerationRequest
     from loraforge.inference.runner import InferenceRunner
     from loraforge.training.loading import dtype_for, ensure_tiny_models, read_pipeline
-    from tests.inference.conftest import write_random_lora
+    from tests.support.loras import write_random_lora
 
     work = Path(tempfile.mkdtemp(prefix="bench-inference-"))
     family, base_model = args.family, args.family.upper()
@@ -106,7 +106,7 @@ def evict_bench(args: argparse.Namespace) -> dict[str, Any]:
     from loraforge.inference.request import GenerationRequest
     from loraforge.inference.runner import InferenceRunner
     from loraforge.training.loading import ensure_tiny_models
-    from tests.inference.conftest import write_random_lora
+    from tests.support.loras import write_random_lora
 
     work = Path(tempfile.mkdtemp(prefix="bench-evict-"))
     models = ensure_tiny_models(work / "tiny")

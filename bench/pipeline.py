@@ -27,9 +27,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.e2e.flow import image_zip, submit_body, wait_for
-from tests.e2e.processes import Client, Process, free_port, wait_healthy
 from tests.fixtures.databases import create_postgres_database, drop_postgres_database
+from tests.support.flow import image_zip, submit_body, wait_for
+from tests.support.processes import Client, Process, free_port, wait_healthy
 
 KEY = "bench-key-0123456789"
 

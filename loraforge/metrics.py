@@ -85,6 +85,8 @@ class FleetCollector(Collector):
     failure logged), so the scrape still answers this process's own metrics.
     """
 
+    clock = staticmethod(time.monotonic)  # the cache's clock, for tests to replace
+
     def __init__(self, read: Callable[[], FleetFigures], ttl_s: float = 5.0) -> None:
         self._read = read
         self._ttl_s = ttl_s
@@ -94,7 +96,7 @@ class FleetCollector(Collector):
     def figures(self) -> FleetFigures:
         """The cached figures, read again when older than ttl_s; empty ones if the read fails."""
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             if self._cached is None or now - self._cached[0] > self._ttl_s:
                 try:
                     self._cached = (now, self._read())

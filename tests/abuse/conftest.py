@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.abuse.datasets_host import ZipHost
+from tests.support.datasets_host import ZipHost
 
 
 @pytest.fixture(scope="module")

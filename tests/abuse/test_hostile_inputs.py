@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.abuse.server import Served, raw_connect, read_status, serving, tiny_zip
+from tests.support.abuse_server import Served, raw_connect, read_status, serving, tiny_zip
 
 BASE = "/finetune/request"
 NESTED = b"[" * 100_000 + b"]" * 100_000

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.abuse.server import Served, raw_connect, read_status, serving
+from tests.support.abuse_server import Served, raw_connect, read_status, serving
 
 MIB = 1024 * 1024
 HEADER_TIMEOUT_S = 3

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.abuse.datasets_host import ZipHost
-from tests.abuse.server import Served, serving, tiny_zip
+from tests.support.abuse_server import Served, serving, tiny_zip
+from tests.support.datasets_host import ZipHost
 
 BASE = "/finetune/request"
 SECRETS = ("secret", "X-Amz-Signature", "sig-value", "tok-hidden")

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.abuse.datasets_host import TrickleHost, ZipHost
-from tests.abuse.server import Served, serving, tiny_zip
+from tests.support.abuse_server import Served, serving, tiny_zip
+from tests.support.datasets_host import TrickleHost, ZipHost
 
 BASE = "/finetune/request"
 EXPIRY_S = 4

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.abuse.server import Served, serving
 from tests.fixtures.backends import SeaweedFS
+from tests.support.abuse_server import Served, serving
 
 BASE = "/finetune/request"
 CAP = 2000

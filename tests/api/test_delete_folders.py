@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.seed_requests import BASE, submit_job
 from tests.fixtures.apps import ApiClient
+from tests.support.seed_requests import BASE, submit_job
 
 LOCAL = pytest.mark.parametrize(("database_url", "storage_kind"), [("sqlite", "local")], indirect=True)
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
-from tests.api.seed_requests import (
+import pytest
+
+from tests.fixtures.apps import ApiClient
+from tests.support.seed_requests import (
     BASE,
     DETAILS_FIELDS,
     FAST_FLUX_SUBMIT,
@@ -12,11 +15,11 @@ from tests.api.seed_requests import (
     QWEN_SUBMIT,
     submit_job,
 )
-from tests.fixtures.apps import ApiClient
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
+@pytest.mark.backends("database")
 def test_details_with_a_json_body_on_get_carries_every_seed_field(app_client: ApiClient) -> None:
     job = submit_job(app_client)
     answer = app_client.client.request(
@@ -56,6 +59,7 @@ def test_details_without_request_id_is_400(app_client: ApiClient) -> None:
     assert answer.json() == {"error": "request_id: is required"}
 
 
+@pytest.mark.backends("database")
 def test_list_rows_carry_every_seed_field_newest_first(app_client: ApiClient) -> None:
     first = submit_job(app_client)
     second = submit_job(app_client, body=FAST_FLUX_SUBMIT)
@@ -70,6 +74,7 @@ def test_list_rows_carry_every_seed_field_newest_first(app_client: ApiClient) ->
     assert rows[0]["theme"] == "subject"
 
 
+@pytest.mark.backends("database")
 def test_list_pages_with_limit_and_offset(app_client: ApiClient) -> None:
     ids = [submit_job(app_client)["request_id"] for _ in range(3)]
     page = app_client.client.get(f"{BASE}/list?limit=2&offset=1", headers=app_client.headers()).json()
@@ -98,6 +103,7 @@ def test_two_keys_see_only_their_own_jobs(app_client: ApiClient) -> None:
     assert steal.status_code == 404
 
 
+@pytest.mark.backends("database")
 def test_access_update_with_the_seed_form_makes_a_model_readable_by_any_key(app_client: ApiClient) -> None:
     job = submit_job(app_client)
     other = app_client.new_key("reader")

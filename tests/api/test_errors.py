@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.api.seed_requests import BASE, QWEN_SUBMIT
 from tests.fixtures.apps import ApiClient
+from tests.support.seed_requests import BASE, QWEN_SUBMIT
 
 
 def test_missing_and_unknown_keys_are_401_on_every_seed_endpoint(app_client: ApiClient) -> None:

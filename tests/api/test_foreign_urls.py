@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.seed_requests import BASE, QWEN_SUBMIT, tiny_zip
 from tests.fixtures.apps import AppFactory
+from tests.support.seed_requests import BASE, QWEN_SUBMIT, tiny_zip
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

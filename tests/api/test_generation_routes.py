@@ -22,7 +22,7 @@ from loraforge.db.accounts import user_id_for_key
 from loraforge.db.models import FineTuneJob
 from loraforge.training.tiny import TINY_NAMES
 from tests.fixtures.apps import ApiClient, AppFactory
-from tests.inference.conftest import write_random_lora
+from tests.support.loras import write_random_lora
 
 ONE_BACKEND = pytest.mark.parametrize(("database_url", "storage_kind"), [("sqlite", "local")], indirect=True)
 SMALL = {"prompt": "a photo of a cat", "width": 64, "height": 64, "num_inference_steps": 2, "seed": 5}

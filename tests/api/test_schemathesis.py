@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.abuse.server import start_server
+from tests.support.abuse_server import start_server
 
 MAX_EXAMPLES = "15"
 

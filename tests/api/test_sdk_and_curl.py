@@ -12,8 +12,8 @@ import segmind
 import segmind.finetune
 from segmind.exceptions import SegmindError
 
-from tests.api.seed_requests import FAST_FLUX_SUBMIT, QWEN_SUBMIT, tiny_zip
 from tests.fixtures.apps import LiveServer
+from tests.support.seed_requests import FAST_FLUX_SUBMIT, QWEN_SUBMIT, tiny_zip
 
 
 @pytest.fixture
@@ -35,6 +35,7 @@ def _upload(live_server: LiveServer, sdk: segmind.SegmindClient) -> str:
     return slot["s3_url"]
 
 
+@pytest.mark.backends
 def test_the_segmind_sdk_drives_every_finetune_call(
     live_server: LiveServer, sdk: segmind.SegmindClient
 ) -> None:
@@ -68,6 +69,7 @@ def _curl(*args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.backends("storage")
 def test_the_seeds_curl_commands_work_verbatim(live_server: LiveServer, tmp_path: Path) -> None:
     base, key = f"{live_server.url}/finetune/request", f"x-api-key: {live_server.key}"
     slot = json.loads(

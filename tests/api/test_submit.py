@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.seed_requests import BASE, FAST_FLUX_SUBMIT, QWEN_SUBMIT, submit_job, upload_dataset
 from tests.fixtures.apps import ApiClient
+from tests.support.seed_requests import BASE, FAST_FLUX_SUBMIT, QWEN_SUBMIT, submit_job, upload_dataset
 
 
 @pytest.mark.parametrize("seed", [QWEN_SUBMIT, FAST_FLUX_SUBMIT], ids=["qwen", "fast_flux"])
@@ -25,11 +25,12 @@ def test_seed_submit_answers_requested_with_equal_ids(app_client: ApiClient, see
     assert details["machine_type"] == "NVIDIA_H100"
 
 
+@pytest.mark.backends("storage")
 def test_submit_records_the_size_and_sha256_of_the_upload(app_client: ApiClient) -> None:
     import hashlib
 
     from loraforge.db.models import FineTuneJob, Upload
-    from tests.api.seed_requests import tiny_zip
+    from tests.support.seed_requests import tiny_zip
 
     answer = submit_job(app_client)
     with app_client.app.state.services.sessions() as session:
@@ -111,6 +112,7 @@ def test_every_bad_submit_is_refused_with_a_400_naming_the_field(app_client: Api
     assert listed == [], "a refused submit must not create a job"
 
 
+@pytest.mark.backends("storage")
 def test_submit_with_someone_elses_upload_answers_like_a_missing_one(app_client: ApiClient) -> None:
     theirs = upload_dataset(app_client, app_client.new_key("mallory-victim"))
     missing = theirs.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000-nothing.zip"
@@ -124,6 +126,7 @@ def test_submit_with_someone_elses_upload_answers_like_a_missing_one(app_client:
     assert "data_source_path" in answers[0].json()["error"]
 
 
+@pytest.mark.backends("storage")
 def test_submit_with_an_upload_url_that_was_never_put_is_refused(app_client: ApiClient) -> None:
     slot = app_client.client.request(
         "GET", f"{BASE}/upload/pre-signed-url", headers=app_client.headers(), json={"name": "never"}
@@ -137,6 +140,7 @@ def test_submit_with_an_upload_url_that_was_never_put_is_refused(app_client: Api
     assert "PUT the ZIP" in answer.json()["error"]
 
 
+@pytest.mark.backends("storage")
 def test_submit_with_an_unknown_url_of_this_store_is_not_found(app_client: ApiClient) -> None:
     real = upload_dataset(app_client)
     fake = real.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000-nothing.zip"
@@ -147,6 +151,7 @@ def test_submit_with_an_unknown_url_of_this_store_is_not_found(app_client: ApiCl
     assert "data_source_path" in answer.json()["error"]
 
 
+@pytest.mark.backends("database")
 def test_aliases_are_stored_under_the_names_training_reads(app_client: ApiClient) -> None:
     params = {"steps": 2, "lora_rank": 4, "train_batch_size": 2, "prompt": "sample prompt", "theme": "t"}
     answer = submit_job(app_client, body={**QWEN_SUBMIT, "advance_parameters": params})

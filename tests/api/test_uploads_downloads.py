@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from loraforge.db.models import FineTuneJob
-from tests.api.seed_requests import BASE, FAST_FLUX_SUBMIT, submit_job, tiny_zip, upload_dataset
 from tests.fixtures.apps import ApiClient
+from tests.support.seed_requests import BASE, FAST_FLUX_SUBMIT, submit_job, tiny_zip, upload_dataset
 
 
+@pytest.mark.backends("storage")
 def test_presigned_url_answers_a_put_link_and_a_stable_s3_url(app_client: ApiClient) -> None:
     answer = app_client.client.request(
         "GET",
@@ -25,6 +27,7 @@ def test_presigned_url_answers_a_put_link_and_a_stable_s3_url(app_client: ApiCli
     assert app_client.put_presigned(body["presigned_url"], tiny_zip(), {}).status_code in (200, 204)
 
 
+@pytest.mark.backends("storage")
 def test_public_presigned_url_takes_the_fast_flux_seed_headers(app_client: ApiClient) -> None:
     s3_url = upload_dataset(app_client, public=True)
     answer = app_client.client.post(
@@ -47,6 +50,7 @@ def test_presigned_url_refuses_a_bad_name_or_extension(app_client: ApiClient) ->
         assert field in answer.json()["error"]
 
 
+@pytest.mark.backends("storage")
 def test_presigned_url_keeps_hostile_names_inside_the_callers_folder(app_client: ApiClient) -> None:
     answer = app_client.client.request(
         "GET",
@@ -82,6 +86,7 @@ def _fetch(api: ApiClient, link: str) -> httpx.Response:
     return httpx.get(link, follow_redirects=True, timeout=30)
 
 
+@pytest.mark.backends
 def test_file_download_answers_a_signed_text_link_for_a_private_model(app_client: ApiClient) -> None:
     job = submit_job(app_client)
     url = _finish_job(app_client, job["request_id"])
@@ -101,6 +106,7 @@ def test_file_download_answers_a_signed_text_link_for_a_private_model(app_client
     assert refused.status_code == 404
 
 
+@pytest.mark.backends("storage")
 def test_file_download_answers_a_plain_public_link_for_a_fast_flux_model(app_client: ApiClient) -> None:
     job = submit_job(app_client, body=FAST_FLUX_SUBMIT)
     _finish_job(app_client, job["request_id"])
@@ -141,6 +147,7 @@ def test_file_download_hands_back_the_pipelines_fast_flux_token_link(app_client:
     assert refused.status_code == 404
 
 
+@pytest.mark.backends
 def test_making_a_model_public_makes_its_weights_downloadable_without_a_key(app_client: ApiClient) -> None:
     job = submit_job(app_client)
     url = _finish_job(app_client, job["request_id"])
@@ -163,6 +170,7 @@ def test_making_a_model_public_makes_its_weights_downloadable_without_a_key(app_
     assert not app_client.app.state.services.store.is_public(app_client.app.state.services.store.key_from_url(url))
 
 
+@pytest.mark.backends("storage")
 def test_making_a_fast_flux_model_private_keeps_its_key_less_link_working(app_client: ApiClient) -> None:
     job = submit_job(app_client, body=FAST_FLUX_SUBMIT)
     _finish_job(app_client, job["request_id"])
@@ -183,6 +191,7 @@ def test_making_a_fast_flux_model_private_keeps_its_key_less_link_working(app_cl
     assert _fetch(app_client, url).content == b"weights"
 
 
+@pytest.mark.backends("storage")
 def test_file_download_of_a_foreign_or_missing_url_is_404(app_client: ApiClient) -> None:
     for url in ("https://example.com/model.safetensors", ""):
         answer = app_client.client.request(

@@ -15,7 +15,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from loraforge.training.tiny import TINY_NAMES
-from tests.inference.conftest import write_random_lora
+from tests.support.loras import write_random_lora
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving import free_port, loraforge_env
+from tests.support.serving import free_port, loraforge_env
 
 
 def run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

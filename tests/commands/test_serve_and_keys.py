@@ -11,7 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serving import free_port, loraforge_env, wait_healthy
+from tests.support.serving import free_port, loraforge_env, wait_healthy
+
+pytestmark = pytest.mark.backends("database")  # database behaviour is under test
 
 
 def _env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.databases import POSTGRES_SERVER
-from tests.serving import free_port, loraforge_env
+from tests.support.serving import free_port, loraforge_env
 
 
 def serve(data_dir: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:

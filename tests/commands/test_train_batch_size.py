@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from loraforge.training.tiny import TINY_NAMES
-from tests.e2e.flow import image_zip
+from tests.support.flow import image_zip
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -25,8 +25,8 @@ import pytest
 from PIL import Image
 from safetensors.torch import load_file
 
-from tests.e2e.flow import image_zip
-from tests.e2e.processes import Process, free_port, wait_healthy
+from tests.support.flow import image_zip
+from tests.support.processes import Process, free_port, wait_healthy
 
 KEY = "lf-console-test-key-0123456789abcdef"
 DESKTOP = {"width": 1280, "height": 900}

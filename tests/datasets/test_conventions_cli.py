@@ -2,23 +2,23 @@
 
 Each test is one example of issue 10: a caption file in a legacy encoding or with a byte-order
 mark, kohya's `.caption` files, Hugging Face imagefolder metadata, a text file that goes unused.
-Each dry run is a subprocess that spends seconds importing; the module starts them all at once, two
-at a time (`dry_runs`), and each test reads its own when it comes.
+Each dry run is the `train --dry-run` command called in-process (tests/support/cli.py,
+`cli_in_process`): what is under test is how the data is read, not the process, so no test pays a
+subprocess's seconds of imports; `dry_runs` runs a case when a test first asks for it.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.datasets import samples
-from tests.training.test_train_cli import run_cli
+from tests.support import samples
+from tests.support.cli import cli_in_process
 
 PORTRAIT = "ñandú’s portrait, standing in a café garden"
 
@@ -56,8 +56,9 @@ class DryRun:
 def _dry_run(tiny_models: Path, root: Path, spec: Case) -> DryRun:
     root.mkdir()
     data = spec.build(root)
-    result = run_cli("train", str(data), "--base-model", spec.base_model, "--model", str(tiny_models / spec.model),
-                     "--trigger-word", spec.trigger, "--resolution", "64", "--out", str(root / "out"), "--dry-run")
+    result = cli_in_process("train", str(data), "--base-model", spec.base_model,
+                            "--model", str(tiny_models / spec.model), "--trigger-word", spec.trigger,
+                            "--resolution", "64", "--out", str(root / "out"), "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
@@ -65,25 +66,25 @@ def _dry_run(tiny_models: Path, root: Path, spec: Case) -> DryRun:
     return DryRun(data, result, report, warnings)
 
 
-def start_dry_runs(tiny_models: Path, base: Path, cases: dict[str, Case]) -> Iterator[dict[str, Future[DryRun]]]:
-    """A module fixture's body: every case's dry run, started at once, two at a time (this machine's cores)."""
-    with ThreadPoolExecutor(2) as pool:
-        runs = {name: pool.submit(_dry_run, tiny_models, base / name, spec) for name, spec in cases.items()}
-        try:
-            yield runs
-        finally:
-            for run in runs.values():
-                run.cancel()
+class DryRuns:
+    """Each case's dry run, made when first asked for, under its own folder."""
+
+    def __init__(self, tiny_models: Path, base: Path) -> None:
+        self.tiny_models, self.base, self.done = tiny_models, base, {}
+
+    def __getitem__(self, name: str) -> DryRun:
+        if name not in self.done:
+            self.done[name] = _dry_run(self.tiny_models, self.base / name, CASES[name])
+        return self.done[name]
 
 
 @pytest.fixture(scope="module")
-def dry_runs(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[DryRun]]]:
-    """Every case's dry run, started when the module starts."""
-    yield from start_dry_runs(tiny_models, tmp_path_factory.mktemp("conventions"), CASES)
+def dry_runs(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> DryRuns:
+    return DryRuns(tiny_models, tmp_path_factory.mktemp("conventions"))
 
 
-def dry_run(dry_runs: dict[str, Future[DryRun]], name: str) -> DryRun:
-    return dry_runs[name].result(timeout=300)
+def dry_run(dry_runs: DryRuns, name: str) -> DryRun:
+    return dry_runs[name]
 
 
 def captions(report: dict) -> dict[str, tuple[str, str]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from loraforge.datasets.face_crop import FaceFinder, face_box
 from loraforge.datasets.prepare import prepare_dataset
-from tests.datasets import samples
+from tests.support import samples
 
 
 def test_a_face_is_found_and_the_crop_follows_it(tmp_path: Path) -> None:

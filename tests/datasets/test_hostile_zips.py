@@ -10,7 +10,7 @@ import pytest
 from loraforge.datasets.limits import DatasetLimits
 from loraforge.datasets.prepare import prepare_dataset
 from loraforge.errors import DatasetError
-from tests.datasets import samples
+from tests.support import samples
 
 
 def prepare(source: Path, work: Path, **kwargs: object):

@@ -10,7 +10,7 @@ from PIL import Image
 from loraforge.datasets.images import ImageRejected, load_image, to_rgb
 from loraforge.datasets.limits import DatasetLimits
 from loraforge.datasets.prepare import prepare_dataset
-from tests.datasets import samples
+from tests.support import samples
 
 
 def prepare(source: Path, work: Path, **kwargs: object):

@@ -14,7 +14,7 @@ from PIL import Image
 
 from loraforge.datasets.prepare import PreparedDataset, prepare_dataset
 from loraforge.errors import DatasetError, ValidationError
-from tests.datasets import samples
+from tests.support import samples
 
 AWKWARD: dict[str, bytes | str] = {
     "set/people/Ann.JPG": samples.jpeg((96, 80), 1),

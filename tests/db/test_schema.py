@@ -6,6 +6,7 @@ import subprocess
 import sys
 from datetime import UTC
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
@@ -14,6 +15,8 @@ from loraforge.db.accounts import create_user_with_key, hash_key, user_id_for_ke
 from loraforge.db.base import Base, make_engine, make_sessionmaker
 from loraforge.db.migrate import upgrade
 from loraforge.db.models import ApiKey, User
+
+pytestmark = pytest.mark.backends("database")  # database behaviour is under test
 
 
 def test_migrations_create_exactly_what_the_models_describe(database_url: str) -> None:

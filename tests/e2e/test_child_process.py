@@ -25,9 +25,10 @@ from sqlalchemy import create_engine, text, update
 from sqlalchemy.pool import NullPool
 
 from loraforge.db.job_models import JobRun
-from tests.e2e.flow import TERMINAL, image_zip, pipeline_settings, submit_body, wait_for
-from tests.e2e.pipeline_http import details, submit, upload
-from tests.e2e.processes import (
+from tests.fixtures.apps import ApiClient, module_app
+from tests.support.flow import TERMINAL, image_zip, pipeline_settings, submit_body, wait_for
+from tests.support.pipeline_http import details, submit, upload
+from tests.support.processes import (
     API_KEY,
     Client,
     Process,
@@ -38,7 +39,6 @@ from tests.e2e.processes import (
     service_env,
     wait_healthy,
 )
-from tests.fixtures.apps import ApiClient, module_app
 
 SQLITE_LOCAL = pytest.mark.parametrize(("database_url", "storage_kind"), [("sqlite", "local")], indirect=True)
 

@@ -14,10 +14,10 @@ import time
 
 import pytest
 
-from tests.e2e.flow import TERMINAL, image_zip, submit_body, wait_for
-from tests.e2e.processes import API_KEY, Client, Process, free_port, wait_healthy
-from tests.e2e.processes import service_env as _env
 from tests.fixtures.databases import create_postgres_database, drop_postgres_database
+from tests.support.flow import TERMINAL, image_zip, submit_body, wait_for
+from tests.support.processes import API_KEY, Client, Process, free_port, wait_healthy
+from tests.support.processes import service_env as _env
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.datasets import samples
-from tests.e2e.flow import TERMINAL, pipeline_settings, submit_body, wait_for
-from tests.e2e.pipeline_http import details, fetch, submit, upload
+from tests.support import samples
+from tests.support.flow import TERMINAL, pipeline_settings, submit_body, wait_for
+from tests.support.pipeline_http import details, fetch, submit, upload
 
 
 def _zip(entries: dict[str, bytes]) -> bytes:

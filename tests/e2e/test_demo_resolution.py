@@ -15,8 +15,8 @@ import pytest
 from loraforge.config import Settings
 from loraforge.training.loading import resolve_model_ref
 from loraforge.training.presets import DEMO_RESOLUTION, fit_to_model, resolve_spec
-from tests.e2e.flow import TERMINAL, image_zip, pipeline_settings, submit_body, wait_for
-from tests.e2e.pipeline_http import details, fetch, submit, upload
+from tests.support.flow import TERMINAL, image_zip, pipeline_settings, submit_body, wait_for
+from tests.support.pipeline_http import details, fetch, submit, upload
 
 
 def _metadata(safetensors_bytes: bytes) -> dict[str, str]:

@@ -10,11 +10,11 @@ import json
 import pytest
 from standardwebhooks import Webhook as StandardWebhook
 
-from tests.e2e.flow import TERMINAL, image_zip, pipeline_settings, submit_body, wait_for
-from tests.e2e.pipeline_http import details, submit
-from tests.e2e.processes import API_KEY, Client, Process, free_port, service_env, wait_healthy
 from tests.fixtures.databases import create_postgres_database, drop_postgres_database
 from tests.fixtures.receiver import start_receiver
+from tests.support.flow import TERMINAL, image_zip, pipeline_settings, submit_body, wait_for
+from tests.support.pipeline_http import details, submit
+from tests.support.processes import API_KEY, Client, Process, free_port, service_env, wait_healthy
 
 DEFAULT_EVENTS = ["TRAINING_COMPLETED", "INFERENCE_QUEUED", "AVAILABLE"]
 # ~55 s of retries: the receiver stays down through a kill -9 and a restart.

@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.e2e.flow import (
+from tests.fixtures.apps import ApiClient, module_app
+from tests.support.flow import (
     TERMINAL,
     image_zip,
     not_images_zip,
@@ -21,8 +22,7 @@ from tests.e2e.flow import (
     submit_body,
     wait_for,
 )
-from tests.e2e.pipeline_http import details, submit, upload
-from tests.fixtures.apps import ApiClient, module_app
+from tests.support.pipeline_http import details, submit, upload
 
 
 @pytest.fixture(scope="module", params=[("sqlite", "local"), ("postgresql", "s3")], ids="-".join)

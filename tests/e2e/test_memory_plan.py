@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.flow import TERMINAL, image_zip, submit_body, wait_for
-from tests.e2e.processes import Client, Process, free_port, wait_healthy
+from tests.support.flow import TERMINAL, image_zip, submit_body, wait_for
+from tests.support.processes import Client, Process, free_port, wait_healthy
 
 API_KEY = "memory-test-key-0123456789"
 # The tiny pipelines hold 1.76 MB (Qwen-Image) and 0.84 MB (FLUX.1-dev) in fp32: one fits, not both.

@@ -18,9 +18,9 @@ import pytest
 from PIL import Image
 
 from loraforge.worker.training_outputs import MAX_LOSS_POINTS, LossRecorder
-from tests.e2e.flow import TERMINAL, image_zip, pipeline_settings, submit_body, wait_for
-from tests.e2e.pipeline_http import details, fetch, submit, upload
-from tests.training.test_train_cli import run_cli
+from tests.support.cli import run_cli
+from tests.support.flow import TERMINAL, image_zip, pipeline_settings, submit_body, wait_for
+from tests.support.pipeline_http import details, fetch, submit, upload
 
 TWO_BACKENDS = pytest.mark.parametrize(
     ("database_url", "storage_kind"), [("sqlite", "local"), ("postgresql", "s3")], indirect=True,

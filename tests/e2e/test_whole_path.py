@@ -15,8 +15,16 @@ from PIL import Image
 from safetensors.torch import load as load_safetensors
 
 from loraforge.webhooks.signing import verify
-from tests.e2e.flow import HAPPY, TERMINAL, image_zip, pipeline_settings, status_path, submit_body, wait_for
-from tests.e2e.pipeline_http import details, fetch, submit, upload
+from tests.support.flow import (
+    HAPPY,
+    TERMINAL,
+    image_zip,
+    pipeline_settings,
+    status_path,
+    submit_body,
+    wait_for,
+)
+from tests.support.pipeline_http import details, fetch, submit, upload
 
 
 # Each database, store and model kind once: three jobs rather than the 12 of the full product.

@@ -18,7 +18,7 @@ from loraforge.db.models import FineTuneJob
 from loraforge.inference.deploy import deploy
 from loraforge.training.tiny import TINY_NAMES
 from tests.fixtures.apps import ApiClient, AppFactory
-from tests.inference.conftest import LoraWriter
+from tests.support.loras import LoraWriter
 
 SMALL = {"prompt": "a photo of a cat", "width": 64, "height": 64, "num_inference_steps": 2, "seed": 5}
 
@@ -65,6 +65,7 @@ def decode(data: bytes) -> np.ndarray:
         return np.asarray(image.convert("RGB"), dtype=np.int16)
 
 
+@pytest.mark.backends("storage")
 def test_a_deployed_model_answers_a_decodable_image_and_the_same_seed_gives_the_same_image(
     api: ApiClient, lora_writer: LoraWriter
 ) -> None:
@@ -167,6 +168,7 @@ def test_bad_parameters_are_400_with_an_error_naming_the_field(api: ApiClient, l
     assert runner is None or runner.base_loads == 0  # refused before any model was loaded
 
 
+@pytest.mark.backends("storage")
 def test_a_model_file_that_differs_from_its_recorded_sha256_is_refused(
     api: ApiClient, lora_writer: LoraWriter
 ) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from loraforge.training.tiny import TINY_NAMES
-from tests.inference.conftest import LoraWriter
+from tests.support.loras import LoraWriter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,7 @@ from loraforge.inference import handoff
 from loraforge.inference.deploy import deploy
 from loraforge.inference.request import GenerationRequest
 from loraforge.inference.runner import InferenceRunner
-from tests.inference.conftest import LoraWriter
+from tests.support.loras import LoraWriter
 
 
 def small(**fields: object) -> GenerationRequest:

@@ -17,6 +17,8 @@ from loraforge.jobstate.details import job_details
 from loraforge.jobstate.events import move
 from loraforge.jobstate.statuses import JobStatus
 
+pytestmark = pytest.mark.backends("database")  # database behaviour is under test
+
 
 def _job(sessions: sessionmaker[Session]) -> str:
     user_id, job_id = str(uuid.uuid4()), str(uuid.uuid4())

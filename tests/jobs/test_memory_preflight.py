@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from tests.e2e.flow import TERMINAL, image_zip, not_images_zip, pipeline_settings, submit_body, wait_for
-from tests.e2e.pipeline_http import details, submit, upload
+from tests.support.flow import TERMINAL, image_zip, not_images_zip, pipeline_settings, submit_body, wait_for
+from tests.support.pipeline_http import details, submit, upload
 
 SQLITE_LOCAL = pytest.mark.parametrize(("database_url", "storage_kind"), [("sqlite", "local")], indirect=True)
 # The tiny FLUX.1-dev pipeline holds 0.84 MB in fp32 (see training/tiny.py): 1 kB holds none of it.

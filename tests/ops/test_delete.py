@@ -11,8 +11,8 @@ import time
 import pytest
 
 from loraforge.storage.keys import job_prefixes
-from tests.e2e.flow import TERMINAL, image_zip, pipeline_settings, submit_body, wait_for
-from tests.e2e.pipeline_http import details, submit, upload
+from tests.support.flow import TERMINAL, image_zip, pipeline_settings, submit_body, wait_for
+from tests.support.pipeline_http import details, submit, upload
 
 SHARED_BACKENDS = pytest.mark.parametrize(("database_url", "storage_kind"), [("postgresql", "s3")], indirect=True)
 

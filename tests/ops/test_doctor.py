@@ -76,11 +76,10 @@ def test_serve_and_worker_refuse_to_start_without_the_weights_they_train(tmp_pat
 
 def test_an_api_only_node_starts_without_weights(tmp_path: Path) -> None:
     """Weights matter only where training happens: an API-only serve starts without them."""
-    from tests.ops.test_settings_at_start import _serve_until_ready
-    from tests.serving import stop
+    from tests.support.serving import serve_until_ready, stop
 
     log = tmp_path / "serve.log"
-    stop(_serve_until_ready(tmp_path, log, LORAFORGE_MODEL_FLUX=HUB_ID, HF_HOME=str(tmp_path / "hf")))
+    stop(serve_until_ready(tmp_path, log, LORAFORGE_MODEL_FLUX=HUB_ID, HF_HOME=str(tmp_path / "hf")))
     text = log.read_text()
     assert "✓ storage" in text and "✓ database" in text, "the start checks ran"
     assert "FLUX weights" not in text, "an API-only node does not check the weights it never loads"

@@ -27,9 +27,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.flow import image_zip
 from tests.fixtures.receiver import Receiver
-from tests.serving import free_port, wait_healthy
+from tests.support.flow import image_zip
+from tests.support.serving import free_port, wait_healthy
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -289,12 +289,12 @@ def test_readyz_and_doctor_agree_that_the_deployment_is_ready(server: Server) ->
 def test_readyz_names_what_is_down(tmp_path: Path) -> None:
     """A broker nobody listens on: /readyz answers 503 naming it, while /healthz stays 200."""
     from tests.fixtures.databases import create_postgres_database, drop_postgres_database
-    from tests.ops.test_settings_at_start import _env
+    from tests.support.serving import serve_env
 
     database = create_postgres_database()
     port = free_port()
     dead_broker = f"redis://127.0.0.1:{free_port()}/0"
-    env = _env(tmp_path, LORAFORGE_DATABASE_URL=database, LORAFORGE_BROKER_URL=dead_broker,
+    env = serve_env(tmp_path, LORAFORGE_DATABASE_URL=database, LORAFORGE_BROKER_URL=dead_broker,
                LORAFORGE_PORT=str(port))
     # The API runs from the app factory directly: readiness is the app's, whatever serve checks.
     process = subprocess.Popen(

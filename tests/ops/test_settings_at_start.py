@@ -10,18 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving import free_port, loraforge_env, stop, wait_healthy
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return loraforge_env(LORAFORGE_DATA_DIR=str(tmp_path / "data"), **extra)
+from tests.support.serving import serve_env, serve_until_ready, stop
 
 
 @pytest.mark.parametrize("command", ["serve", "worker"])
 def test_a_broker_with_the_default_sqlite_database_refuses_to_start(tmp_path: Path, command: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "loraforge", command],
-        env=_env(tmp_path, LORAFORGE_BROKER_URL="redis://127.0.0.1:6379/15"),
+        env=serve_env(tmp_path, LORAFORGE_BROKER_URL="redis://127.0.0.1:6379/15"),
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert done.returncode == 2, done.stderr
@@ -30,23 +26,9 @@ def test_a_broker_with_the_default_sqlite_database_refuses_to_start(tmp_path: Pa
     assert "LORAFORGE_SETTINGS" not in done.stderr and "Value error" not in done.stderr, done.stderr  # no such variable
 
 
-def _serve_until_ready(tmp_path: Path, log: Path, *args: str, **extra: str) -> subprocess.Popen[bytes]:
-    port = free_port()
-    env = _env(tmp_path, LORAFORGE_EMBEDDED_WORKER="false", LORAFORGE_PORT=str(port), **extra)
-    process = subprocess.Popen([sys.executable, "-m", "loraforge", "serve", "--no-access-log", *args],
-                               env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}", process, 60, log.read_text)
-    except AssertionError:
-        process.kill()
-        raise
-    return process
-
-
-
 def test_typos_and_unreachable_links_are_warned_about_in_json_logs(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
-    process = _serve_until_ready(tmp_path, log, "--host", "0.0.0.0", LORAFORGE_MODELS_FLUX="/x",
+    process = serve_until_ready(tmp_path, log, "--host", "0.0.0.0", LORAFORGE_MODELS_FLUX="/x",
                                  LORAFORGE_LOG_FORMAT="json")
     stop(process)
     records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
@@ -60,11 +42,11 @@ def test_typos_and_unreachable_links_are_warned_about_in_json_logs(tmp_path: Pat
 
 def test_log_level_governs_loraforge_loggers(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
-    stop(_serve_until_ready(tmp_path, log, LORAFORGE_LOG_LEVEL="warning", LORAFORGE_LOGLEVEL="x"))
+    stop(serve_until_ready(tmp_path, log, LORAFORGE_LOG_LEVEL="warning", LORAFORGE_LOGLEVEL="x"))
     text = log.read_text()
     assert "LORAFORGE_LOGLEVEL" in text and "did you mean LORAFORGE_LOG_LEVEL" in text
     assert " INFO loraforge" not in text, "INFO lines of loraforge are hidden at LORAFORGE_LOG_LEVEL=warning"
-    stop(_serve_until_ready(tmp_path, log, LORAFORGE_LOG_LEVEL="DEBUG"))
+    stop(serve_until_ready(tmp_path, log, LORAFORGE_LOG_LEVEL="DEBUG"))
     assert " INFO loraforge" in log.read_text(), "and shown at DEBUG"
 
 
@@ -75,7 +57,7 @@ BASE_WEIGHTS = {"nf4": (["--base-weights", "nf4"], {}), "fp8": ([], {"LORAFORGE_
 def base_weight_runs(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """`loraforge train` once with the flag and once with the variable, started together (each is
     seconds of single-threaded imports before it refuses, so the two share the machine's cores)."""
-    from tests.training.test_train_cli import write_images
+    from tests.support.cli import write_images
 
     runs = {}
     for asked, (flag, env) in BASE_WEIGHTS.items():
@@ -85,7 +67,7 @@ def base_weight_runs(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory
             [sys.executable, "-m", "loraforge", "train", str(data), "--base-model", "FLUX", "--model",
              str(tiny_models / "flux-dev"), "--trigger-word", "sks", "--steps", "1", "--resolution", "64",
              "--device", "cpu", "--out", str(tmp_path / "out"), *flag],
-            env=_env(tmp_path, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            env=serve_env(tmp_path, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     yield runs
     for process in runs.values():
         if process.poll() is None:

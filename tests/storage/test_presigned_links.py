@@ -20,6 +20,8 @@ from loraforge.datasets.download import download, probe
 from loraforge.storage import LocalStore, ObjectStore
 from tests.fixtures.apps import LiveServer
 
+pytestmark = pytest.mark.backends("storage")  # the stores themselves are under test
+
 CAP = 64 * 1024
 ZIP = b"PK\x03\x04" + bytes(range(256)) * 40
 

@@ -12,6 +12,8 @@ from loraforge.errors import ConfigError, NotFoundError, PayloadTooLargeError, V
 from loraforge.storage import ObjectStore, open_store
 from tests.fixtures.backends import make_settings
 
+pytestmark = pytest.mark.backends("storage")  # the stores themselves are under test
+
 
 def test_put_bytes_returns_the_sha256_and_reads_back(store: ObjectStore) -> None:
     data = b"lora weights" * 1000

@@ -12,7 +12,7 @@ from loraforge.datasets.prepare import PreparedDataset, prepare_dataset
 from loraforge.errors import JobCancelled, TrainingError
 from loraforge.training.engine import Progress, train
 from loraforge.training.presets import resolve_spec
-from tests.training.test_train_cli import write_images
+from tests.support.cli import write_images
 
 
 @pytest.fixture(scope="module")

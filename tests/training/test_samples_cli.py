@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from tests.training.test_train_cli import generate, run_cli, write_images
+from tests.support.cli import generate, run_cli, write_images
 
 PROMPTS = ("sks", "a photo of sks on a beach")
 

@@ -1,50 +1,23 @@
 """`loraforge train` end to end on the tiny models: both families, the saved files, bad data.
 
-The subprocesses that no test needs in-process (bad flags, an empty folder, the rank alias, the
-resume chain) start together in `cli_runs`, two at a time, and each test reads its own result.
+Each test runs its own `loraforge train` subprocesses; the module is `spread`, so pytest-xdist runs
+them on whichever workers are free rather than one after the other.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 from safetensors import safe_open
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.cli import generate, run_cli, write_images
+
 FOLDERS = {"QWEN": "qwen-image", "FLUX": "flux-dev"}
-
-
-def write_images(folder: Path, count: int = 3) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        pixels = rng.integers(0, 255, size=(72, 64 + 8 * i, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"img{i}.png")
-    (folder / "img0.txt").write_text("a red square in the style of sks")
-    return folder
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "loraforge", *args], capture_output=True, text=True, check=False,
-                          env=full_env, timeout=240)
-
-
-def generate(pipe, seed: int = 0) -> np.ndarray:
-    kwargs = {"true_cfg_scale": 1.0} if "Qwen" in type(pipe).__name__ else {"guidance_scale": 3.5,
-                                                                             "max_sequence_length": 32}
-    return pipe("sks, a photo", height=64, width=64, num_inference_steps=2, output_type="np",
-                generator=torch.manual_seed(seed), **kwargs).images[0]
+pytestmark = pytest.mark.spread  # independent subprocesses, no module fixture
 
 
 @pytest.mark.parametrize("base_model", ["QWEN", "FLUX"])
@@ -120,26 +93,9 @@ def _bad_resolution(tiny_models: Path, root: Path) -> subprocess.CompletedProces
                    "--out", str(root / "out"))
 
 
-@pytest.fixture(scope="module")
-def cli_runs(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Path, Future]]]:
-    """The module's independent `loraforge train` subprocesses, started together two at a time (each
-    spends seconds importing on one core); {name: (its folder, its future result)}. The resume chain
-    goes first, alone on one worker; the others follow it on the second in the tests' order."""
-    runs = {"resume": _resume_chain, "empty": _empty_folder, "bad_steps": _bad_steps,
-            "rank_alias": _rank_alias, "bad_resolution": _bad_resolution}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        started = {}
-        for name, run in runs.items():
-            root = tmp_path_factory.mktemp(f"train-cli-{name}")
-            started[name] = (root, pool.submit(run, tiny_models, root))
-        yield started
-
-
-def test_train_command_on_a_folder_without_images_fails_with_one_clear_line(
-    cli_runs: dict[str, tuple[Path, Future]],
-) -> None:
-    root, future = cli_runs["empty"]
-    out = future.result()
+def test_train_command_on_a_folder_without_images_fails_with_one_clear_line(tiny_models: Path, tmp_path: Path) -> None:
+    root = tmp_path
+    out = _empty_folder(tiny_models, root)
     assert out.returncode != 0
     lines = out.stderr.strip().splitlines()
     assert lines[-1].startswith("error:") and "image" in lines[-1]
@@ -147,14 +103,14 @@ def test_train_command_on_a_folder_without_images_fails_with_one_clear_line(
     assert not (root / "out" / "lora.safetensors").exists()
 
 
-def test_train_command_with_a_bad_flag_value_names_the_field(cli_runs: dict[str, tuple[Path, Future]]) -> None:
-    out = cli_runs["bad_steps"][1].result()
+def test_train_command_with_a_bad_flag_value_names_the_field(tiny_models: Path, tmp_path: Path) -> None:
+    out = _bad_steps(tiny_models, tmp_path)
     assert out.returncode != 0 and "steps" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_train_command_honours_the_lora_rank_alias(cli_runs: dict[str, tuple[Path, Future]]) -> None:
-    root, future = cli_runs["rank_alias"]
-    out = future.result()
+def test_train_command_honours_the_lora_rank_alias(tiny_models: Path, tmp_path: Path) -> None:
+    root = tmp_path
+    out = _rank_alias(tiny_models, root)
     assert out.returncode == 0, out.stderr
     with safe_open(str(root / "out" / "lora.safetensors"), "pt") as f:
         assert f.metadata()["loraforge.rank"] == "4"
@@ -162,17 +118,15 @@ def test_train_command_honours_the_lora_rank_alias(cli_runs: dict[str, tuple[Pat
         assert 4 in f.get_tensor(down).shape
 
 
-def test_train_command_refuses_a_resolution_that_is_not_a_multiple_of_16(
-    cli_runs: dict[str, tuple[Path, Future]],
-) -> None:
-    out = cli_runs["bad_resolution"][1].result()
+def test_train_command_refuses_a_resolution_that_is_not_a_multiple_of_16(tiny_models: Path, tmp_path: Path) -> None:
+    out = _bad_resolution(tiny_models, tmp_path)
     assert out.returncode == 2
     assert "resolution: Input should be a multiple of 16" in out.stderr and "Value error" not in out.stderr
 
 
-def test_resume_past_a_finished_run_continues_from_its_last_step(cli_runs: dict[str, tuple[Path, Future]]) -> None:
-    root, future = cli_runs["resume"]
-    first, more, shorter = future.result()
+def test_resume_past_a_finished_run_continues_from_its_last_step(tiny_models: Path, tmp_path: Path) -> None:
+    root = tmp_path
+    first, more, shorter = _resume_chain(tiny_models, root)
     assert first.returncode == 0, first.stderr
     assert more.returncode == 0, more.stderr
     history = json.loads((root / "out" / "loss_history.json").read_text())

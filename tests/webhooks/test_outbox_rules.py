@@ -12,7 +12,9 @@ from datetime import datetime
 
 import pytest
 
-from tests.e2e.flow import wait_for
+from tests.support.flow import wait_for
+
+pytestmark = pytest.mark.backends("database")  # database behaviour is under test
 
 FAST = {"allow_private_urls": True, "webhook_poll_s": 0.1}
 

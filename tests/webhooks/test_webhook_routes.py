@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from loraforge.webhooks.signing import verify
-from tests.e2e.flow import wait_for
+from tests.support.flow import wait_for
 
 FAST = {"allow_private_urls": True, "webhook_retry_schedule": "0,0.05,0.05,0.1", "webhook_poll_s": 0.1}
 
@@ -23,6 +25,7 @@ def _logs(api, webhook_id: str) -> list[dict]:
     return list(reversed(r.json()["logs"]))
 
 
+@pytest.mark.backends("database")
 def test_a_user_has_one_active_webhook_and_can_replace_it(make_app_client, receiver) -> None:
     api = make_app_client(**FAST)
     first = _add(api, receiver.url)
@@ -72,6 +75,7 @@ def test_webhook_urls_on_private_addresses_are_refused_by_default(make_app_clien
         assert "refusing" in r.json()["error"]
 
 
+@pytest.mark.backends("database")
 def test_a_receiver_failing_twice_gets_the_event_once_and_every_attempt_is_logged(make_app_client,
                                                                                  receiver) -> None:
     api = make_app_client(**FAST)
@@ -89,6 +93,7 @@ def test_a_receiver_failing_twice_gets_the_event_once_and_every_attempt_is_logge
     assert {entry["message_id"] for entry in logs} == {sent.json()["message_id"]}
 
 
+@pytest.mark.backends("database")
 def test_a_receiver_answering_410_gets_its_webhook_disabled(make_app_client, receiver) -> None:
     api = make_app_client(**FAST)
     hook = _add(api, receiver.url).json()

@@ -23,7 +23,7 @@ import httpx
 from loraforge.db.accounts import create_user_with_key
 from loraforge.db.base import make_engine, make_sessionmaker
 from tests.fixtures.databases import create_postgres_database, drop_postgres_database
-from tests.serving import REPO, free_port, loraforge_env, stop, wait_healthy
+from tests.support.serving import REPO, free_port, loraforge_env, stop, wait_healthy
 
 OWNER_KEY = "abuse-owner-key-0123456789"
 

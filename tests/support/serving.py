@@ -4,7 +4,9 @@ Shared by every test (and bench/) that runs `loraforge serve` as users do. `lora
 is this process's environment without any LORAFORGE_* variable, with the repository on PYTHONPATH
 and the Hugging Face hub offline; `wait_healthy(url, process, timeout, log)` returns once
 GET {url}/healthz answers 200 and raises AssertionError (with what `log()` returns) when the
-process exits first or the timeout (seconds) passes; `stop(process)` sends SIGTERM, then SIGKILL.
+process exits first or the timeout (seconds) passes; `stop(process)` sends SIGTERM, then SIGKILL. `serve_env(tmp_path, **extra)` adds a data
+directory under tmp_path; `serve_until_ready(tmp_path, log, *args, **extra)` starts `loraforge serve`
+with the embedded worker off on a free port and returns it once healthy.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,3 +65,22 @@ def stop(process: subprocess.Popen, timeout: float = 20.0) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
+
+
+def serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """loraforge_env with LORAFORGE_DATA_DIR under tmp_path, plus `extra`."""
+    return loraforge_env(LORAFORGE_DATA_DIR=str(tmp_path / "data"), **extra)
+
+
+def serve_until_ready(tmp_path: Path, log: Path, *args: str, **extra: str) -> subprocess.Popen[bytes]:
+    """`loraforge serve ARGS` (embedded worker off, stderr to `log`) on a free port, once /healthz answers."""
+    port = free_port()
+    env = serve_env(tmp_path, LORAFORGE_EMBEDDED_WORKER="false", LORAFORGE_PORT=str(port), **extra)
+    process = subprocess.Popen([sys.executable, "-m", "loraforge", "serve", "--no-access-log", *args],
+                               env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process, 60, log.read_text)
+    except AssertionError:
+        process.kill()
+        raise
+    return process

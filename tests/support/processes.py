@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from tests import serving
-from tests.serving import REPO, free_port
+from tests.support import serving
+from tests.support.serving import REPO, free_port
 
 __all__ = ["API_KEY", "Client", "Process", "free_port", "group_alive", "has_torch", "job_child", "service_env",
            "wait_healthy"]

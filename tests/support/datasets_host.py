@@ -12,7 +12,7 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.abuse.server import tiny_zip
+from tests.support.abuse_server import tiny_zip
 
 
 class _ZipHandler(BaseHTTPRequestHandler):
