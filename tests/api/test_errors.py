@@ -2,42 +2,51 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.fixtures.apps import ApiClient
 from tests.support.seed_requests import BASE, QWEN_SUBMIT
 
-
-def test_missing_and_unknown_keys_are_401_on_every_seed_endpoint(app_client: ApiClient) -> None:
-    calls = [
-        ("POST", "/submit"),
-        ("GET", "/details"),
-        ("GET", "/list"),
-        ("GET", "/upload/pre-signed-url"),
-        ("PUT", "/access-update"),
-        ("GET", "/file/download"),
-    ]
-    for method, path in calls:
-        for headers in ({}, {"x-api-key": "lf_not-a-real-key"}):
-            answer = app_client.client.request(method, BASE + path, headers=headers)
-            assert answer.status_code == 401, (method, path, answer.text)
-            assert "x-api-key" in answer.json()["error"]
+SEED_CALLS = [
+    ("POST", "/submit"),
+    ("GET", "/details"),
+    ("GET", "/list"),
+    ("GET", "/upload/pre-signed-url"),
+    ("PUT", "/access-update"),
+    ("GET", "/file/download"),
+]
 
 
-def test_malformed_bodies_are_400_json(app_client: ApiClient) -> None:
-    h = app_client.headers()
-    cases = [
-        ({"content": b"{not json", "headers": {**h, "Content-Type": "application/json"}}, "not valid JSON"),
-        ({"content": b"[1, 2]", "headers": {**h, "Content-Type": "application/json"}}, "JSON object"),
-        ({"content": b"\xff\xfe", "headers": {**h, "Content-Type": "application/json"}}, "not valid JSON"),
-        ({"content": b"name=x", "headers": {**h, "Content-Type": "text/plain"}}, "Content-Type"),
-        ({"content": b"<xml/>", "headers": {**h, "Content-Type": "application/xml"}}, "Content-Type"),
-        ({"content": b"", "headers": h}, "name: is required"),
-        ({"json": {**QWEN_SUBMIT, "data_source_path": 5}, "headers": h}, "data_source_path"),
-        ({"json": {**QWEN_SUBMIT, "advance_parameters": [1]}, "headers": h}, "advance_parameters"),
-    ]
-    for kwargs, expected in cases:
-        answer = app_client.client.post(f"{BASE}/submit", **kwargs)  # type: ignore[arg-type]
-        assert answer.status_code == 400, (kwargs, answer.text)
-        assert expected in answer.json()["error"], (kwargs, answer.json())
+@pytest.mark.parametrize("headers", [{}, {"x-api-key": "lf_not-a-real-key"}], ids=["missing", "unknown"])
+@pytest.mark.parametrize(("method", "path"), SEED_CALLS, ids=[path.strip("/") for _, path in SEED_CALLS])
+def test_missing_and_unknown_keys_are_401_on_every_seed_endpoint(
+    module_app_client: ApiClient, method: str, path: str, headers: dict[str, str]
+) -> None:
+    answer = module_app_client.client.request(method, BASE + path, headers=headers)
+    assert answer.status_code == 401, (method, path, answer.text)
+    assert "x-api-key" in answer.json()["error"]
+
+
+JSON = {"Content-Type": "application/json"}
+MALFORMED = [
+    ({"content": b"{not json", "headers": JSON}, "not valid JSON"),
+    ({"content": b"[1, 2]", "headers": JSON}, "JSON object"),
+    ({"content": b"\xff\xfe", "headers": JSON}, "not valid JSON"),
+    ({"content": b"name=x", "headers": {"Content-Type": "text/plain"}}, "Content-Type"),
+    ({"content": b"<xml/>", "headers": {"Content-Type": "application/xml"}}, "Content-Type"),
+    ({"content": b"", "headers": {}}, "name: is required"),
+    ({"json": {**QWEN_SUBMIT, "data_source_path": 5}, "headers": {}}, "data_source_path"),
+    ({"json": {**QWEN_SUBMIT, "advance_parameters": [1]}, "headers": {}}, "advance_parameters"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "expected"), MALFORMED,
+                         ids=["not-json", "array", "not-utf8", "text", "xml", "empty", "number-url", "list-params"])
+def test_malformed_bodies_are_400_json(module_app_client: ApiClient, kwargs: dict, expected: str) -> None:
+    kwargs = {**kwargs, "headers": {**module_app_client.headers(), **kwargs["headers"]}}
+    answer = module_app_client.client.post(f"{BASE}/submit", **kwargs)  # type: ignore[arg-type]
+    assert answer.status_code == 400, (kwargs, answer.text)
+    assert expected in answer.json()["error"], (kwargs, answer.json())
 
 
 def test_json_sent_by_curl_without_a_content_type_is_still_read(app_client: ApiClient) -> None:

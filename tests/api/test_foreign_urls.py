@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.apps import AppFactory
+from tests.fixtures.apps import ApiClient, AppFactory
 from tests.support.seed_requests import BASE, QWEN_SUBMIT, tiny_zip
 
 
@@ -87,11 +87,11 @@ INTERNAL_URLS = [
 ]
 
 
-def test_the_ssrf_guard_refuses_internal_addresses(make_app_client: AppFactory) -> None:
-    api = make_app_client()  # LORAFORGE_ALLOW_PRIVATE_URLS off, the default
-    for url in INTERNAL_URLS:
-        body = {**QWEN_SUBMIT, "data_source_path": url}
-        answer = api.client.post(f"{BASE}/submit", headers=api.headers(), json=body)
-        assert answer.status_code == 400, (url, answer.text)
-        assert answer.json()["error"].startswith("data_source_path: "), answer.json()
+@pytest.mark.parametrize("url", INTERNAL_URLS)
+def test_the_ssrf_guard_refuses_internal_addresses(module_app_client: ApiClient, url: str) -> None:
+    api = module_app_client  # LORAFORGE_ALLOW_PRIVATE_URLS off, the default
+    body = {**QWEN_SUBMIT, "data_source_path": url}
+    answer = api.client.post(f"{BASE}/submit", headers=api.headers(), json=body)
+    assert answer.status_code == 400, (url, answer.text)
+    assert answer.json()["error"].startswith("data_source_path: "), answer.json()
     assert api.client.get(f"{BASE}/list", headers=api.headers()).json() == []

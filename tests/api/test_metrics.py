@@ -10,7 +10,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from loraforge.metrics import FleetCollector
+from loraforge.metrics import FleetCollector, FleetFigures
 from tests.fixtures.databases import drop_postgres_database
 from tests.support.flow import image_zip, submit_body
 from tests.support.pipeline_http import submit, upload
@@ -43,3 +43,38 @@ def test_metrics_count_jobs_without_a_key_and_survive_a_lost_database(make_app_c
     assert r.status_code == 200, r.text
     found = families(r.text)
     assert found["loraforge_jobs"] == [] and "python_info" in found
+
+
+def _collector(reads: list[object], monkeypatch: pytest.MonkeyPatch, now: list[float]) -> FleetCollector:
+    monkeypatch.setattr(FleetCollector, "clock", staticmethod(lambda: now[0]))
+
+    def read() -> FleetFigures:
+        answer = reads.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        assert isinstance(answer, FleetFigures)
+        return answer
+
+    return FleetCollector(read, ttl_s=5.0)
+
+
+def test_the_fleet_figures_are_read_once_per_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = FleetFigures({"REQUESTED": 1}, {"H100": 1}), FleetFigures({"REQUESTED": 2}, {"H100": 2})
+    now = [100.0]
+    reads: list[object] = [first, second]
+    collector = _collector(reads, monkeypatch, now)
+    assert collector.figures() is first
+    now[0] += 5.0  # not yet older than ttl_s
+    assert collector.figures() is first and reads == [second]
+    now[0] += 0.1
+    assert collector.figures() is second and reads == []
+
+
+def test_a_failed_read_answers_empty_figures_and_is_tried_again_next_scrape(monkeypatch: pytest.MonkeyPatch) -> None:
+    figures = FleetFigures({"AVAILABLE": 3}, {})
+    now = [0.0]
+    collector = _collector([RuntimeError("database gone"), figures], monkeypatch, now)
+    assert collector.figures() == FleetFigures(jobs={}, queue_depth={})
+    assert collector.figures() is figures, "a failure is not cached"
+    names = [family.name for family in collector.collect()]
+    assert names == ["loraforge_jobs", "loraforge_queue_depth"]

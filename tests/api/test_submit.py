@@ -99,16 +99,23 @@ BAD_SUBMITS: list[tuple[dict[str, Any], str]] = [
 ]
 
 
-def test_every_bad_submit_is_refused_with_a_400_naming_the_field(app_client: ApiClient) -> None:
-    dataset = upload_dataset(app_client)
-    for body, expected in BAD_SUBMITS:
-        if body.get("data_source_path") == "UPLOAD":
-            body = {**body, "data_source_path": dataset}
-        answer = app_client.client.post(f"{BASE}/submit", headers=app_client.headers(), json=body)
-        assert answer.status_code == 400, (body, answer.text)
-        assert expected in answer.json()["error"], (body, answer.json())
-        assert "Value error" not in answer.json()["error"]
-    listed = app_client.client.get(f"{BASE}/list", headers=app_client.headers()).json()
+@pytest.fixture(scope="module")
+def uploaded(module_app_client: ApiClient) -> str:
+    return upload_dataset(module_app_client)
+
+
+@pytest.mark.parametrize(("body", "expected"), BAD_SUBMITS, ids=[f"{n:02d}" for n in range(len(BAD_SUBMITS))])
+def test_every_bad_submit_is_refused_with_a_400_naming_the_field(
+    module_app_client: ApiClient, uploaded: str, body: dict[str, Any], expected: str
+) -> None:
+    api = module_app_client
+    if body.get("data_source_path") == "UPLOAD":
+        body = {**body, "data_source_path": uploaded}
+    answer = api.client.post(f"{BASE}/submit", headers=api.headers(), json=body)
+    assert answer.status_code == 400, (body, answer.text)
+    assert expected in answer.json()["error"], (body, answer.json())
+    assert "Value error" not in answer.json()["error"]
+    listed = api.client.get(f"{BASE}/list", headers=api.headers()).json()
     assert listed == [], "a refused submit must not create a job"
 
 

@@ -36,18 +36,17 @@ def test_public_presigned_url_takes_the_fast_flux_seed_headers(app_client: ApiCl
     assert answer.status_code == 200, answer.text
 
 
-def test_presigned_url_refuses_a_bad_name_or_extension(app_client: ApiClient) -> None:
-    for body, field in (
-        ({}, "name"),
-        ({"name": ""}, "name"),
-        ({"name": "a", "extension": "../zip"}, "extension"),
-        ({"name": "a", "public": "sometimes"}, "public"),
-    ):
-        answer = app_client.client.request(
-            "GET", f"{BASE}/upload/pre-signed-url", headers=app_client.headers(), json=body
-        )
-        assert answer.status_code == 400, body
-        assert field in answer.json()["error"]
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "name"),
+    ({"name": ""}, "name"),
+    ({"name": "a", "extension": "../zip"}, "extension"),
+    ({"name": "a", "public": "sometimes"}, "public"),
+], ids=["no-name", "empty-name", "extension", "public"])
+def test_presigned_url_refuses_a_bad_name_or_extension(module_app_client: ApiClient, body: dict, field: str) -> None:
+    api = module_app_client
+    answer = api.client.request("GET", f"{BASE}/upload/pre-signed-url", headers=api.headers(), json=body)
+    assert answer.status_code == 400, body
+    assert field in answer.json()["error"]
 
 
 @pytest.mark.backends("storage")
