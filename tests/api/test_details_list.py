@@ -137,22 +137,33 @@ def test_access_update_refuses_a_vague_boolean(app_client: ApiClient) -> None:
     assert missing.status_code == 400 and "request_id" in missing.json()["error"]
 
 
-def test_every_job_route_answers_404_in_the_same_words_for_a_missing_or_foreign_id(app_client: ApiClient) -> None:
-    job = submit_job(app_client)["request_id"]
-    stranger = app_client.new_key("stranger")
-    for request_id, key in ((job, stranger), ("no-such-id", None)):
-        expected = f"request_id: no fine-tune request {request_id!r} for this API key"
-        answers = {
-            "details": app_client.client.get(f"{BASE}/details", params={"request_id": request_id},
-                                             headers=app_client.headers(key)),
-            "metrics": app_client.client.get(f"{BASE}/metrics", params={"request_id": request_id},
-                                             headers=app_client.headers(key)),
-            "cancel": app_client.client.post(f"{BASE}/cancel", json={"request_id": request_id},
-                                             headers=app_client.headers(key)),
-            "delete": app_client.client.post(f"{BASE}/delete", json={"request_id": request_id},
-                                             headers=app_client.headers(key)),
-            "access-update": app_client.client.put(f"{BASE}/access-update", headers=app_client.headers(key),
-                                                   data={"request_id": request_id, "segmind_public": "True"}),
-        }
-        for route, answer in answers.items():
-            assert (answer.status_code, answer.json()) == (404, {"error": expected}), route
+JOB_ROUTES = {
+    "details": lambda client, request_id, headers: client.get(f"{BASE}/details", params={"request_id": request_id},
+                                                              headers=headers),
+    "metrics": lambda client, request_id, headers: client.get(f"{BASE}/metrics", params={"request_id": request_id},
+                                                              headers=headers),
+    "cancel": lambda client, request_id, headers: client.post(f"{BASE}/cancel", json={"request_id": request_id},
+                                                              headers=headers),
+    "delete": lambda client, request_id, headers: client.post(f"{BASE}/delete", json={"request_id": request_id},
+                                                              headers=headers),
+    "access-update": lambda client, request_id, headers: client.put(
+        f"{BASE}/access-update", headers=headers, data={"request_id": request_id, "segmind_public": "True"}),
+}
+
+
+@pytest.fixture(scope="module")
+def foreign_job(module_app_client: ApiClient) -> tuple[str, str]:
+    """A job of the module app's user, and another user's key."""
+    return submit_job(module_app_client)["request_id"], module_app_client.new_key("stranger")
+
+
+@pytest.mark.parametrize("whose", ["foreign", "missing"])
+@pytest.mark.parametrize("route", list(JOB_ROUTES))
+def test_every_job_route_answers_404_in_the_same_words_for_a_missing_or_foreign_id(
+    module_app_client: ApiClient, foreign_job: tuple[str, str], route: str, whose: str
+) -> None:
+    job, stranger = foreign_job
+    request_id, key = (job, stranger) if whose == "foreign" else ("no-such-id", None)
+    expected = f"request_id: no fine-tune request {request_id!r} for this API key"
+    answer = JOB_ROUTES[route](module_app_client.client, request_id, module_app_client.headers(key))
+    assert (answer.status_code, answer.json()) == (404, {"error": expected}), route
