@@ -6,6 +6,7 @@ import base64
 import io
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from loraforge.db.accounts import user_id_for_key
 from loraforge.db.models import FineTuneJob
 from loraforge.inference.deploy import deploy
 from loraforge.training.tiny import TINY_NAMES
-from tests.fixtures.apps import ApiClient, AppFactory
+from tests.fixtures.apps import ApiClient, AppFactory, app_on_sqlite
 from tests.support.loras import LoraWriter
 
 SMALL = {"prompt": "a photo of a cat", "width": 64, "height": 64, "num_inference_steps": 2, "seed": 5}
@@ -138,23 +139,45 @@ def test_an_unknown_slug_is_404_and_a_model_not_yet_available_is_409_naming_its_
     assert details["inference_api_url"] is None
 
 
-def test_bad_parameters_are_400_with_an_error_naming_the_field(api: ApiClient, lora_writer: LoraWriter) -> None:
-    slug = add_model(api, lora_writer("flux", 1))
-    cases = [
-        ("width", {"width": 100}),
-        ("height", {"height": 4096}),
-        ("num_inference_steps", {"num_inference_steps": 1000}),
-        ("num_inference_steps", {"num_inference_steps": 1}),
-        ("prompt", {"prompt": "   "}),
-        ("seed", {"seed": "7"}),
-        ("lora_strength", {"lora_strength": 5}),
-        ("image_format", {"image_format": "gif"}),
-        ("base64", {"base64": "yes"}),
-    ]
-    for field, change in cases:
-        answer = post(api, slug, **change)
-        assert answer.status_code == 400, (field, answer.text)
-        assert answer.json()["error"].startswith(f"{field}: "), answer.json()
+@pytest.fixture(scope="module")
+def refusing_api(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiClient]:
+    """One app for the module's refused generations (none of which loads a model)."""
+    with app_on_sqlite(tmp_path_factory, model_flux=str(tiny_models / TINY_NAMES["flux"]),
+                       model_qwen=str(tiny_models / TINY_NAMES["qwen"])) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def refusing_slug(refusing_api: ApiClient, lora_writer: LoraWriter) -> str:
+    return add_model(refusing_api, lora_writer("flux", 1))
+
+
+def _no_model_loaded(api: ApiClient) -> None:
+    runner = api.app.state.services.generation.runner.current
+    assert runner is None or runner.base_loads == 0  # refused before any model was loaded
+
+
+@pytest.mark.parametrize(("field", "change"), [
+    ("width", {"width": 100}),
+    ("height", {"height": 4096}),
+    ("num_inference_steps", {"num_inference_steps": 1000}),
+    ("num_inference_steps", {"num_inference_steps": 1}),
+    ("prompt", {"prompt": "   "}),
+    ("seed", {"seed": "7"}),
+    ("lora_strength", {"lora_strength": 5}),
+    ("image_format", {"image_format": "gif"}),
+    ("base64", {"base64": "yes"}),
+], ids=["width", "height", "steps-high", "steps-low", "prompt", "seed", "lora_strength", "image_format", "base64"])
+def test_bad_parameters_are_400_with_an_error_naming_the_field(refusing_api: ApiClient, refusing_slug: str,
+                                                               field: str, change: dict[str, object]) -> None:
+    answer = post(refusing_api, refusing_slug, **change)
+    assert answer.status_code == 400, (field, answer.text)
+    assert answer.json()["error"].startswith(f"{field}: "), answer.json()
+    _no_model_loaded(refusing_api)
+
+
+def test_bodies_that_are_not_a_json_object_of_parameters_are_400(refusing_api: ApiClient, refusing_slug: str) -> None:
+    api, slug = refusing_api, refusing_slug
     no_prompt = api.client.post(f"/v1/{slug}", json={"width": 64}, headers=api.headers())
     assert (no_prompt.status_code, no_prompt.json()) == (400, {"error": "prompt: is required"})
     not_json = api.client.post(f"/v1/{slug}", content=b"{prompt", headers=api.headers())
@@ -164,8 +187,7 @@ def test_bad_parameters_are_400_with_an_error_naming_the_field(api: ApiClient, l
     json_as_form = api.client.post(f"/v1/{slug}", content=b'{"prompt": "a cat", "width": 100}',  # curl -d
                                    headers=api.headers() | {"content-type": "application/x-www-form-urlencoded"})
     assert json_as_form.json()["error"].startswith("width: "), json_as_form.text
-    runner = api.app.state.services.generation.runner.current
-    assert runner is None or runner.base_loads == 0  # refused before any model was loaded
+    _no_model_loaded(api)
 
 
 @pytest.mark.backends("storage")
