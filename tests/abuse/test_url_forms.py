@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.abuse.server import Served, serving
+from tests.support.abuse_server import Served, serving
 
 BASE = "/finetune/request"
 SUBMIT = {"name": "forms", "instance_prompt": "a photo of TOK", "trigger_word": "TOK", "base_model": "QWEN"}

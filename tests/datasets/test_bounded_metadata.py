@@ -23,7 +23,7 @@ from loraforge.datasets.metadata_files import FIELD_LIMIT, MAX_METADATA_ROWS
 from loraforge.datasets.prepare import prepare_dataset
 from loraforge.datasets.report import DatasetReport, ReportTooLarge, read_report, summarize
 from loraforge.datasets.warning_log import MAX_WARNINGS
-from tests.datasets import samples
+from tests.support import samples
 
 
 def _prepare(tmp_path: Path, metadata_name: str, metadata: str) -> tuple[dict, float]:

@@ -10,28 +10,15 @@ subprocess's seconds of imports; `dry_runs` runs a case when a test first asks f
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.support import samples
-from tests.support.cli import cli_in_process
+from tests.support.dry_runs import Case, DryRun, DryRuns, captions
 
 PORTRAIT = "ñandú’s portrait, standing in a café garden"
-
-
-@dataclass(frozen=True)
-class Case:
-    """A dataset (`build(folder)` writes it under an empty folder and returns the path to train on)
-    and the flags of its dry run."""
-
-    build: Callable[[Path], Path]
-    trigger: str = "TOK"
-    base_model: str = "FLUX"
-    model: str = "flux-dev"
 
 
 CASES: dict[str, Case] = {}
@@ -45,50 +32,13 @@ def case(trigger: str = "TOK", base_model: str = "FLUX", model: str = "flux-dev"
     return register
 
 
-@dataclass
-class DryRun:
-    data: Path
-    result: subprocess.CompletedProcess
-    report: dict
-    warnings: list[str]  # the `warning:` lines of stderr
-
-
-def _dry_run(tiny_models: Path, root: Path, spec: Case) -> DryRun:
-    root.mkdir()
-    data = spec.build(root)
-    result = cli_in_process("train", str(data), "--base-model", spec.base_model,
-                            "--model", str(tiny_models / spec.model), "--trigger-word", spec.trigger,
-                            "--resolution", "64", "--out", str(root / "out"), "--dry-run")
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    report = json.loads(Path(result.stdout.strip().splitlines()[-1]).read_text())
-    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
-    return DryRun(data, result, report, warnings)
-
-
-class DryRuns:
-    """Each case's dry run, made when first asked for, under its own folder."""
-
-    def __init__(self, tiny_models: Path, base: Path) -> None:
-        self.tiny_models, self.base, self.done = tiny_models, base, {}
-
-    def __getitem__(self, name: str) -> DryRun:
-        if name not in self.done:
-            self.done[name] = _dry_run(self.tiny_models, self.base / name, CASES[name])
-        return self.done[name]
-
-
 @pytest.fixture(scope="module")
 def dry_runs(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> DryRuns:
-    return DryRuns(tiny_models, tmp_path_factory.mktemp("conventions"))
+    return DryRuns(tiny_models, tmp_path_factory.mktemp("conventions"), CASES)
 
 
 def dry_run(dry_runs: DryRuns, name: str) -> DryRun:
     return dry_runs[name]
-
-
-def captions(report: dict) -> dict[str, tuple[str, str]]:
-    return {k["source"]: (k["caption"], k["caption_source"]) for k in report["kept"]}
 
 
 @case(trigger="ñandú")

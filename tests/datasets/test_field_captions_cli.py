@@ -2,20 +2,18 @@
 
 The WD14 tagger names a caption after the whole image file name (`a.jpg.txt`); some tools write
 several captions in one file, one per line; ai-toolkit writes `[trigger]` where the trigger word
-goes; people write the trigger word in another case. Each dry run is a subprocess; the module
-starts them together, two at a time, and each test reads its own.
+goes; people write the trigger word in another case. Each dry run is the CLI called in-process
+(tests/support/dry_runs.py), made when its test first asks for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
-from tests.datasets import samples
-from tests.datasets.test_conventions_cli import Case, DryRun, captions, start_dry_runs
+from tests.support import samples
+from tests.support.dry_runs import Case, DryRuns, captions
 
 
 def wd14(folder: Path) -> Path:
@@ -51,12 +49,12 @@ CASES = {build.__name__: Case(build) for build in (wd14, several_lines, trigger_
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[DryRun]]]:
-    yield from start_dry_runs(tiny_models, tmp_path_factory.mktemp("field-captions"), CASES)
+def runs(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> DryRuns:
+    return DryRuns(tiny_models, tmp_path_factory.mktemp("field-captions"), CASES)
 
 
 def test_wd14_captions_pair_with_the_whole_file_name_and_shared_ones_are_named(runs) -> None:
-    run = runs["wd14"].result(timeout=300)
+    run = runs["wd14"]
     assert captions(run.report) == {
         "a.jpg": ("TOK, 1girl, red hat", "txt"), "b.png": ("TOK, 1boy, blue coat", "txt"),
         "c.jpg": ("TOK, shared", "txt"), "c.png": ("TOK, shared", "txt"),
@@ -73,7 +71,7 @@ def test_wd14_captions_pair_with_the_whole_file_name_and_shared_ones_are_named(r
 
 
 def test_a_file_of_several_captions_gives_its_first_line_with_a_warning(runs) -> None:
-    run = runs["several_lines"].result(timeout=300)
+    run = runs["several_lines"]
     assert captions(run.report) == {"img0.jpg": ("TOK, a woman in a red coat", "txt"),
                                     "img1.jpg": ("TOK, one caption", "txt")}
     assert any("img0.txt holds 3 captions" in w and "other 2" in w for w in run.warnings), run.warnings
@@ -81,7 +79,7 @@ def test_a_file_of_several_captions_gives_its_first_line_with_a_warning(runs) ->
 
 
 def test_the_trigger_word_in_another_case_or_as_a_placeholder_is_not_added_again(runs) -> None:
-    run = runs["trigger_spellings"].result(timeout=300)
+    run = runs["trigger_spellings"]
     assert captions(run.report) == {
         "img0.jpg": ("tok in a red hat", "txt"),
         "img1.jpg": ("a photo of TOK on a beach", "txt"),

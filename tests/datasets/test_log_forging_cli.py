@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.datasets import samples
-from tests.training.test_train_cli import run_cli
+from tests.support import samples
+from tests.support.cli import run_cli
 
 FORGED = "2026-01-01 00:00:00,000 ERROR loraforge.api: forged"
 

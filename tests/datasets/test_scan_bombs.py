@@ -20,7 +20,7 @@ from PIL import Image
 from loraforge.datasets.images import MAX_JPEG_SCANS, MAX_SCAN_MEGAPIXELS, count_scans
 from loraforge.datasets.prepare import prepare_dataset
 from loraforge.datasets.report import read_report
-from tests.datasets import samples
+from tests.support import samples
 
 
 def _segments(data: bytes) -> list[tuple[int, bytes]]:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.flow import TERMINAL, not_images_zip, submit_body, wait_for
-from tests.e2e.processes import API_KEY, Client, Process, free_port, service_env, wait_healthy
+from tests.support.flow import TERMINAL, not_images_zip, submit_body, wait_for
+from tests.support.processes import API_KEY, Client, Process, free_port, service_env, wait_healthy
 
 SIGNED = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=300&X-Amz-Signature=0badc0ffee"
 DATASET = not_images_zip()  # a whole ZIP gets as far as "no images": the download itself succeeded

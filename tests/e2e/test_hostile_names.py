@@ -17,9 +17,9 @@ import zipfile
 
 import pytest
 
-from tests.datasets import samples
-from tests.e2e.flow import TERMINAL, pipeline_settings, submit_body, wait_for
-from tests.e2e.pipeline_http import details, submit, upload
+from tests.support import samples
+from tests.support.flow import TERMINAL, pipeline_settings, submit_body, wait_for
+from tests.support.pipeline_http import details, submit, upload
 
 FORGED = "a\n2026-01-01 00:00:00,000 ERROR loraforge.api: forged line.jpg"
 ANSI = "\x1b[31mred.jpg"

@@ -14,9 +14,9 @@ import shutil
 
 import pytest
 
-from tests.datasets import samples
-from tests.e2e.flow import TERMINAL, pipeline_settings, submit_body, wait_for
-from tests.e2e.pipeline_http import details, submit, upload
+from tests.support import samples
+from tests.support.flow import TERMINAL, pipeline_settings, submit_body, wait_for
+from tests.support.pipeline_http import details, submit, upload
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
