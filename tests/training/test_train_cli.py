@@ -1,7 +1,6 @@
 """`loraforge train` end to end on the tiny models: both families, the saved files, bad data.
 
-Each test runs its own `loraforge train` subprocesses; the module is `spread`, so pytest-xdist runs
-them on whichever workers are free rather than one after the other.
+Each test runs its own `loraforge train` subprocesses (the CLI itself is under test).
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from safetensors import safe_open
 from tests.support.cli import generate, run_cli, write_images
 
 FOLDERS = {"QWEN": "qwen-image", "FLUX": "flux-dev"}
-pytestmark = pytest.mark.spread  # independent subprocesses, no module fixture
 
 
 @pytest.mark.parametrize("base_model", ["QWEN", "FLUX"])
