@@ -3,7 +3,8 @@
 The text side is the Qwen2.5-VL encoder's last hidden states after the 34-token template prefix,
 padded to the longest caption with a mask. The image side is 5-D VAE latents (B, C, T=1, h, w),
 normalised per channel with the VAE's latents_mean/std, packed into 2x2 patches; the transformer
-takes the frame/row/col grid as `img_shapes`. No guidance input.
+takes the frame/row/col grid as `img_shapes`. No guidance input. Sample sets while training use
+inference's true CFG 4.0 (FAMILY.default_guidance) against the authors' empty negative prompt " ".
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from typing import Any
 
 import torch
 
-from loraforge.training.presets import TrainSpec
+from loraforge.families.model_family import StepSpec
+from loraforge.families.qwen import FAMILY
+
+SAMPLE_NEGATIVE: str | None = " "  # Qwen-Image's authors' empty negative prompt
 
 
-def encode_text(pipe: Any, captions: list[str], spec: TrainSpec) -> dict[str, torch.Tensor]:
+def encode_text(pipe: Any, captions: list[str], spec: StepSpec) -> dict[str, torch.Tensor]:
     # On the text encoder's own device (see flux.encode_text).
     embeds, mask = pipe.encode_prompt(captions, device=pipe.text_encoder.device,
                                       max_sequence_length=spec.max_sequence_length)
@@ -53,7 +57,7 @@ def unpack(packed: torch.Tensor, h: int, w: int) -> torch.Tensor:
 class Predictor:
     """Calls the Qwen-Image transformer on noisy 5-D latents."""
 
-    def __init__(self, transformer: Any, spec: TrainSpec) -> None:
+    def __init__(self, transformer: Any, spec: StepSpec) -> None:
         self.transformer = transformer
         self.spec = spec
 
@@ -70,3 +74,13 @@ class Predictor:
 
 def block_lists(transformer: Any) -> list[Any]:
     return [transformer.transformer_blocks]
+
+
+def sample_kwargs(text: dict[str, torch.Tensor], negative: dict[str, torch.Tensor] | None,
+                  spec: StepSpec) -> dict[str, Any]:
+    """QwenImagePipeline's keyword arguments for a sample image: true CFG against `negative`."""
+    if negative is None:
+        raise ValueError("Qwen-Image samples need the negative prompt's embeddings")
+    return {"prompt_embeds_mask": text["mask"], "true_cfg_scale": FAMILY.default_guidance,
+            "negative_prompt_embeds": negative["prompt_embeds"],
+            "negative_prompt_embeds_mask": negative["mask"]}

@@ -3,7 +3,8 @@
 The text side is T5 token embeddings (padded to `max_sequence_length`) plus CLIP's pooled vector;
 the image side is 4-D VAE latents, normalised with the VAE's shift and scale, packed into 2x2
 patches with (0, row, col) position ids. FLUX.1-dev is guidance-distilled, so the transformer also
-gets a guidance value (the spec's, 1.0 by default while training).
+gets a guidance value (the spec's, 1.0 by default while training). Sample sets while training
+use the distilled guidance 3.5 of inference (FAMILY.default_guidance) and no negative prompt.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from typing import Any
 
 import torch
 
-from loraforge.training.presets import TrainSpec
+from loraforge.families.flux import FAMILY
+from loraforge.families.model_family import StepSpec
+
+SAMPLE_NEGATIVE: str | None = None
 
 
-def encode_text(pipe: Any, captions: list[str], spec: TrainSpec) -> dict[str, torch.Tensor]:
+def encode_text(pipe: Any, captions: list[str], spec: StepSpec) -> dict[str, torch.Tensor]:
     """Text conditioning for each caption, stacked along dim 0 (computed once, then cached)."""
     # The device is the text encoders' own: while caching, the transformer may still be in host
     # memory, and diffusers would otherwise guess from whichever module it finds first.
@@ -53,7 +57,7 @@ def image_ids(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch
 class Predictor:
     """Calls the FLUX transformer on noisy latents; constant inputs are built once per bucket."""
 
-    def __init__(self, transformer: Any, spec: TrainSpec) -> None:
+    def __init__(self, transformer: Any, spec: StepSpec) -> None:
         self.transformer = transformer
         self.spec = spec
         self._ids: dict[tuple[int, int], torch.Tensor] = {}
@@ -79,3 +83,10 @@ class Predictor:
 def block_lists(transformer: Any) -> list[Any]:
     """The repeated blocks, for regional compilation and activation checkpointing."""
     return [transformer.transformer_blocks, transformer.single_transformer_blocks]
+
+
+def sample_kwargs(text: dict[str, torch.Tensor], negative: dict[str, torch.Tensor] | None,
+                  spec: StepSpec) -> dict[str, Any]:
+    """FluxPipeline's keyword arguments for a sample image from cached embeddings (no negative)."""
+    return {"pooled_prompt_embeds": text["pooled"], "guidance_scale": FAMILY.default_guidance,
+            "max_sequence_length": spec.max_sequence_length}
