@@ -5,7 +5,7 @@ examples/dreambooth/train_dreambooth_lora_flux.py (`--lora_layers` default) plus
 FLUX trains as the reference script does (shifted timesteps, shift 3.0, guidance input 1.0);
 FAST_FLUX is tuned for wall time: 512 px buckets (4x fewer tokens), short text (128 tokens,
 captions are short), everything cached, and a larger learning rate so fewer steps reach the
-same place. The published pipeline is 33.5 GB in bf16 (README "Running on a GPU").
+same place. The published pipeline is 33.5 GB in bf16 (docs/operate/gpus.md).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Targets are the joint attention's projections of both streams, as in diffusers'
 examples/dreambooth/train_dreambooth_lora_qwen_image.py (`--lora_layers` default); timesteps
-are drawn logit-normal as there. The published pipeline is 57.6 GB in bf16 (README "Running on a
-GPU"); guidance is true CFG against the empty prompt " ".
+are drawn logit-normal as there. The published pipeline is 57.6 GB in bf16 (docs/operate/gpus.md,
+"Running on a GPU"); guidance is true CFG against the empty prompt " ".
 """
 
 from __future__ import annotations
