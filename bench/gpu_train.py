@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's loraforge first
 
-from loraforge.training import flux, qwen
+from loraforge.families.registry import BY_KEY
 from loraforge.training.architectures import LATENT_CHANNELS, TEXT, VAE_SCALE, build_transformer
 from loraforge.training.cache import Bucket
 from loraforge.training.engine import attach_lora, make_optimizer, train_step
@@ -81,7 +81,7 @@ def bench_one(args: argparse.Namespace, resolution: int) -> dict:
     spec = resolve_spec(args.preset, {"steps": args.steps}, resolution=resolution, batch_size=args.batch_size,
                         rank=args.rank, gradient_checkpointing=args.gradient_checkpointing)
     seq = args.seq_len or (spec.max_sequence_length if spec.family == "flux" else 128)
-    ops = qwen if spec.family == "qwen" else flux
+    ops = BY_KEY[spec.family].adapter()
     cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.empty_cache()

@@ -77,7 +77,7 @@ def full(args: argparse.Namespace) -> dict:
     from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline
 
     from bench.gpu_train import random_bucket
-    from loraforge.training import flux
+    from loraforge.families.flux import adapter as flux
     from loraforge.training.architectures import TEXT, build_component, build_transformer
     from loraforge.training.engine import attach_lora, make_optimizer, train_step
     from loraforge.training.presets import resolve_spec

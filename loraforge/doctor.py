@@ -19,12 +19,13 @@ from pathlib import Path
 
 from loraforge.config import Settings
 from loraforge.errors import ConfigError
+from loraforge.families.registry import WEIGHTS
 
 GIB = 1024**3
 MIN_FREE_GIB = 1.0  # below this nothing can be written: fatal
 LOW_FREE_GIB = 50.0  # a real base model's cache, checkpoints and LoRAs: warn below this
-# Published bf16 sizes of the whole pipelines (docs/operate/gpus.md).
-PIPELINE_GB = {"QWEN": 57.6, "FLUX": 33.5}
+# Published bf16 sizes of the whole pipelines (docs/operate/gpus.md), each family's own.
+PIPELINE_GB = {name: family.published_gb for name, family in WEIGHTS.items()}
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def check_disk(settings: Settings) -> Check:
         where += f" (not made yet; on the disk of {nearest_folder(data_dir)})"
     if free < MIN_FREE_GIB:
         return Check("disk", False, where, "free space or point LORAFORGE_DATA_DIR at a larger disk", fatal=True)
-    real = [n for n, ref in (("QWEN", settings.model_qwen), ("FLUX", settings.model_flux)) if ref]
+    real = [name for name, family in WEIGHTS.items() if family.weights_ref(settings)]
     if real and free < LOW_FREE_GIB:
         return Check("disk", False, where, f"real weights ({', '.join(real)}) want {LOW_FREE_GIB:.0f} GiB or "
                      "more for the hub cache, work folders and checkpoints")

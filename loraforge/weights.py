@@ -16,9 +16,8 @@ from pathlib import Path
 
 from loraforge.config import Settings
 from loraforge.errors import ConfigError
-from loraforge.training.loading import REAL_MODEL_IDS, Family
+from loraforge.families.registry import BY_KEY, WEIGHTS
 
-FAMILIES: dict[str, Family] = {"QWEN": "qwen", "FLUX": "flux"}  # FAST_FLUX trains on FLUX's weights
 TOKEN_HELP = (
     "set HF_TOKEN to a read token from https://huggingface.co/settings/tokens of an account that "
     "accepted the model's license on its hub page"
@@ -26,12 +25,13 @@ TOKEN_HELP = (
 
 
 def configured(settings: Settings) -> dict[str, str | None]:
-    """QWEN / FLUX -> the configured hub id or folder (None: the tiny demo model)."""
-    return {"QWEN": settings.model_qwen, "FLUX": settings.model_flux}
+    """QWEN / FLUX (each family's weights name) -> the configured hub id or folder (None: the tiny demo model)."""
+    return {name: family.weights_ref(settings) for name, family in WEIGHTS.items()}
 
 
 def real_model_id(name: str) -> str:
-    return REAL_MODEL_IDS[FAMILIES[name]]
+    """The published hub id of a weights name (QWEN -> Qwen/Qwen-Image); KeyError if unknown."""
+    return WEIGHTS[name].hub_id
 
 
 def is_local(ref: str) -> bool:
@@ -98,7 +98,7 @@ def pull(ref: str) -> Path:
     try:
         folder = Path(snapshot_download(ref))
     except HFValidationError:
-        raise ConfigError(f"{ref!r} is neither an existing folder nor a hub id such as {REAL_MODEL_IDS['flux']}") from None
+        raise ConfigError(f"{ref!r} is neither an existing folder nor a hub id such as {BY_KEY['flux'].hub_id}") from None
     except GatedRepoError:
         raise ConfigError(
             f"{ref} is gated: accept its license at https://huggingface.co/{ref} while logged in, then {TOKEN_HELP}"

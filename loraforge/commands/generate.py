@@ -14,11 +14,12 @@ import uuid
 from pathlib import Path
 
 from loraforge.errors import ValidationError
+from loraforge.families.registry import base_models_in_words
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("generate", help="generate an image with a base model and optional LoRA")
-    parser.add_argument("--base-model", required=True, help="QWEN, FLUX or FAST_FLUX")
+    parser.add_argument("--base-model", required=True, help=base_models_in_words())
     parser.add_argument("--model", help="hub id or local pipeline folder (default: LORAFORGE_MODEL_*, else tiny)")
     parser.add_argument("--lora", type=Path, help="a LoRA .safetensors file trained for this base model")
     parser.add_argument("--prompt", required=True)

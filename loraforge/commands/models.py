@@ -12,14 +12,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from loraforge.families.registry import BASE_MODELS, BY_KEY, WEIGHTS
+
 
 def _weights_name(value: str) -> str:
-    """A base model named on the command line, in any case; FAST_FLUX pulls FLUX's weights."""
+    """A base model named on the command line, in any case, as its family's weights name (FAST_FLUX: FLUX)."""
     name = value.strip().upper()
-    name = "FLUX" if name == "FAST_FLUX" else name
-    if name not in ("QWEN", "FLUX"):
-        raise argparse.ArgumentTypeError(f"must be QWEN or FLUX (FAST_FLUX uses FLUX's weights), got {value!r}")
-    return name
+    if name not in BASE_MODELS:
+        raise argparse.ArgumentTypeError(f"must be {' or '.join(WEIGHTS)} ({_shared_weights()}), got {value!r}")
+    return BY_KEY[BASE_MODELS[name]].weights_name
+
+
+def _shared_weights() -> str:
+    """"FAST_FLUX uses FLUX's weights": the base models that pull another's weights."""
+    return "; ".join(f"{b} uses {f.weights_name}'s weights" for f in WEIGHTS.values()
+                     for b in f.base_models if b != f.weights_name)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,8 +37,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tiny.add_argument("--overwrite", action="store_true", help="rebuild folders that already exist")
     tiny.set_defaults(func=run_tiny)
     pull = sub.add_parser("pull", help="download and verify the configured base weights (default: both)")
-    pull.add_argument("names", nargs="*", type=_weights_name, metavar="QWEN|FLUX",
-                      help="which base models (FAST_FLUX uses FLUX's weights)")
+    pull.add_argument("names", nargs="*", type=_weights_name, metavar="|".join(WEIGHTS),
+                      help=f"which base models ({_shared_weights()})")
     pull.set_defaults(func=run_pull)
 
 
@@ -43,7 +50,7 @@ def run_pull(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     refs = configured(settings)
-    for name in args.names or ["QWEN", "FLUX"]:
+    for name in args.names or list(WEIGHTS):
         ref = refs[name] or real_model_id(name)
         print(f"{name}: {ref}", file=sys.stderr, flush=True)
         folder = pull(ref)

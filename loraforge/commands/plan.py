@@ -1,8 +1,8 @@
 """`loraforge plan [--gpu-gb 80] [--json]`: the GPU memory each stage of a job needs, per base model.
 
-For QWEN, FLUX and FAST_FLUX it builds the full-size pipeline from the published configs on the
+For each base model of the registry (QWEN, FLUX, FAST_FLUX) it builds the full-size pipeline from the published configs on the
 meta device (no weights, no memory; a few seconds), or from the configs of the weights that
-LORAFORGE_MODEL_QWEN / LORAFORGE_MODEL_FLUX names (a local folder, or a hub id's snapshot in the
+the family's LORAFORGE_MODEL_QWEN / LORAFORGE_MODEL_FLUX names (a local folder, or a hub id's snapshot in the
 Hugging Face cache), counts every component, and prints the peak of each stage at the preset's
 resolution, batch and rank: caching latents and text embeddings, training with and without
 gradient checkpointing, the deploy check and serving, in bf16, fp8 and nf4. Then which base
@@ -19,9 +19,7 @@ import json
 from typing import Any
 
 from loraforge.errors import ValidationError
-
-BASE_MODELS = ("QWEN", "FLUX", "FAST_FLUX")
-NAMES = {"qwen": "Qwen-Image", "flux": "FLUX.1-dev"}
+from loraforge.families.registry import BASE_MODELS, BY_KEY, WEIGHTS
 
 
 def register(subparsers: Any) -> None:
@@ -57,13 +55,14 @@ def build_report(cards: list[float]) -> dict[str, Any]:
     for base in BASE_MODELS:
         spec = resolve_spec(base)
         # Unset means the tiny demo model: the plan shows the real model it stands in for.
-        folder = mp.architecture_folder(settings.model_qwen if spec.family == "qwen" else settings.model_flux)
+        family = BY_KEY[spec.family]
+        folder = mp.architecture_folder(family.weights_ref(settings))
         arch = archs[base] = mp.measure(spec.family, tuple(spec.target_modules), folder)
         job = mp.JobShape(spec.resolution, spec.batch_size, spec.rank, spec.max_sequence_length)
         weights: tuple[mp.Weights, ...] = ("bf16", "fp8", "nf4")
         models[base] = {
             "family": spec.family,
-            "architecture": folder or f"{NAMES[spec.family]} (published configs)",
+            "architecture": folder or f"{family.label} (published configs)",
             "preset": {"resolution": job.resolution, "batch_size": job.batch, "rank": job.rank,
                        "text_tokens": job.text_tokens},
             "components": mp.describe_counts(arch),
@@ -86,7 +85,7 @@ def build_report(cards: list[float]) -> dict[str, Any]:
                 "serve": mp.serving_peak(arch) <= card * mp.GB,
             }
     together = []
-    for served in ("QWEN", "FLUX"):
+    for served in WEIGHTS:  # each family served once: its weights name's preset stands for it
         for trained in BASE_MODELS:
             need = mp.serving_peak(archs[served]) + models[trained]["smallest_job_bytes"]
             together.append({"serving": served, "training": trained, "bytes": need,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loraforge.errors import DatasetError
+from loraforge.families.registry import base_models_in_words
 
 if TYPE_CHECKING:
     from loraforge.config import Settings
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("train", help="train a LoRA from a ZIP or a folder of images")
     p.add_argument("data", type=Path, help="dataset: a .zip or a folder of images")
-    p.add_argument("--base-model", required=True, help="QWEN, FLUX or FAST_FLUX")
+    p.add_argument("--base-model", required=True, help=base_models_in_words())
     p.add_argument("--model", help="base weights: hub id or local diffusers folder (default: LORAFORGE_MODEL_*)")
     p.add_argument("--trigger-word", required=True, help="the word that calls up the LoRA in prompts")
     p.add_argument("--instance-prompt", help="caption for images without a .txt file")

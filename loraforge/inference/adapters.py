@@ -18,16 +18,14 @@ from typing import Any
 from safetensors import SafetensorError, safe_open
 
 from loraforge.errors import InferenceError
-from loraforge.training.loading import BASE_MODELS
+from loraforge.families.registry import BASE_MODELS, FAMILIES
 
 logger = logging.getLogger(__name__)
 
-# Tensor-name parts only one family's transformer has, FLUX's first: BFL's FLUX double blocks
-# (ComfyUI/kohya files) also have img_mlp/txt_mod, which in diffusers naming only Qwen-Image has.
-FAMILY_TELLS = (
-    ("FLUX", ("single_transformer_blocks", "single_blocks", "double_blocks")),
-    ("QWEN", ("img_mlp", "txt_mlp", "img_mod", "txt_mod")),
-)
+# Tensor-name parts only one family's transformer has (each family's `lora_tells`), in the
+# families' `tell_order`: BFL's FLUX double blocks (ComfyUI/kohya files) also have img_mlp/txt_mod,
+# which in diffusers naming only Qwen-Image has, so FLUX's are tried first.
+FAMILY_TELLS = tuple((f.weights_name, f.lora_tells) for f in sorted(FAMILIES, key=lambda f: f.tell_order))
 
 # Tensor names of the two LoRA factors, in diffusers/peft naming and in kohya naming.
 _FACTOR = re.compile(r"\.(lora_A|lora_B|lora_down|lora_up)(\.[^.]+)?\.weight$")

@@ -19,6 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from loraforge.config import Settings
 from loraforge.errors import ValidationError
+from loraforge.families.registry import FAMILIES
 from loraforge.hints import check_known
 
 SIZE_MULTIPLE = 16  # VAE scale 8 x 2x2 latent packing, the same for FLUX and Qwen-Image
@@ -27,8 +28,9 @@ MIN_STEPS = 2
 MAX_PROMPT_CHARS = 4000
 MAX_SEED = 2**63 - 1
 EMPTY_BODY = "the request body must be a JSON object with at least a 'prompt'"
-# Steps when a request leaves them out: the model cards' defaults (FLUX.1-dev 28, Qwen-Image 50).
-DEFAULT_STEPS = {"flux": 28, "qwen": 50}
+# Steps when a request leaves them out: the model cards' defaults (FLUX.1-dev 28, Qwen-Image 50),
+# each family's `default_steps`.
+DEFAULT_STEPS = {f.key: f.default_steps for f in FAMILIES}
 # What other image APIs (diffusers' CLI scripts, Segmind's other models, A1111) call our fields.
 SYNONYMS = {
     "steps": "num_inference_steps", "num_steps": "num_inference_steps", "inference_steps": "num_inference_steps",

@@ -35,6 +35,7 @@ from PIL import Image
 from loraforge import metrics
 from loraforge.config import Settings
 from loraforge.errors import InferenceError, ServiceBusyError
+from loraforge.families.registry import BY_KEY, FAMILIES
 from loraforge.inference import handoff
 from loraforge.inference.adapters import load_adapter
 from loraforge.inference.lora_files import file_sha256
@@ -45,8 +46,8 @@ from loraforge.inference.request import DEFAULT_STEPS, GenerationRequest, check_
 logger = logging.getLogger(__name__)
 
 # FLUX.1-dev is guidance-distilled (its guidance is an input of the transformer); Qwen-Image uses
-# true classifier-free guidance.
-DEFAULT_GUIDANCE = {"flux": 3.5, "qwen": 4.0}
+# true classifier-free guidance (each family's `true_cfg` and `default_guidance`).
+DEFAULT_GUIDANCE = {f.key: f.default_guidance for f in FAMILIES}
 
 
 @dataclass
@@ -303,7 +304,7 @@ class InferenceRunner:
             "generator": torch.Generator(device="cpu").manual_seed(seed),
         }
         guidance = request.guidance_scale if request.guidance_scale is not None else DEFAULT_GUIDANCE[family]
-        if family == "flux":
+        if not BY_KEY[family].true_cfg:
             kwargs["guidance_scale"] = guidance
         else:
             kwargs["true_cfg_scale"] = guidance

@@ -3,7 +3,7 @@
 FLUX.1-dev reads the prompt through T5 (`tokenizer_2`), up to the preset's max_sequence_length
 (512; FAST_FLUX 128); Qwen-Image through Qwen2.5-VL's tokenizer (`tokenizer`), up to its preset's
 512. Tokens past the limit are dropped silently by the pipelines, so preparation counts them with
-the family's own tokenizer and warns naming the image, its count and the limit. The count is what
+the family's own tokenizer (its registry entry's `tokenizer_folder` and `caption_suffix`) and warns naming the image, its count and the limit. The count is what
 the encoder keeps: for T5 the caption and its end-of-sequence token; for Qwen-Image the caption
 and the end of diffusers' prompt template (`QwenImagePipeline.prompt_template_encode`, whose
 34-token prefix is dropped before max_sequence_length applies).
@@ -15,13 +15,12 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from loraforge.families.registry import BY_KEY
+
 if TYPE_CHECKING:
     from loraforge.training.presets import TrainSpec
 
 logger = logging.getLogger(__name__)
-
-TOKENIZER_FOLDER = {"flux": "tokenizer_2", "qwen": "tokenizer"}  # the long-prompt encoder's tokenizer
-QWEN_TEMPLATE_END = "<|im_end|>\n<|im_start|>assistant\n"  # what follows the caption in the template
 
 TokenCounter = Callable[[str], int]
 
@@ -35,12 +34,12 @@ def token_counter(family: str, model_ref: str) -> TokenCounter | None:
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_ref, subfolder=TOKENIZER_FOLDER[family])
+        tokenizer = AutoTokenizer.from_pretrained(model_ref, subfolder=BY_KEY[family].tokenizer_folder)
     except Exception as exc:  # noqa: BLE001 - a missing tokenizer must not fail preparation
         logger.warning("caption token counts skipped: no tokenizer for %s (%s)", model_ref, exc)
         return None
 
-    suffix = QWEN_TEMPLATE_END if family == "qwen" else ""
+    suffix = BY_KEY[family].caption_suffix
 
     def count(caption: str) -> int:
         return len(tokenizer(caption + suffix, truncation=False).input_ids)

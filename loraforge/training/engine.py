@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from loraforge.errors import JobCancelled, TrainingError
-from loraforge.training import flux, qwen
+from loraforge.families.registry import BY_KEY
 from loraforge.training.cache import Bucket, DatasetLike, build_cache, free_encoders
 from loraforge.training.checkpoints import fingerprint, list_checkpoints, load_checkpoint, save_checkpoint
 from loraforge.training.export import save_comfy_lora, save_diffusers_lora
@@ -171,7 +171,7 @@ def train(spec: TrainSpec, dataset: DatasetLike, out_dir: Path, *, model_ref: st
     from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 
     device = device or default_device()
-    ops = qwen if spec.family == "qwen" else flux
+    ops = BY_KEY[spec.family].adapter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_root = out_dir / "checkpoints"
@@ -281,7 +281,7 @@ def train(spec: TrainSpec, dataset: DatasetLike, out_dir: Path, *, model_ref: st
             if sampler is not None and done in sample_at:
                 t_sample = time.perf_counter()
                 if spec.keep_intermediate and done < spec.steps:
-                    path = save_diffusers_lora(out_dir / f"{name}-step-{done}.safetensors", lora_now(),
+                    path = save_diffusers_lora(out_dir / f"{name}-step-{done}.safetensors", spec.family, lora_now(),
                                                lora_config, {**info, "step": done, "loss": last_loss})
                     intermediates[done] = path
                     if on_intermediate is not None:
@@ -298,7 +298,7 @@ def train(spec: TrainSpec, dataset: DatasetLike, out_dir: Path, *, model_ref: st
 
     info["final_loss"] = last_loss
     lora = lora_now()
-    lora_path = save_diffusers_lora(out_dir / f"{name}.safetensors", lora, lora_config, info)
+    lora_path = save_diffusers_lora(out_dir / f"{name}.safetensors", spec.family, lora, lora_config, info)
     comfy_path = save_comfy_lora(out_dir / f"{name}.comfyui.safetensors", spec.family, lora, spec.alpha,
                                  info, inner_dim=width)
     report = Path(dataset.report_path)

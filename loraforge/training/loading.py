@@ -1,8 +1,8 @@
 """Which pipeline a base model name means, where its weights come from, and loading it.
 
-`base_model` is the API's name (QWEN, FLUX, FAST_FLUX). The weights are an explicit `--model`,
-else `LORAFORGE_MODEL_QWEN` / `LORAFORGE_MODEL_FLUX` (a hub id such as `Qwen/Qwen-Image` or
-`black-forest-labs/FLUX.1-dev`, or a local folder), else the tiny demo model kept in
+`base_model` is the API's name (QWEN, FLUX, FAST_FLUX: loraforge.families.registry). The weights
+are an explicit `--model`, else the family's `LORAFORGE_MODEL_<weights_name>` (a hub id such as
+`Qwen/Qwen-Image` or `black-forest-labs/FLUX.1-dev`, or a local folder), else the tiny demo model kept in
 `settings.tiny_models_dir`, written on first use (`is_demo_model` tells it apart, so training
 can cap its resolution). Pipelines load in bf16 on a GPU and fp32 on the CPU, with
 `low_cpu_mem_usage`.
@@ -13,25 +13,20 @@ from __future__ import annotations
 import fcntl
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from loraforge.config import Settings
-from loraforge.errors import TrainingError, ValidationError
+from loraforge.errors import TrainingError
+from loraforge.families.registry import BY_KEY, family_for, family_key
 
 logger = logging.getLogger(__name__)
 
-Family = Literal["qwen", "flux"]
-BASE_MODELS: dict[str, Family] = {"QWEN": "qwen", "FLUX": "flux", "FAST_FLUX": "flux"}
-# What to set LORAFORGE_MODEL_* to for the real weights.
-REAL_MODEL_IDS: dict[Family, str] = {"qwen": "Qwen/Qwen-Image", "flux": "black-forest-labs/FLUX.1-dev"}
+Family = str  # a registered family's key (loraforge.families.registry.BY_KEY)
 
 
 def family_of(base_model: str) -> Family:
-    """Map QWEN / FLUX / FAST_FLUX (any case) to the pipeline family."""
-    family = BASE_MODELS.get(str(base_model).strip().upper())
-    if family is None:
-        raise ValidationError(f"base_model must be one of {', '.join(BASE_MODELS)}; got {base_model!r}")
-    return family
+    """Map QWEN / FLUX / FAST_FLUX (any case) to its family key; ValidationError naming base_model."""
+    return family_key(base_model)
 
 
 def ensure_tiny_models(dir: Path) -> dict[str, Path]:
@@ -52,13 +47,13 @@ def ensure_tiny_models(dir: Path) -> dict[str, Path]:
 
 def resolve_model_ref(base_model: str, settings: Settings, explicit: str | None = None) -> str:
     """The hub id or local folder to load: explicit > LORAFORGE_MODEL_* > tiny demo model."""
-    family = family_of(base_model)
+    family = family_for(base_model)
     if explicit:
         return str(explicit)
-    configured = settings.model_qwen if family == "qwen" else settings.model_flux
+    configured = family.weights_ref(settings)
     if configured:
         return configured
-    return str(ensure_tiny_models(settings.tiny_models_dir)[family])
+    return str(ensure_tiny_models(settings.tiny_models_dir)[family.key])
 
 
 def is_demo_model(model_ref: str, settings: Settings) -> bool:
@@ -79,9 +74,8 @@ def default_device() -> str:
 
 
 def pipeline_class(family: Family) -> Any:
-    from diffusers import FluxPipeline, QwenImagePipeline
-
-    return QwenImagePipeline if family == "qwen" else FluxPipeline
+    """The diffusers pipeline class of a family key (imports diffusers)."""
+    return BY_KEY[family].pipeline()
 
 
 def dtype_for(device: str) -> Any:

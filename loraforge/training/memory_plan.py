@@ -46,6 +46,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+from loraforge.families.registry import BY_KEY
 from loraforge.training.loading import Family
 
 GB = 10**9
@@ -271,7 +272,7 @@ def training_stage(arch: Architecture, job: JobShape, opt: Options, keep_vae: bo
 def serving_stage(arch: Architecture, opt: Options, resolution: int = SERVE_RESOLUTION, text_tokens: int = 512,
                   rank: int = 0) -> Stage:
     """An unquantized pipeline (with a rank-`rank` LoRA) in the inference runner, one image."""
-    cfg_batch = 2 if arch.family == "qwen" else 1  # Qwen-Image: true CFG; FLUX.1-dev: distilled
+    cfg_batch = 2 if BY_KEY[arch.family].true_cfg else 1  # Qwen-Image: true CFG; FLUX.1-dev: distilled
     s = sum(tokens(resolution, text_tokens))
     acts = max(INFER_ACT_COEFF * s * cfg_batch * arch.width, vae_bytes(arch, resolution),
                text_act_bytes(arch, text_tokens))

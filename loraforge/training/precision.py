@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from loraforge.errors import TrainingError
+from loraforge.families.registry import BY_KEY
 from loraforge.training.presets import TrainSpec
 
 logger = logging.getLogger(__name__)
@@ -33,9 +34,7 @@ def quantized_transformer(family: str, model_ref: str, base_weights: str, device
         return None
     if not is_cuda(device):
         raise TrainingError(f"base_weights={base_weights} needs a CUDA GPU; use bf16 on the CPU")
-    from diffusers import FluxTransformer2DModel, QwenImageTransformer2DModel
-
-    cls = QwenImageTransformer2DModel if family == "qwen" else FluxTransformer2DModel
+    cls = BY_KEY[family].architecture().transformer_class()
     if base_weights == "nf4":
         if importlib.util.find_spec("bitsandbytes") is None:
             raise TrainingError("base_weights=nf4 needs bitsandbytes: pip install bitsandbytes")

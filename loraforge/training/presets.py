@@ -1,6 +1,7 @@
 """Typed training presets (QWEN, FLUX, FAST_FLUX) and the resolved spec of one training run.
 
-A preset fixes every hyper-parameter with a documented default; `resolve_spec` starts from the
+A preset fixes every hyper-parameter with a documented default; the presets are each family's
+own (`loraforge/families/<key>/__init__.py`, read through the registry); `resolve_spec` starts from the
 preset of `base_model`, applies the API's `advance_parameters` (validated by `AdvanceParameters`,
 derived from the TrainSpec fields marked `advance(...)`: see loraforge.training.parameters), then
 the caller's overrides (CLI flags, trigger word...), and validates the result. A bad value raises
@@ -22,19 +23,11 @@ from pydantic_core import PydanticCustomError
 
 from loraforge.config import Settings
 from loraforge.errors import ValidationError, describe_errors
+from loraforge.families.registry import BASE_MODELS, BY_KEY, FAMILIES
 from loraforge.training.loading import Family, family_of, is_demo_model
 from loraforge.training.parameters import advance, advance_model, describe_rules, is_advance
 
 logger = logging.getLogger(__name__)
-
-FLUX_TARGETS = (
-    "attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0",  # image stream (+ single blocks' q/k/v)
-    "attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj", "attn.to_add_out",  # text stream
-    "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2",
-)
-QWEN_TARGETS = (
-    "to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out",
-)
 
 # Training resolution for the tiny demo models; real weights keep what the preset or caller asked.
 DEMO_RESOLUTION = 128
@@ -93,7 +86,7 @@ class TrainSpec(BaseModel):
     batch_size: int = advance(1, ge=1, le=64, description="images per step (alias `train_batch_size`)")
     auto_caption: bool = advance(False, description="caption images without a caption file with Qwen2.5-VL")
     face_crop: bool = advance(False, description="centre each crop on the largest face")
-    target_modules: tuple[str, ...] = FLUX_TARGETS
+    target_modules: tuple[str, ...]  # no default: every preset names its family's LoRA targets
     timestep_sampling: TimestepSampling = "logit_normal"
     logit_mean: float = 0.0
     logit_std: float = Field(1.0, gt=0)
@@ -134,26 +127,9 @@ class TrainSpec(BaseModel):
         return self.alpha / self.rank
 
 
-# The documented defaults (see docs/reference/presets.md). Steps are the default when the request gives none.
-PRESETS: dict[str, dict[str, Any]] = {
-    "QWEN": {
-        "family": "qwen", "steps": 1000, "learning_rate": 1e-4, "rank": 16, "alpha": 16.0, "resolution": 1024,
-        "batch_size": 1, "target_modules": QWEN_TARGETS, "timestep_sampling": "logit_normal",
-        "max_sequence_length": 512,
-    },
-    "FLUX": {
-        "family": "flux", "steps": 1000, "learning_rate": 1e-4, "rank": 16, "alpha": 16.0, "resolution": 1024,
-        "batch_size": 1, "target_modules": FLUX_TARGETS, "timestep_sampling": "shifted", "shift": 3.0,
-        "guidance": 1.0, "max_sequence_length": 512,
-    },
-    # Tuned for wall time: 512 px buckets (4x fewer tokens), short text (128 tokens, captions are
-    # short), everything cached, and a larger lr so fewer steps reach the same place.
-    "FAST_FLUX": {
-        "family": "flux", "steps": 500, "learning_rate": 4e-4, "rank": 16, "alpha": 16.0, "resolution": 512,
-        "batch_size": 1, "target_modules": FLUX_TARGETS, "timestep_sampling": "logit_normal",
-        "guidance": 1.0, "max_sequence_length": 128,
-    },
-}
+# The documented defaults (see docs/reference/presets.md), each family's own, in the registry's order.
+# Steps are the default when the request gives none.
+PRESETS: dict[str, dict[str, Any]] = {name: dict(preset) for f in FAMILIES for name, preset in f.presets.items()}
 
 # Names users send from other trainers' vocabularies (kohya, diffusers' scripts) for our fields.
 ALIASES = {"lora_rank": "rank", "train_batch_size": "batch_size"}
@@ -216,15 +192,16 @@ def resolve_spec(base_model: str, advance_parameters: dict[str, Any] | None = No
 
 def advance_table() -> str:
     """The advance_parameters table of docs/reference/presets.md (markdown), generated from AdvanceParameters."""
-    rows = ["| key | type and range | QWEN | FLUX | FAST_FLUX | meaning |", "|---|---|---|---|---|---|"]
+    names = list(BASE_MODELS)
+    rows = [f"| key | type and range | {' | '.join(names)} | meaning |", "|---|---|" + "---|" * len(names) + "---|"]
     for key, info in TrainSpec.model_fields.items():
         if not is_advance(info):
             continue
-        defaults = [PRESETS[m].get(key, info.default) for m in ("QWEN", "FLUX", "FAST_FLUX")]
+        defaults = [PRESETS[m].get(key, info.default) for m in names]
         cells = " | ".join(f"`{json.dumps(d)}`" for d in defaults)
         rows.append(f"| `{key}` | {describe_rules(info.annotation, info)} | {cells} | {info.description} |")
     for key, (annotation, info) in STORED_KEYS.items():
-        rows.append(f"| `{key}` | {describe_rules(annotation, info)} | | | | {info.description} |")
+        rows.append(f"| `{key}` | {describe_rules(annotation, info)} |{' |' * len(names)} {info.description} |")
     return "\n".join(rows)
 
 
@@ -232,7 +209,7 @@ def fit_to_model(spec: TrainSpec, model_ref: str, settings: Settings) -> TrainSp
     """`spec` for training `model_ref`: the demo model trains at DEMO_RESOLUTION at most, noted why."""
     if spec.resolution <= DEMO_RESOLUTION or not is_demo_model(model_ref, settings):
         return spec
-    family = "QWEN" if spec.family == "qwen" else "FLUX"
+    family = BY_KEY[spec.family].weights_name
     note = (
         f"training at {DEMO_RESOLUTION} px instead of {spec.resolution} px: no real {family} weights are "
         f"configured, so this job trains the tiny demo model; set LORAFORGE_MODEL_{family} for full resolution"

@@ -6,8 +6,9 @@ k`, drawn by a CPU generator as the inference runner does), so sets compare acro
 pipeline is the one training loaded: its transformer (with the LoRA attached), its VAE and its
 scheduler (the base model's own flow-matching sampler). The text encoders are gone by then, so
 the prompts' embeddings are computed by `encode_prompts` while the training cache is built and
-passed to the pipeline as `prompt_embeds`. Guidance follows the inference defaults (FLUX.1-dev's
-distilled 3.5; Qwen-Image's true CFG 4.0 against the empty prompt " ").
+passed to the pipeline as `prompt_embeds`. Guidance follows the inference defaults, as each family's
+adapter gives them (`sample_kwargs`: FLUX.1-dev's distilled 3.5; Qwen-Image's true CFG 4.0
+against the empty prompt " ").
 """
 
 from __future__ import annotations
@@ -22,13 +23,11 @@ from typing import Any
 
 import torch
 
+from loraforge.families.registry import BY_KEY
 from loraforge.training.presets import TrainSpec
 
 SETS_PER_RUN = 4  # default sample_every = ceil(steps / 4)
 DEFAULT_CAPTIONS = 2  # the trigger word plus this many captions of the dataset
-FLUX_GUIDANCE = 3.5  # as inference.runner.DEFAULT_GUIDANCE
-QWEN_TRUE_CFG = 4.0
-QWEN_NEGATIVE = " "  # Qwen-Image's authors' empty negative prompt
 
 
 def sample_schedule(total_steps: int, sample_every: int | None) -> list[int]:
@@ -84,7 +83,8 @@ def plan_samples(spec: TrainSpec, captions: Sequence[str]) -> SamplePlan | None:
 @torch.no_grad()
 def encode_prompts(pipe: Any, family_ops: Any, plan: SamplePlan, spec: TrainSpec) -> list[dict[str, torch.Tensor]]:
     """Embeddings of each sample prompt (and Qwen-Image's negative prompt last), while encoders are loaded."""
-    texts = list(plan.prompts) + ([QWEN_NEGATIVE] if spec.family == "qwen" else [])
+    negative = BY_KEY[spec.family].adapter().SAMPLE_NEGATIVE
+    texts = list(plan.prompts) + ([negative] if negative is not None else [])
     return [family_ops.encode_text(pipe, [text], spec) for text in texts]
 
 
@@ -95,7 +95,7 @@ class Sampler:
                  autocast: Any) -> None:
         self.pipe, self.plan, self.spec, self.autocast = pipe, plan, spec, autocast
         self.embeds = embeds[: len(plan.prompts)]
-        self.negative = embeds[len(plan.prompts)] if spec.family == "qwen" else None
+        self.negative = embeds[len(plan.prompts)] if len(embeds) > len(plan.prompts) else None
 
     def _kwargs(self, index: int) -> dict[str, Any]:
         text = self.embeds[index]
@@ -105,14 +105,7 @@ class Sampler:
             "generator": torch.Generator("cpu").manual_seed(self.plan.seed(index, self.spec.seed)),
             "prompt_embeds": text["prompt_embeds"],
         }
-        if self.spec.family == "flux":
-            kwargs.update(pooled_prompt_embeds=text["pooled"], guidance_scale=FLUX_GUIDANCE,
-                          max_sequence_length=self.spec.max_sequence_length)
-        else:
-            assert self.negative is not None
-            kwargs.update(prompt_embeds_mask=text["mask"], true_cfg_scale=QWEN_TRUE_CFG,
-                          negative_prompt_embeds=self.negative["prompt_embeds"],
-                          negative_prompt_embeds_mask=self.negative["mask"])
+        kwargs.update(BY_KEY[self.spec.family].adapter().sample_kwargs(text, self.negative, self.spec))
         return kwargs
 
     def render(self, step: int, out_dir: Path) -> list[Path]:

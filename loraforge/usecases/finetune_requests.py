@@ -35,6 +35,7 @@ from loraforge.errors import (
     PayloadTooLargeError,
     ValidationError,
 )
+from loraforge.families.registry import lora_is_public
 from loraforge.jobstate.outbox import enqueue_job_event
 from loraforge.jobstate.statuses import JobStatus
 from loraforge.storage import keys
@@ -259,7 +260,7 @@ def update_access(
     if key is not None and store.exists(key):
         # A public model downloads with no key or signature. FAST_FLUX weights stay public either
         # way: their pipeline hands out a key-less link that must keep working (the seed's contract).
-        store.set_public(key, public or job.base_model == "FAST_FLUX")
+        store.set_public(key, public or lora_is_public(job.base_model))
     logger.info("job %s made %s by its owner", job.id, "public" if public else "private")
     return job
 
@@ -328,7 +329,7 @@ def download_link(session: Session, store: ObjectStore, user_id: str, cloud_stor
     job = _job_of_model_url(session, user_id, key, cloud_storage_url)
     if job is None or (job.user_id != user_id and not job.segmind_public):
         raise NotFoundError("cloud_storage_url: no model file of this service at that URL for this API key")
-    if key is None or job.base_model == "FAST_FLUX":
+    if key is None or lora_is_public(job.base_model):
         if key is not None and not store.is_public(key):
             store.set_public(key, True)
         return cloud_storage_url  # the pipeline made FAST_FLUX weights public: the URL needs no key

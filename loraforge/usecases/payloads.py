@@ -12,14 +12,14 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from loraforge.training.loading import BASE_MODELS
+from loraforge.families.registry import BASE_MODELS, base_model_names
 from loraforge.training.parameters import unknown_key
 from loraforge.training.presets import INSTANCE_PROMPT_MAX, TRIGGER_WORD_MAX, AdvanceParameters
 
 TRAIN_TYPES = ("LORA",)
 # The fields with a fixed set of values: the values, and how the error names them.
 CHOICES = {
-    "base_model": (BASE_MODELS, f"one of {', '.join(BASE_MODELS)}"),
+    "base_model": (BASE_MODELS, f"one of {base_model_names()}"),
     "train_type": (TRAIN_TYPES, "LORA (the only training type)"),
 }
 

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 
 from loraforge.db.job_models import JobRun
 from loraforge.errors import StorageError
+from loraforge.families.registry import lora_is_public
 from loraforge.jobstate import lease
 from loraforge.jobstate.events import ProgressWriter, move, record_event
 from loraforge.jobstate.statuses import JobStatus
@@ -155,7 +156,7 @@ def on_trained(job: JobContext, msg: protocol.Trained) -> None:
     """Store the LoRA, TRAINING_COMPLETED with its sha256 and size, then hand it to the deploy check."""
     job.check_lease()  # the LoRA key is fixed: a stale worker must not overwrite the holder's file
     stored, url = artifacts.upload_lora(job.worker.store, job.job_id, job.slug, msg.lora_path, msg.comfy_path,
-                                        public=job.base_model == "FAST_FLUX")
+                                        public=lora_is_public(job.base_model))
     loop = msg.loop_seconds
     job.move(S.TRAINING_COMPLETED, cloud_storage_url=url,
              model_information={"sha256": stored.sha256, "size": stored.size, "steps": msg.steps,

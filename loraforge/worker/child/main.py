@@ -278,10 +278,10 @@ def preload() -> None:
 
     for name in PRELOAD:
         importlib.import_module(name)
-    from loraforge.training.loading import pipeline_class
+    from loraforge.families.registry import FAMILIES
 
-    for family in ("flux", "qwen"):
-        pipeline_class(family)
+    for family in FAMILIES:
+        family.pipeline()
 
 
 def _wait_for_task() -> Path | None:
