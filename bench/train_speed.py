@@ -54,7 +54,7 @@ def build_mid_flux(path: Path) -> Path:
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
-    from loraforge.training.tokenizers import build_clip_tokenizer, build_t5_tokenizer
+    from loraforge.families.tokenizers import build_clip_tokenizer, build_t5_tokenizer
 
     if (path / "model_index.json").exists():
         return path

@@ -12,8 +12,8 @@ import torch
 
 from loraforge.config import Settings
 from loraforge.errors import TrainingError, ValidationError
+from loraforge.families.tokenizers import QWEN_TEMPLATE_DROP, qwen_template_prefix_length
 from loraforge.training.loading import dtype_for, family_of, read_pipeline, resolve_model_ref
-from loraforge.training.tokenizers import QWEN_TEMPLATE_DROP, qwen_template_prefix_length
 
 REPO = Path(__file__).resolve().parents[2]
 
